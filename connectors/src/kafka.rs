@@ -1,0 +1,324 @@
+//! Kafka clients as chatcart uses them: one place that decides the client
+//! settings every stage relies on (manual offset storage, range assignment
+//! for co-partitioned topics, acks from all replicas), topic administration,
+//! and reading one partition back from the start, which is how stages restore
+//! their state from their own output.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message, ToBytes};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::ConnectorError;
+
+/// How to reach the Kafka cluster and how chatcart names things in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list.
+    pub bootstrap_servers: String,
+    /// Prepended to every topic name, so several pipelines (or test runs) can
+    /// share one cluster. Empty in production.
+    pub topic_prefix: String,
+    /// Consumer groups are named `<group_prefix>.<stage>`.
+    pub group_prefix: String,
+    /// Partitions of every pipeline topic (they must all be equal: partition
+    /// `p` of every topic is one shard of the pipeline).
+    pub partitions: i32,
+    /// Replication factor used by `topics create`.
+    pub replication_factor: i32,
+    /// Extra librdkafka properties applied to every client (e.g. security).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: "localhost:9092".to_owned(),
+            topic_prefix: String::new(),
+            group_prefix: "chatcart".to_owned(),
+            partitions: 12,
+            replication_factor: 1,
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+/// Properties chatcart sets itself; overriding them would break its guarantees.
+const RESERVED: &[&str] = &[
+    "enable.auto.offset.store",
+    "enable.auto.commit",
+    "group.id",
+    "partition.assignment.strategy",
+];
+
+impl KafkaConfig {
+    /// Checks the values; each error names the key and what is allowed.
+    pub fn validate(&self) -> Result<(), ConnectorError> {
+        if self.bootstrap_servers.trim().is_empty() {
+            return Err(ConnectorError::config(
+                "kafka.bootstrap_servers",
+                "must list at least one host:port",
+            ));
+        }
+        if !(1..=10_000).contains(&self.partitions) {
+            return Err(ConnectorError::config(
+                "kafka.partitions",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=32).contains(&self.replication_factor) {
+            return Err(ConnectorError::config(
+                "kafka.replication_factor",
+                "must be between 1 and 32",
+            ));
+        }
+        let name_ok = |s: &str| {
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        };
+        if !name_ok(&self.topic_prefix) || self.topic_prefix.len() > 100 {
+            return Err(ConnectorError::config(
+                "kafka.topic_prefix",
+                "may only contain ASCII letters, digits, '.', '_' and '-' (at most 100)",
+            ));
+        }
+        if self.group_prefix.is_empty() || !name_ok(&self.group_prefix) {
+            return Err(ConnectorError::config(
+                "kafka.group_prefix",
+                "must be non-empty and contain only ASCII letters, digits, '.', '_' and '-'",
+            ));
+        }
+        if let Some(key) = self.properties.keys().find(|k| RESERVED.contains(&k.as_str())) {
+            return Err(ConnectorError::config(
+                "kafka.properties",
+                format!("`{key}` is managed by chatcart and cannot be overridden"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The full name of a topic, with the configured prefix.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{}", self.topic_prefix, base)
+    }
+
+    /// Settings shared by every client.
+    pub fn client_config(&self) -> ClientConfig {
+        self.client_config_with(&[])
+    }
+
+    /// `defaults`, then the user's `kafka.properties` over them.
+    fn client_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in defaults {
+            cfg.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            cfg.set(k, v);
+        }
+        cfg
+    }
+
+    /// A consumer in group `<group_prefix>.<stage>`, storing offsets only when
+    /// told to: a stage stores an input offset after its outputs are acknowledged,
+    /// and the periodic auto-commit then commits only what was stored.
+    pub fn consumer_config(&self, stage: &str) -> ClientConfig {
+        let mut cfg = self.client_config_with(&[
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("queued.max.messages.kbytes", "16384"),
+            ("auto.commit.interval.ms", "1000"),
+        ]);
+        cfg.set("group.id", format!("{}.{}", self.group_prefix, stage))
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // Range assignment gives one consumer partition p of every input
+            // topic, which co-partitioned stages rely on.
+            .set("partition.assignment.strategy", "range");
+        cfg
+    }
+
+    /// A producer that waits for all in-sync replicas and batches briefly.
+    pub fn producer_config(&self) -> ClientConfig {
+        self.client_config_with(&[
+            ("acks", "all"),
+            ("linger.ms", "5"),
+            ("queue.buffering.max.messages", "100000"),
+            ("message.timeout.ms", "60000"),
+        ])
+    }
+
+    /// Builds a producer with [`KafkaConfig::producer_config`].
+    pub fn producer(&self) -> Result<FutureProducer, ConnectorError> {
+        Ok(self.producer_config().create()?)
+    }
+}
+
+/// Queues a record for delivery, waiting while the producer's (bounded)
+/// queue is full instead of failing, so a burst slows the stage down rather
+/// than losing output.
+pub async fn enqueue<K: ToBytes + ?Sized>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, [u8]>,
+) -> Result<DeliveryFuture, ConnectorError> {
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+/// Creates the given topics; topics that already exist are left as they are.
+pub async fn create_topics(
+    config: &KafkaConfig,
+    topics: &[(String, i32)],
+) -> Result<(), ConnectorError> {
+    let admin: AdminClient<DefaultClientContext> = config.client_config().create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|(name, partitions)| {
+            NewTopic::new(
+                name,
+                *partitions,
+                TopicReplication::Fixed(config.replication_factor),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin.create_topics(&new, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(ConnectorError::Topic {
+                    topic,
+                    message: code.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many partitions `topic` has, or `None` when it does not exist.
+pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>, ConnectorError> {
+    let consumer: BaseConsumer = config.client_config().create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+        .filter(|n| *n > 0))
+}
+
+/// Reads partition `partition` of `topic` from its first to its last record
+/// (as of the call), handing each record's offset and payload to `f`. Blocking:
+/// call it from a blocking thread. Fails if the end is not reached within
+/// `timeout`, so a stuck broker cannot hang a restore forever.
+pub fn read_partition(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+    mut f: impl FnMut(i64, &[u8]),
+) -> Result<u64, ConnectorError> {
+    let consumer: BaseConsumer = config
+        .client_config()
+        .set("group.id", format!("{}.restore", config.group_prefix))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let deadline = Instant::now() + timeout;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
+    if high <= low {
+        return Ok(0);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    consumer.assign(&tpl)?;
+    let mut read = 0u64;
+    loop {
+        if Instant::now() > deadline {
+            return Err(ConnectorError::RestoreTimeout {
+                topic: topic.to_owned(),
+                partition,
+                read,
+            });
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        f(message.offset(), message.payload().unwrap_or_default());
+        read += 1;
+        if message.offset() + 1 >= high {
+            return Ok(read);
+        }
+    }
+}
+
+/// Reads the given `(topic, partition, start offset)`s without a consumer
+/// group, handing each record to `f` until `f` says stop or `timeout`
+/// passes. Returns whether `f` stopped it. Blocking: call it from a blocking
+/// thread.
+pub fn scan(
+    config: &KafkaConfig,
+    from: &[(String, i32, i64)],
+    timeout: Duration,
+    mut f: impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
+) -> Result<bool, ConnectorError> {
+    let consumer: BaseConsumer = config
+        .client_config()
+        .set("group.id", format!("{}.scan", config.group_prefix))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in from {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            if f(&message?).is_break() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// The next offset to be written to each partition of `topic`.
+pub fn end_offsets(
+    config: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<i64>, ConnectorError> {
+    let consumer: BaseConsumer = config.client_config().create()?;
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+            Ok(high)
+        })
+        .collect()
+}

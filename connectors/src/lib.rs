@@ -1,0 +1,51 @@
+//! Adapters between chatcart and the systems around it.
+//!
+//! # Layout
+//! - [`kafka`]: client settings, topic admin, and reading a partition back
+//!   (how stages restore their state from their own output).
+//! - [`clickhouse`]: the analytics store's settings, table and insert path.
+//!
+//! Each config struct rejects unknown keys and has a `validate()` whose
+//! errors name the key and what is allowed.
+
+pub mod clickhouse;
+pub mod kafka;
+
+pub use ::clickhouse::Client as ClickHouseClient;
+pub use clickhouse::{ClickHouseConfig, EventRow};
+pub use kafka::KafkaConfig;
+
+/// What can go wrong talking to Kafka or ClickHouse, or configuring them.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// A configuration value is out of range or malformed.
+    #[error("invalid configuration `{key}`: {message}")]
+    Config { key: &'static str, message: String },
+    /// The Kafka client reported an error.
+    #[error("kafka: {0} (check kafka.bootstrap_servers and that the broker is up)")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// A topic could not be created.
+    #[error("could not create topic `{topic}`: {message}")]
+    Topic { topic: String, message: String },
+    /// Reading a partition back did not reach its end in time.
+    #[error(
+        "restoring from {topic}[{partition}] timed out after {read} records; is the broker overloaded or the partition unavailable?"
+    )]
+    RestoreTimeout {
+        topic: String,
+        partition: i32,
+        read: u64,
+    },
+    /// ClickHouse refused a query or could not be reached.
+    #[error("clickhouse: {0} (check clickhouse.url and that the server is up)")]
+    ClickHouse(#[from] ::clickhouse::error::Error),
+}
+
+impl ConnectorError {
+    pub(crate) fn config(key: &'static str, message: impl Into<String>) -> Self {
+        Self::Config {
+            key,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Wiring: builds the codec, catalog and stages from [`Settings`] and runs
+//! any set of stages in one process until a drain is asked for (or one of
+//! them fails, which drains the others).
+
+use std::fmt;
+
+use anyhow::Context as _;
+use schemas::Codec;
+use tokio::task::JoinSet;
+
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::runtime::shutdown::Trigger;
+use crate::runtime::{Context, Shutdown, run_stage};
+use crate::stages::reply::Templates;
+use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
+use crate::{TopicNames, analytics};
+
+/// A stage that can be run by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum StageName {
+    Intent,
+    Coupon,
+    Fulfillment,
+    Reply,
+    /// The ClickHouse sink (needs `clickhouse.url`).
+    Analytics,
+    /// Every stage; the analytics sink only when `clickhouse.url` is set.
+    All,
+}
+
+impl fmt::Display for StageName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            StageName::Intent => "intent",
+            StageName::Coupon => "coupon",
+            StageName::Fulfillment => "fulfillment",
+            StageName::Reply => "reply",
+            StageName::Analytics => "analytics",
+            StageName::All => "all",
+        };
+        f.write_str(name)
+    }
+}
+
+/// Expands `all` and removes duplicates.
+pub fn expand(names: &[StageName], settings: &Settings) -> Vec<StageName> {
+    let mut out: Vec<StageName> = Vec::new();
+    for name in names {
+        if *name == StageName::All {
+            out.extend([
+                StageName::Intent,
+                StageName::Coupon,
+                StageName::Fulfillment,
+                StageName::Reply,
+            ]);
+            if settings.clickhouse.enabled() {
+                out.push(StageName::Analytics);
+            }
+        } else {
+            out.push(*name);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The codec, with the Confluent schemas the configuration names.
+pub fn codec(settings: &Settings) -> anyhow::Result<Codec> {
+    let mut codec = Codec::new();
+    for (id, path) in &settings.codec.confluent_schemas {
+        let schema = std::fs::read_to_string(path).with_context(|| {
+            format!("reading codec.confluent_schemas.{id} ({})", path.display())
+        })?;
+        // `validate` checked the key is a u32.
+        let id: u32 = id.parse().context("codec.confluent_schemas key")?;
+        codec = codec.with_confluent_schema(id, &schema)?;
+    }
+    Ok(codec)
+}
+
+/// Creates every chatcart topic that does not exist yet.
+pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
+    let layout = TopicNames::new(&settings.kafka).layout();
+    connectors::kafka::create_topics(&settings.kafka, &layout).await?;
+    Ok(())
+}
+
+/// Runs `names` until `shutdown` fires. If a stage fails, the others are
+/// drained too and the first error is returned.
+pub async fn run(
+    names: &[StageName],
+    settings: Settings,
+    trigger: Trigger,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let names = expand(names, &settings);
+    if names.contains(&StageName::Analytics) && !settings.clickhouse.enabled() {
+        anyhow::bail!(
+            "the analytics stage needs clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
+        );
+    }
+    let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
+    let ctx = Context::new(settings.clone(), codec(&settings)?);
+    let mut tasks = JoinSet::new();
+    for name in names {
+        let (ctx, shutdown, catalog) = (ctx.clone(), shutdown.clone(), catalog.clone());
+        let s = &settings;
+        match name {
+            StageName::Intent => {
+                let stage = IntentStage::new(catalog, s.intent.max_quantity, s.campaign.id.clone());
+                tasks.spawn(run_stage(stage, ctx, shutdown))
+            }
+            StageName::Coupon => {
+                let stage = CouponStage::new(s.campaign.clone(), s.kafka.partitions);
+                tasks.spawn(run_stage(stage, ctx, shutdown))
+            }
+            StageName::Fulfillment => tasks.spawn(run_stage(FulfillmentStage, ctx, shutdown)),
+            StageName::Reply => {
+                let stage = ReplyStage::new(catalog, Templates::built_in());
+                tasks.spawn(run_stage(stage, ctx, shutdown))
+            }
+            StageName::Analytics => tasks.spawn(analytics::run_sink(ctx, shutdown)),
+            StageName::All => continue,
+        };
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = result {
+            tracing::error!(error = %format!("{e:#}"), "stage failed; draining the others");
+            trigger.fire();
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,249 @@
+//! chatcart's configuration: built-in defaults, then an optional TOML file
+//! (`--config`), then environment variables such as
+//! `CHATCART__KAFKA__BOOTSTRAP_SERVERS` (prefix `CHATCART`, `__` between
+//! levels). Unknown keys and invalid values are errors that name the key.
+//! `chatcart.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use connectors::{ClickHouseConfig, ConnectorError, KafkaConfig};
+use serde::{Deserialize, Serialize};
+
+/// Everything a chatcart process can be configured with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub kafka: KafkaConfig,
+    pub clickhouse: ClickHouseConfig,
+    pub campaign: CampaignConfig,
+    pub intent: IntentConfig,
+    pub runtime: RuntimeConfig,
+    pub codec: CodecConfig,
+}
+
+/// The coupon campaign the pipeline grants credit for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CampaignConfig {
+    /// Prompts that name no campaign belong to this one.
+    pub id: String,
+    /// Total credit the campaign may grant, in cents.
+    pub budget_cents: i64,
+    /// Credit per order: the order is free up to this many cents.
+    pub credit_per_order_cents: i64,
+    /// How many credited orders one user may get.
+    pub per_user_limit: u32,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        Self {
+            id: "spring-festival".to_owned(),
+            budget_cents: 1_000_000,
+            credit_per_order_cents: 2_000,
+            per_user_limit: 1,
+        }
+    }
+}
+
+/// The intent stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntentConfig {
+    /// A catalog TOML file; the built-in catalog when unset.
+    pub catalog: Option<PathBuf>,
+    /// Largest quantity of one item a prompt may order.
+    pub max_quantity: i32,
+}
+
+impl Default for IntentConfig {
+    fn default() -> Self {
+        Self {
+            catalog: None,
+            max_quantity: 50,
+        }
+    }
+}
+
+/// How stages run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Input records whose outputs may await acknowledgement at once, per stage.
+    pub max_in_flight: usize,
+    /// How long restoring one partition's state may take before the stage fails.
+    pub restore_timeout_secs: u64,
+    /// How long a drain (SIGINT/SIGTERM) may take before the process gives up.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 5_000,
+            restore_timeout_secs: 120,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// How prompts from front-ends are decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodecConfig {
+    /// Confluent schema id → path of the Avro schema (`.avsc`) front-ends
+    /// write prompts with, for prompts in Confluent wire format.
+    pub confluent_schemas: BTreeMap<String, PathBuf>,
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error(transparent)]
+    Invalid(#[from] ConnectorError),
+    #[error("invalid configuration `{key}`: {message}")]
+    Value { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then `CHATCART__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder =
+            config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("CHATCART")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every value; the first error names its key and what is allowed.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.kafka.validate()?;
+        self.clickhouse.validate()?;
+        let c = &self.campaign;
+        if c.id.is_empty() || c.id.len() > 64 {
+            return Err(invalid("campaign.id", "must be 1 to 64 characters"));
+        }
+        if c.budget_cents < 0 {
+            return Err(invalid("campaign.budget_cents", "must be zero or more"));
+        }
+        if c.credit_per_order_cents <= 0 {
+            return Err(invalid(
+                "campaign.credit_per_order_cents",
+                "must be more than zero",
+            ));
+        }
+        if c.per_user_limit == 0 {
+            return Err(invalid("campaign.per_user_limit", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&self.intent.max_quantity) {
+            return Err(invalid(
+                "intent.max_quantity",
+                "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.runtime.max_in_flight) {
+            return Err(invalid(
+                "runtime.max_in_flight",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.runtime.restore_timeout_secs == 0 || self.runtime.shutdown_timeout_secs == 0 {
+            return Err(invalid(
+                "runtime",
+                "restore_timeout_secs and shutdown_timeout_secs must be more than zero",
+            ));
+        }
+        if let Some(id) = self
+            .codec
+            .confluent_schemas
+            .keys()
+            .find(|id| id.parse::<u32>().is_err())
+        {
+            return Err(invalid(
+                "codec.confluent_schemas",
+                format!("key `{id}` is not a schema id (a whole number from 0 to 4294967295)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+        assert_eq!(Settings::load(None).unwrap().kafka.partitions, 12);
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let f = file("[kafka]\npartitions = 4\n[campaign]\nbudget_cents = 500\n");
+        let s = Settings::load(Some(f.path())).unwrap();
+        assert_eq!(s.kafka.partitions, 4);
+        assert_eq!(s.campaign.budget_cents, 500);
+        assert_eq!(s.campaign.per_user_limit, 1);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let f = file("[kafka]\npartitons = 4\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(err.contains("partitons"), "{err}");
+    }
+
+    #[test]
+    fn invalid_value_is_named() {
+        let f = file("[kafka]\npartitions = 0\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(err.contains("kafka.partitions"), "{err}");
+        let f = file("[clickhouse]\nurl = \"http://x\"\ndatabase = \"a;drop\"\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(err.contains("clickhouse.database"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let f = file("[campaign]\nbudget_cents = \"lots\"\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(err.contains("budget_cents"), "{err}");
+    }
+
+    #[test]
+    fn example_file_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../chatcart.example.toml");
+        Settings::load(Some(&path)).unwrap();
+    }
+}

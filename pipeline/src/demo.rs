@@ -1,0 +1,301 @@
+//! `chatcart demo`: the whole pipeline in one process with nothing
+//! installed. It starts librdkafka's in-process mock cluster, creates the
+//! topics, runs every stage, publishes synthetic prompts (Chinese and
+//! English, repeat users, some chatter that is not a purchase), waits for
+//! every reply and summarises what happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use connectors::kafka::{enqueue, scan};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureRecord, Producer};
+use schemas::{Prompt, Record, Reply, ReplyOutcome};
+
+use crate::app::{self, StageName};
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::runtime::{Shutdown, now_ms};
+use crate::topics::{Topic, TopicNames};
+
+/// What the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub requests: usize,
+    pub partitions: i32,
+    pub budget_cents: i64,
+    pub clickhouse_url: Option<String>,
+    pub seed: u64,
+    pub timeout: Duration,
+}
+
+/// What the demo saw.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub requests: usize,
+    pub replies: usize,
+    pub duplicate_replies: usize,
+    pub orders: usize,
+    pub denials: BTreeMap<String, usize>,
+    pub rejections: BTreeMap<String, usize>,
+    pub budget_cents: i64,
+    pub credit_cents: i64,
+    pub elapsed: Duration,
+    pub latency_p50_ms: i64,
+    pub latency_p99_ms: i64,
+    pub analytics: bool,
+}
+
+/// A small deterministic generator (xorshift64*), so a seed replays a run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const CHATTER: &[&str] = &[
+    "你好",
+    "我的订单到哪了？",
+    "谢谢！",
+    "hi there",
+    "where is my order?",
+    "can I talk to a person",
+];
+
+/// `count` synthetic prompts from about `count * 3 / 5` users.
+pub fn prompts(count: usize, seed: u64) -> Vec<Prompt> {
+    let catalog = Catalog::built_in();
+    let mut rng = Rng(seed.max(1));
+    let users = (count * 3 / 5).max(1);
+    let now = now_ms();
+    (0..count)
+        .map(|i| {
+            let user = rng.below(users);
+            let text = if rng.below(10) == 0 {
+                CHATTER[rng.below(CHATTER.len())].to_owned()
+            } else {
+                let sku = &catalog.skus()[rng.below(catalog.skus().len())];
+                let q = 1 + rng.below(4);
+                let zh = sku.names.iter().find(|n| !n.is_ascii());
+                let en = sku.names.iter().find(|n| n.is_ascii());
+                match (rng.below(4), zh, en) {
+                    (0, Some(zh), _) => format!("帮我买{q}杯{zh}"),
+                    (1, Some(zh), _) => format!("{zh}{q}份，谢谢"),
+                    (2, _, Some(en)) => format!("I'd like {q} {en} please"),
+                    (_, _, Some(en)) => format!("order {en} x{q}"),
+                    (_, Some(zh), None) => format!("来{q}个{zh}"),
+                    (_, None, None) => "hello".to_owned(),
+                }
+            };
+            Prompt {
+                request_id: format!("demo-{seed}-{i}"),
+                session_id: format!("session-{user}"),
+                user_id: format!("user-{user}"),
+                campaign_id: String::new(),
+                trace_id: String::new(),
+                event_time_ms: now,
+                text,
+                locale: None,
+            }
+        })
+        .collect()
+}
+
+/// Runs the demo and returns its summary.
+pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
+    let cluster = MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
+    let mut settings = Settings::default();
+    settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
+    settings.kafka.partitions = options.partitions;
+    settings.campaign.budget_cents = options.budget_cents;
+    if let Some(url) = &options.clickhouse_url {
+        settings.clickhouse.url = url.clone();
+        settings.clickhouse.database = "chatcart_demo".into();
+    }
+    settings.validate()?;
+    let topics = TopicNames::new(&settings.kafka);
+    for (name, partitions) in topics.layout() {
+        cluster
+            .create_topic(&name, partitions, 1)
+            .with_context(|| format!("creating topic {name}"))?;
+    }
+
+    let (trigger, shutdown) = Shutdown::new();
+    let pipeline = tokio::spawn(app::run(
+        &[StageName::All],
+        settings.clone(),
+        trigger.clone(),
+        shutdown,
+    ));
+
+    let started = Instant::now();
+    let prompts = prompts(options.requests, options.seed);
+    let producer = settings.kafka.producer()?;
+    let codec = app::codec(&settings)?;
+    let mut deliveries = Vec::with_capacity(prompts.len());
+    for prompt in &prompts {
+        let payload = codec.encode(&Record::Prompt(prompt.clone()))?;
+        let record = FutureRecord::to(topics.name(Topic::Prompts))
+            .key(prompt.user_id.as_str())
+            .payload(&payload[..]);
+        deliveries.push(enqueue(&producer, record).await?);
+    }
+    for delivery in deliveries {
+        if !matches!(delivery.await, Ok(Ok(_))) {
+            anyhow::bail!("a demo prompt was not accepted by the mock cluster");
+        }
+    }
+    producer.flush(Duration::from_secs(10))?;
+
+    let replies = collect_replies(&settings, &topics, options.requests, options.timeout).await?;
+    let elapsed = started.elapsed();
+    trigger.fire();
+    pipeline.await??;
+
+    let mut summary = Summary {
+        requests: options.requests,
+        budget_cents: options.budget_cents,
+        elapsed,
+        analytics: options.clickhouse_url.is_some(),
+        ..Summary::default()
+    };
+    let mut latencies = Vec::with_capacity(replies.len());
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for reply in &replies {
+        *seen.entry(reply.request_id.as_str()).or_default() += 1;
+        latencies.push(reply.latency_ms);
+        let reason = reply.reason.clone().unwrap_or_default();
+        match reply.outcome {
+            ReplyOutcome::OrderPlaced => {
+                summary.orders += 1;
+                summary.credit_cents += reply.credit_cents;
+            }
+            ReplyOutcome::Denied => *summary.denials.entry(reason).or_default() += 1,
+            ReplyOutcome::Rejected | ReplyOutcome::OrderFailed => {
+                *summary.rejections.entry(reason).or_default() += 1
+            }
+        }
+    }
+    summary.replies = seen.len();
+    summary.duplicate_replies = replies.len() - seen.len();
+    latencies.sort_unstable();
+    let quantile = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    summary.latency_p50_ms = quantile(0.5);
+    summary.latency_p99_ms = quantile(0.99);
+    Ok(summary)
+}
+
+/// Reads `chat.replies` until `expected` distinct requests are answered.
+async fn collect_replies(
+    settings: &Settings,
+    topics: &TopicNames,
+    expected: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Reply>> {
+    let kafka = settings.kafka.clone();
+    let codec = app::codec(settings)?;
+    let from: Vec<(String, i32, i64)> = (0..settings.kafka.partitions)
+        .map(|p| (topics.name(Topic::Replies).to_owned(), p, 0))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut replies = Vec::with_capacity(expected);
+        let mut distinct = std::collections::HashSet::new();
+        scan(&kafka, &from, timeout, |m| {
+            if let Ok(Record::Reply(r)) = codec.decode(m.payload().unwrap_or_default()) {
+                distinct.insert(r.request_id.clone());
+                replies.push(r);
+            }
+            if distinct.len() >= expected {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        anyhow::Ok(replies)
+    })
+    .await?
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "chatcart demo summary")?;
+        writeln!(f, "  requests          {}", self.requests)?;
+        writeln!(
+            f,
+            "  replies           {} ({} duplicate)",
+            self.replies, self.duplicate_replies
+        )?;
+        writeln!(f, "  orders placed     {}", self.orders)?;
+        for (reason, n) in &self.denials {
+            writeln!(f, "  denied            {n:>6}  {reason}")?;
+        }
+        for (reason, n) in &self.rejections {
+            writeln!(f, "  not ordered       {n:>6}  {reason}")?;
+        }
+        writeln!(
+            f,
+            "  budget used       ¥{:.2} of ¥{:.2} ({:.1}%)",
+            self.credit_cents as f64 / 100.0,
+            self.budget_cents as f64 / 100.0,
+            100.0 * self.credit_cents as f64 / self.budget_cents.max(1) as f64
+        )?;
+        writeln!(
+            f,
+            "  reply latency     p50 {} ms, p99 {} ms",
+            self.latency_p50_ms, self.latency_p99_ms
+        )?;
+        writeln!(f, "  elapsed           {:.2} s", secs)?;
+        writeln!(
+            f,
+            "  throughput        {:.0} requests/s",
+            self.replies as f64 / secs
+        )?;
+        if self.analytics {
+            write!(
+                f,
+                "  analytics sink    on (ClickHouse database chatcart_demo)"
+            )
+        } else {
+            write!(
+                f,
+                "  analytics sink    off (pass --clickhouse-url to record every topic in ClickHouse)"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_are_deterministic_with_repeat_users() {
+        let a = prompts(1_000, 7);
+        assert_eq!(a, prompts(1_000, 7));
+        let users: std::collections::HashSet<_> = a.iter().map(|p| &p.user_id).collect();
+        assert!(users.len() < 600 && users.len() > 300, "{}", users.len());
+        let zh = a
+            .iter()
+            .filter(|p| p.text.chars().any(|c| !c.is_ascii()))
+            .count();
+        assert!(zh > 200 && zh < 800, "{zh}");
+    }
+}

@@ -1,0 +1,203 @@
+//! The `chatcart` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chatcart::Settings;
+use chatcart::app::{self, StageName};
+use chatcart::demo::{self, DemoOptions};
+use chatcart::runtime::Shutdown;
+use chatcart::send::{self, Format};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Turns chat shopping prompts into orders, one Kafka stage at a time.
+#[derive(Debug, Parser)]
+#[command(name = "chatcart", version, about)]
+struct Cli {
+    /// A TOML configuration file (see chatcart.example.toml). Environment
+    /// variables such as CHATCART__KAFKA__BOOTSTRAP_SERVERS override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create or inspect chatcart's topics.
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// Run one or more stages in this process until SIGINT/SIGTERM.
+    Run {
+        /// Stages to run; `all` runs every stage.
+        #[arg(required = true, value_enum)]
+        stages: Vec<StageName>,
+    },
+    /// Publish one prompt, as a chat front-end would.
+    Send {
+        /// The person sending it (the Kafka key).
+        #[arg(long)]
+        user: String,
+        /// A request id; generated when omitted.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// `zh` or `en`; detected from the text when omitted.
+        #[arg(long)]
+        locale: Option<String>,
+        /// How to encode the prompt.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// Wait up to this many seconds for the reply and print it (0: don't wait).
+        #[arg(long, default_value_t = 30)]
+        wait: u64,
+        /// What the person typed.
+        text: String,
+    },
+    /// Run the whole pipeline in-process on a mock Kafka cluster (nothing to install).
+    Demo {
+        /// How many prompts to send.
+        #[arg(long, default_value_t = 2_000)]
+        requests: usize,
+        /// Partitions of every pipeline topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Campaign budget in cents.
+        #[arg(long, default_value_t = 1_000_000)]
+        budget_cents: i64,
+        /// Record every topic in this ClickHouse (HTTP URL, e.g. http://localhost:8123).
+        #[arg(long)]
+        clickhouse_url: Option<String>,
+        /// Seed for the synthetic traffic.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Give up waiting for replies after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsAction {
+    /// Create every topic (existing ones are left as they are).
+    Create {
+        /// Partitions of every pipeline topic (overrides kafka.partitions).
+        #[arg(long)]
+        partitions: Option<i32>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = || Settings::load(cli.config.as_deref());
+    match cli.command {
+        Command::Demo {
+            requests,
+            partitions,
+            budget_cents,
+            clickhouse_url,
+            seed,
+            timeout,
+        } => {
+            let summary = demo::run(DemoOptions {
+                requests,
+                partitions,
+                budget_cents,
+                clickhouse_url,
+                seed,
+                timeout: Duration::from_secs(timeout),
+            })
+            .await?;
+            println!("{summary}");
+            let complete = summary.replies == summary.requests && summary.duplicate_replies == 0;
+            return Ok(if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Topics {
+            action: TopicsAction::Create { partitions },
+        } => {
+            let mut settings = settings()?;
+            if let Some(p) = partitions {
+                settings.kafka.partitions = p;
+                settings.validate()?;
+            }
+            app::create_topics(&settings).await?;
+            for (name, partitions) in chatcart::TopicNames::new(&settings.kafka).layout() {
+                println!("{name}\t{partitions} partitions");
+            }
+        }
+        Command::Run { stages } => {
+            let (trigger, shutdown) = Shutdown::new();
+            tokio::spawn(trigger.clone().fire_on_signal());
+            app::run(&stages, settings()?, trigger, shutdown).await?;
+        }
+        Command::Send {
+            user,
+            request_id,
+            locale,
+            format,
+            wait,
+            text,
+        } => {
+            let prompt = send::prompt(user, text, locale, request_id);
+            let request_id = prompt.request_id.clone();
+            let wait = (wait > 0).then(|| Duration::from_secs(wait));
+            let sent = send::send(&settings()?, prompt, format, wait).await?;
+            println!(
+                "sent {request_id} to partition {} at offset {}",
+                sent.partition, sent.offset
+            );
+            match (wait, sent.reply) {
+                (None, _) => {}
+                (Some(_), Some(reply)) => {
+                    println!(
+                        "reply ({:?}, {} ms): {}",
+                        reply.outcome, reply.latency_ms, reply.text
+                    );
+                }
+                (Some(w), None) => {
+                    eprintln!(
+                        "no reply within {} s: are the stages running (chatcart run all)?",
+                        w.as_secs()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

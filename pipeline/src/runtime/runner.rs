@@ -1,0 +1,351 @@
+//! The consume → handle → produce → store-offset loop shared by every stage.
+//!
+//! Offsets are stored only after every output of a record is acknowledged by
+//! the broker, in input order, so a crash at any point redelivers rather than
+//! loses (the stages recognise redelivered requests by id). Outputs of many
+//! records are in flight at once, up to `runtime.max_in_flight`, so the loop
+//! never waits on one broker round trip per record.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use connectors::kafka::{enqueue, read_partition};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use super::{Context, Emit, Shutdown, Stage, now_ms};
+use crate::topics::Topic;
+
+/// Records which partitions were taken away, for the loop to drop their
+/// state. Bounded by the partition count.
+#[derive(Default)]
+struct Rebalances {
+    stage: &'static str,
+    revoked: Mutex<HashSet<i32>>,
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(stage = self.stage, assigned = ?partitions, "partitions assigned");
+            }
+            Rebalance::Revoke(tpl) => {
+                let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+                revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+                tracing::info!(
+                    stage = self.stage,
+                    count = tpl.count(),
+                    "partitions revoked"
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(stage = self.stage, error = %e, "rebalance error")
+            }
+        }
+    }
+}
+
+/// An input record whose outputs are on their way to the broker.
+struct Pending {
+    topic: Topic,
+    partition: i32,
+    offset: i64,
+    acked: Result<(), KafkaError>,
+}
+
+/// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
+/// outputs, stores and commits their offsets, flushes, and leaves the group.
+pub async fn run_stage<S: Stage>(
+    stage: S,
+    ctx: Context,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let stage = Arc::new(stage);
+    let name = stage.name();
+    let kafka = &ctx.settings.kafka;
+    let consumer: StreamConsumer<Rebalances> = kafka
+        .consumer_config(name)
+        .create_with_context(Rebalances {
+            stage: name,
+            ..Rebalances::default()
+        })
+        .context("creating consumer")?;
+    let producer: FutureProducer = kafka.producer()?;
+    let inputs: Vec<&str> = stage.inputs().iter().map(|t| ctx.topics.name(*t)).collect();
+    consumer.subscribe(&inputs).context("subscribing")?;
+    tracing::info!(stage = name, inputs = ?inputs, "stage running");
+
+    let max_in_flight = ctx.settings.runtime.max_in_flight;
+    let mut states: HashMap<i32, S::State> = HashMap::new();
+    let mut inflight: FuturesOrdered<BoxFuture<'static, Pending>> = FuturesOrdered::new();
+
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.wait() => break,
+            Some(done) = inflight.next(), if !inflight.is_empty() => {
+                store(&consumer, &ctx, done)?;
+            }
+            received = consumer.recv(), if inflight.len() < max_in_flight => {
+                let message = match received {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(stage = name, error = %e, "consume error; retrying");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                drop_revoked(&consumer, &ctx, &mut inflight, &mut states).await?;
+                let partition = message.partition();
+                let Some(topic) = ctx.topics.topic_of(message.topic()) else {
+                    continue;
+                };
+                if !states.contains_key(&partition) {
+                    let state = restore(&stage, &ctx, partition).await?;
+                    states.insert(partition, state);
+                }
+                let Some(state) = states.get_mut(&partition) else { continue };
+                let payload = message.payload().unwrap_or_default();
+                let deliveries = match stage.decode(&ctx.codec, topic, payload) {
+                    Ok(record) => {
+                        let emits = stage.handle(state, record, now_ms());
+                        produce(&producer, &ctx, partition, emits).await?
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            stage = name, topic = message.topic(), partition,
+                            offset = message.offset(), %error,
+                            "undecodable record sent to the dead-letter topic"
+                        );
+                        let error = error.to_string();
+                        vec![dead_letter(&producer, &ctx, name, &message, &error).await?]
+                    }
+                };
+                let offset = message.offset();
+                inflight.push_back(
+                    async move {
+                        let mut acked = Ok(());
+                        for delivery in deliveries {
+                            match delivery.await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err((e, _))) => acked = Err(e),
+                                Err(_) => acked = Err(KafkaError::Canceled),
+                            }
+                        }
+                        Pending { topic, partition, offset, acked }
+                    }
+                    .boxed(),
+                );
+            }
+        }
+    }
+
+    tracing::info!(stage = name, in_flight = inflight.len(), "draining");
+    let timeout = Duration::from_secs(ctx.settings.runtime.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(timeout, async {
+        while let Some(done) = inflight.next().await {
+            store(&consumer, &ctx, done)?;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!(
+            "{name}: outputs not acknowledged within {}s of shutdown; their inputs will be redelivered",
+            timeout.as_secs()
+        ),
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing stored since the last commit is reported as an error too.
+        tracing::debug!(stage = name, error = %e, "final commit");
+    }
+    producer.flush(timeout).context("flushing producer")?;
+    consumer.unsubscribe();
+    tracing::info!(stage = name, "stopped");
+    Ok(())
+}
+
+/// Stores the offset of an input whose outputs are all acknowledged. A
+/// failed delivery stops the stage: storing later offsets would skip it.
+fn store(
+    consumer: &StreamConsumer<Rebalances>,
+    ctx: &Context,
+    done: Pending,
+) -> anyhow::Result<()> {
+    let topic = ctx.topics.name(done.topic);
+    done.acked.with_context(|| {
+        format!(
+            "output of {topic}[{}]@{} was not delivered; stopping so it is redelivered",
+            done.partition, done.offset
+        )
+    })?;
+    if let Err(e) = consumer.store_offset(topic, done.partition, done.offset) {
+        // The partition was revoked meanwhile; its new owner redoes the record.
+        tracing::debug!(topic, partition = done.partition, error = %e, "offset not stored");
+    }
+    Ok(())
+}
+
+/// Drops the state of revoked partitions, after the outputs already in
+/// flight are acknowledged so a later restore of the partition sees them.
+async fn drop_revoked<St>(
+    consumer: &StreamConsumer<Rebalances>,
+    ctx: &Context,
+    inflight: &mut FuturesOrdered<BoxFuture<'static, Pending>>,
+    states: &mut HashMap<i32, St>,
+) -> anyhow::Result<()> {
+    let revoked: HashSet<i32> = {
+        let mut guard = consumer
+            .context()
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *guard)
+    };
+    if revoked.is_empty() {
+        return Ok(());
+    }
+    while let Some(done) = inflight.next().await {
+        store(consumer, ctx, done)?;
+    }
+    states.retain(|p, _| !revoked.contains(p));
+    Ok(())
+}
+
+/// Rebuilds the state of `partition` by folding the stage's own output.
+async fn restore<S: Stage>(
+    stage: &Arc<S>,
+    ctx: &Context,
+    partition: i32,
+) -> anyhow::Result<S::State> {
+    let Some(source) = stage.restore_from() else {
+        return Ok(stage.new_state(partition));
+    };
+    let (stage, ctx) = (Arc::clone(stage), ctx.clone());
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || {
+        let mut state = stage.new_state(partition);
+        let topic = ctx.topics.name(source);
+        let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
+        let mut undecodable = 0u64;
+        let read = read_partition(
+            &ctx.settings.kafka,
+            topic,
+            partition,
+            timeout,
+            |_, bytes| match ctx.codec.decode(bytes) {
+                Ok(record) => stage.restore(&mut state, &record),
+                Err(_) => undecodable += 1,
+            },
+        )?;
+        if undecodable > 0 {
+            tracing::warn!(
+                stage = stage.name(),
+                topic,
+                partition,
+                undecodable,
+                "skipped undecodable records while restoring"
+            );
+        }
+        tracing::info!(
+            stage = stage.name(),
+            topic,
+            partition,
+            records = read,
+            ms = started.elapsed().as_millis() as u64,
+            "state restored"
+        );
+        anyhow::Ok(state)
+    })
+    .await?
+}
+
+type Delivery = rdkafka::producer::DeliveryFuture;
+
+/// Encodes and queues a stage's outputs to partition `partition` (0 for the
+/// one-partition treasury).
+async fn produce(
+    producer: &FutureProducer,
+    ctx: &Context,
+    partition: i32,
+    emits: Vec<Emit>,
+) -> anyhow::Result<Vec<Delivery>> {
+    let mut deliveries = Vec::with_capacity(emits.len());
+    for emit in emits {
+        let bytes = ctx.codec.encode(&emit.record)?;
+        let target = if emit.topic == Topic::Treasury {
+            0
+        } else {
+            partition
+        };
+        let record = FutureRecord::to(ctx.topics.name(emit.topic))
+            .partition(target)
+            .key(emit.record.user_id())
+            .payload(&bytes[..]);
+        deliveries.push(enqueue(producer, record).await?);
+    }
+    Ok(deliveries)
+}
+
+/// Sends an undecodable input, unchanged, to the dead-letter topic with
+/// headers saying where it came from and why it was refused.
+async fn dead_letter(
+    producer: &FutureProducer,
+    ctx: &Context,
+    stage: &str,
+    message: &impl Message,
+    error: &str,
+) -> anyhow::Result<Delivery> {
+    let (partition_s, offset_s) = (
+        message.partition().to_string(),
+        message.offset().to_string(),
+    );
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "chatcart.source.topic",
+            value: Some(message.topic()),
+        })
+        .insert(Header {
+            key: "chatcart.source.partition",
+            value: Some(&partition_s),
+        })
+        .insert(Header {
+            key: "chatcart.source.offset",
+            value: Some(&offset_s),
+        })
+        .insert(Header {
+            key: "chatcart.stage",
+            value: Some(stage),
+        })
+        .insert(Header {
+            key: "chatcart.error",
+            value: Some(error),
+        });
+    let mut record = FutureRecord::to(ctx.topics.name(Topic::Dlq))
+        .partition(message.partition())
+        .payload(message.payload().unwrap_or_default())
+        .headers(headers);
+    if let Some(key) = message.key() {
+        record = record.key(key);
+    }
+    Ok(enqueue(producer, record).await?)
+}

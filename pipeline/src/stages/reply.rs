@@ -1,0 +1,427 @@
+//! Reply stage: terminal events of every stage → `chat.replies`. Writes
+//! exactly one final answer per request, in the person's language, from
+//! templates shipped as data (`data/replies.toml`). Which requests were
+//! answered is restored from its own output partition, so redelivery and
+//! restarts never produce a second reply.
+
+use std::collections::{BTreeMap, HashSet};
+
+use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
+use serde::Deserialize;
+
+use crate::catalog::Catalog;
+use crate::runtime::{Emit, Stage};
+use crate::topics::Topic;
+
+/// The templates shipped with chatcart.
+pub const BUILT_IN: &str = include_str!("../../data/replies.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Language {
+    order_placed: String,
+    example: String,
+    order_failed: BTreeMap<String, String>,
+    denied: BTreeMap<String, String>,
+    rejected: BTreeMap<String, String>,
+}
+
+/// Reply templates for every language chatcart answers in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Templates {
+    zh: Language,
+    en: Language,
+}
+
+/// What a reply says, before it is put into words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<'a> {
+    pub outcome: ReplyOutcome,
+    pub reason: Option<&'a str>,
+    pub order_id: Option<&'a str>,
+    pub items: &'a [Item],
+    pub credit_cents: i64,
+    pub to_pay_cents: i64,
+}
+
+impl Templates {
+    /// Parses templates and checks every outcome has an `other` fallback.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t: Templates = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (lang, l) in [("zh", &t.zh), ("en", &t.en)] {
+            for (table, map) in [
+                ("order_failed", &l.order_failed),
+                ("denied", &l.denied),
+                ("rejected", &l.rejected),
+            ] {
+                if !map.contains_key("other") {
+                    return Err(format!("[{lang}.{table}] needs an `other` entry"));
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    /// The built-in templates.
+    pub fn built_in() -> Self {
+        // Checked by a unit test, so this cannot fail in a released binary.
+        #[allow(clippy::expect_used)]
+        Self::parse(BUILT_IN).expect("built-in reply templates are valid")
+    }
+
+    /// The reply text for `answer` in `locale` (`zh`, otherwise English).
+    pub fn render(&self, catalog: &Catalog, locale: &str, answer: &Answer<'_>) -> String {
+        let zh = locale == "zh";
+        let lang = if zh { &self.zh } else { &self.en };
+        let pick = |map: &BTreeMap<String, String>| {
+            answer
+                .reason
+                .and_then(|r| map.get(r))
+                .or_else(|| map.get("other"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let template = match answer.outcome {
+            ReplyOutcome::OrderPlaced => lang.order_placed.clone(),
+            ReplyOutcome::OrderFailed => pick(&lang.order_failed),
+            ReplyOutcome::Denied => pick(&lang.denied),
+            ReplyOutcome::Rejected => pick(&lang.rejected),
+        };
+        let items = answer
+            .items
+            .iter()
+            .map(|i| format!("{} × {}", i.quantity, display_name(catalog, &i.sku, zh)))
+            .collect::<Vec<_>>()
+            .join(if zh { "、" } else { ", " });
+        template
+            .replace("{order_id}", answer.order_id.unwrap_or_default())
+            .replace("{items}", &items)
+            .replace("{credit}", &money(answer.credit_cents))
+            .replace("{to_pay}", &money(answer.to_pay_cents))
+            .replace("{reason}", answer.reason.unwrap_or_default())
+            .replace("{example}", &lang.example)
+    }
+}
+
+/// The catalog name of `sku` in the reply's language: the first Chinese
+/// name for `zh`, the first Latin one otherwise.
+fn display_name(catalog: &Catalog, sku: &str, zh: bool) -> String {
+    catalog
+        .sku(sku)
+        .and_then(|s| {
+            s.names
+                .iter()
+                .find(|n| n.is_ascii() != zh)
+                .or_else(|| s.names.first())
+        })
+        .cloned()
+        .unwrap_or_else(|| sku.to_owned())
+}
+
+fn money(cents: i64) -> String {
+    format!("¥{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Writes the final reply for every request.
+pub struct ReplyStage {
+    catalog: Catalog,
+    templates: Templates,
+}
+
+impl ReplyStage {
+    pub fn new(catalog: Catalog, templates: Templates) -> Self {
+        Self { catalog, templates }
+    }
+
+    /// The reply a terminal record calls for, or `None` when the record is
+    /// not terminal or its request was already answered.
+    pub fn answer(
+        &self,
+        answered: &mut HashSet<String>,
+        record: Record,
+        now_ms: i64,
+    ) -> Option<Reply> {
+        let (head, answer) = match &record {
+            Record::Intent(i) if i.outcome == IntentOutcome::Rejected => (
+                Head::of(
+                    &i.request_id,
+                    &i.session_id,
+                    &i.user_id,
+                    &i.campaign_id,
+                    &i.trace_id,
+                    i.prompt_time_ms,
+                    &i.locale,
+                ),
+                Answer {
+                    outcome: ReplyOutcome::Rejected,
+                    reason: i.reason.as_deref(),
+                    order_id: None,
+                    items: &i.items,
+                    credit_cents: 0,
+                    to_pay_cents: 0,
+                },
+            ),
+            Record::Decision(d) if d.outcome == DecisionOutcome::Denied => (
+                Head::of(
+                    &d.request_id,
+                    &d.session_id,
+                    &d.user_id,
+                    &d.campaign_id,
+                    &d.trace_id,
+                    d.prompt_time_ms,
+                    &d.locale,
+                ),
+                Answer {
+                    outcome: ReplyOutcome::Denied,
+                    reason: d.reason.as_deref(),
+                    order_id: None,
+                    items: &d.items,
+                    credit_cents: 0,
+                    to_pay_cents: d.total_cents,
+                },
+            ),
+            Record::Order(o) => (
+                Head::of(
+                    &o.request_id,
+                    &o.session_id,
+                    &o.user_id,
+                    &o.campaign_id,
+                    &o.trace_id,
+                    o.prompt_time_ms,
+                    &o.locale,
+                ),
+                Answer {
+                    outcome: match o.outcome {
+                        OrderOutcome::Placed => ReplyOutcome::OrderPlaced,
+                        OrderOutcome::Failed => ReplyOutcome::OrderFailed,
+                    },
+                    reason: o.reason.as_deref(),
+                    order_id: Some(&o.order_id),
+                    items: &o.items,
+                    credit_cents: o.credit_cents,
+                    to_pay_cents: o.to_pay_cents,
+                },
+            ),
+            _ => return None,
+        };
+        if !answered.insert(head.request_id.to_owned()) {
+            return None;
+        }
+        let text = self.templates.render(&self.catalog, head.locale, &answer);
+        Some(Reply {
+            request_id: head.request_id.to_owned(),
+            session_id: head.session_id.to_owned(),
+            user_id: head.user_id.to_owned(),
+            campaign_id: head.campaign_id.to_owned(),
+            trace_id: head.trace_id.to_owned(),
+            event_time_ms: now_ms,
+            prompt_time_ms: head.prompt_time_ms,
+            locale: head.locale.to_owned(),
+            outcome: answer.outcome,
+            reason: answer.reason.map(str::to_owned),
+            text,
+            order_id: answer.order_id.map(str::to_owned),
+            credit_cents: answer.credit_cents,
+            to_pay_cents: answer.to_pay_cents,
+            latency_ms: now_ms - head.prompt_time_ms,
+        })
+    }
+}
+
+/// The fields every reply copies from the record it answers.
+struct Head<'a> {
+    request_id: &'a str,
+    session_id: &'a str,
+    user_id: &'a str,
+    campaign_id: &'a str,
+    trace_id: &'a str,
+    prompt_time_ms: i64,
+    locale: &'a str,
+}
+
+impl<'a> Head<'a> {
+    fn of(
+        request_id: &'a str,
+        session_id: &'a str,
+        user_id: &'a str,
+        campaign_id: &'a str,
+        trace_id: &'a str,
+        prompt_time_ms: i64,
+        locale: &'a str,
+    ) -> Self {
+        Self {
+            request_id,
+            session_id,
+            user_id,
+            campaign_id,
+            trace_id,
+            prompt_time_ms,
+            locale,
+        }
+    }
+}
+
+impl Stage for ReplyStage {
+    /// Requests already answered.
+    type State = HashSet<String>;
+
+    fn name(&self) -> &'static str {
+        "reply"
+    }
+
+    fn inputs(&self) -> &'static [Topic] {
+        &[Topic::Intents, Topic::Decisions, Topic::Orders]
+    }
+
+    fn restore_from(&self) -> Option<Topic> {
+        Some(Topic::Replies)
+    }
+
+    fn new_state(&self, _partition: i32) -> HashSet<String> {
+        HashSet::new()
+    }
+
+    fn restore(&self, answered: &mut HashSet<String>, record: &Record) {
+        if let Record::Reply(reply) = record {
+            answered.insert(reply.request_id.clone());
+        }
+    }
+
+    fn handle(&self, answered: &mut HashSet<String>, record: Record, now_ms: i64) -> Vec<Emit> {
+        self.answer(answered, record, now_ms)
+            .map(|r| Emit::new(Topic::Replies, Record::Reply(r)))
+            .into_iter()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items() -> Vec<Item> {
+        vec![Item {
+            sku: "milk-tea".into(),
+            quantity: 2,
+            options: Default::default(),
+            unit_price_cents: 1_500,
+        }]
+    }
+
+    /// Every outcome and every reason the pipeline produces renders in both
+    /// languages, with no placeholder left unfilled.
+    #[test]
+    fn every_template_renders_in_both_languages() {
+        let t = Templates::built_in();
+        let catalog = Catalog::built_in();
+        let cases: &[(ReplyOutcome, &[Option<&str>])] = &[
+            (ReplyOutcome::OrderPlaced, &[None]),
+            (
+                ReplyOutcome::OrderFailed,
+                &[Some("out_of_stock"), Some("something_new")],
+            ),
+            (
+                ReplyOutcome::Denied,
+                &[
+                    Some("budget_exhausted"),
+                    Some("already_used"),
+                    Some("not_eligible"),
+                    Some("campaign_not_active"),
+                    Some("something_new"),
+                ],
+            ),
+            (
+                ReplyOutcome::Rejected,
+                &[
+                    Some("not_understood"),
+                    Some("not_a_purchase"),
+                    Some("quantity_limit"),
+                    Some("no_item"),
+                    Some("something_new"),
+                ],
+            ),
+        ];
+        let items = items();
+        for locale in ["zh", "en"] {
+            for (outcome, reasons) in cases {
+                for reason in *reasons {
+                    let answer = Answer {
+                        outcome: *outcome,
+                        reason: *reason,
+                        order_id: Some("CC1"),
+                        items: &items,
+                        credit_cents: 2_000,
+                        to_pay_cents: 1_000,
+                    };
+                    let text = t.render(&catalog, locale, &answer);
+                    assert!(!text.is_empty());
+                    assert!(
+                        !text.contains('{'),
+                        "{locale} {outcome:?} {reason:?}: {text}"
+                    );
+                    let has_cjk = text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
+                    assert_eq!(has_cjk, locale == "zh", "{text}");
+                }
+            }
+        }
+        let placed = t.render(
+            &catalog,
+            "en",
+            &Answer {
+                outcome: ReplyOutcome::OrderPlaced,
+                reason: None,
+                order_id: Some("CC1"),
+                items: &items,
+                credit_cents: 2_000,
+                to_pay_cents: 1_000,
+            },
+        );
+        assert!(
+            placed.contains("CC1")
+                && placed.contains("2 × milk tea")
+                && placed.contains("¥20.00")
+                && placed.contains("¥10.00"),
+            "{placed}"
+        );
+    }
+
+    #[test]
+    fn templates_without_fallback_are_refused() {
+        let broken = BUILT_IN
+            .replacen("[zh.denied]\n", "[zh.denied]\nx = \"\"\n", 1)
+            .replace("other = \"抱歉，这单无法使用活动优惠（{reason}）。\"", "");
+        assert!(Templates::parse(&broken).unwrap_err().contains("zh.denied"));
+    }
+
+    #[test]
+    fn one_reply_per_request() {
+        let stage = ReplyStage::new(Catalog::built_in(), Templates::built_in());
+        let mut answered = HashSet::new();
+        let intent = schemas::IntentEvent {
+            request_id: "r1".into(),
+            session_id: "s".into(),
+            user_id: "u".into(),
+            campaign_id: "c".into(),
+            trace_id: "t".into(),
+            event_time_ms: 5,
+            prompt_time_ms: 1,
+            locale: "en".into(),
+            outcome: IntentOutcome::Rejected,
+            items: vec![],
+            coupon_code: None,
+            total_cents: 0,
+            reason: Some("not_understood".into()),
+        };
+        let reply = stage
+            .answer(&mut answered, Record::Intent(intent.clone()), 11)
+            .unwrap();
+        assert_eq!(reply.latency_ms, 10);
+        assert_eq!(reply.outcome, ReplyOutcome::Rejected);
+        assert!(
+            stage
+                .answer(&mut answered, Record::Intent(intent), 12)
+                .is_none()
+        );
+    }
+}

@@ -1,0 +1,521 @@
+#!/usr/bin/env bash
+# Local Kafka-compatible broker (Tansu) and ClickHouse for the test suite.
+#
+#   bash tests/services.sh start    start both, print `export ...` lines
+#   bash tests/services.sh env      print the `export ...` lines again
+#   bash tests/services.sh status   say what is running
+#   bash tests/services.sh stop     stop both and remove their data
+#
+#   eval "$(bash tests/services.sh start)" && cargo nextest run --workspace
+#
+# tests/run.sh sources this file and uses the same functions with a fresh
+# temporary folder per run.
+#
+# Environment:
+#   CHATCART_TEST_SERVICES_DIR    state folder for start/stop
+#                                 (default /tmp/chatcart-services)
+#   CHATCART_TEST_KAFKA           if set, no broker is started; this is used
+#   CHATCART_TEST_CLICKHOUSE      if set, no ClickHouse is started; this is used
+#   CHATCART_TEST_TANSU_BIN       tansu binary to use instead of the one on PATH
+#   CHATCART_TEST_TANSU_STORAGE   Tansu storage URL (default memory://tansu/).
+#                                 Tansu resolves sqlite://NAME relative to its
+#                                 working folder, SERVICES_DIR/tansu, and does
+#                                 the same with an absolute path (the leading
+#                                 slash is dropped), so use a plain file name.
+#   CHATCART_TEST_TANSU_LOG       RUST_LOG filter for the broker (default warn)
+#   CHATCART_TEST_STARTUP_TIMEOUT seconds to wait for each service (default 60)
+#   CHATCART_TEST_KEEP=1          keep the state folder on stop
+#
+# Only bash, coreutils and util-linux are needed at run time: ports are probed
+# through /proc/net and readiness through bash's /dev/tcp, so neither curl nor
+# python3 has to be present on a fresh machine.
+
+# Sourced by run.sh under its own `set -euo pipefail`; set here too so the CLI
+# behaves the same.
+set -euo pipefail
+
+readonly SVC_TANSU_VERSION=0.6.0
+readonly SVC_TANSU_FEATURES=dynostore,libsql
+
+svc_say() {
+    # stderr, so that `eval "$(services.sh start)"` only sees the exports.
+    printf '==> %s\n' "$*" >&2
+}
+
+svc_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+svc_have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+svc_as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif svc_have sudo; then
+        sudo "$@"
+    else
+        svc_die "need root (or sudo) to run: $*"
+    fi
+}
+
+# --- locating and installing -------------------------------------------------
+
+svc_tansu_bin() {
+    local bin
+    if [[ -n ${CHATCART_TEST_TANSU_BIN:-} ]]; then
+        printf '%s\n' "$CHATCART_TEST_TANSU_BIN"
+        return 0
+    fi
+    if bin=$(command -v tansu 2>/dev/null); then
+        printf '%s\n' "$bin"
+        return 0
+    fi
+    # cargo install puts it here, which is not always on PATH (CI, sudo).
+    bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+    if [[ -x $bin ]]; then
+        printf '%s\n' "$bin"
+        return 0
+    fi
+    return 1
+}
+
+svc_ensure_tansu() {
+    local bin version
+    if bin=$(svc_tansu_bin); then
+        version=$("$bin" --version 2>/dev/null || true)
+        if [[ $version != *"$SVC_TANSU_VERSION"* ]]; then
+            svc_say "warning: $bin reports '${version:-no version}', tests expect tansu $SVC_TANSU_VERSION"
+        fi
+        return 0
+    fi
+    svc_have cargo || svc_die "tansu is not installed and cargo is not on PATH"
+    svc_say "installing tansu $SVC_TANSU_VERSION with cargo (takes about 10 minutes the first time)"
+    # --locked: the crate's own lockfile is the combination its authors tested.
+    # dynostore gives memory:// storage, libsql gives sqlite://.
+    cargo install tansu --version "$SVC_TANSU_VERSION" --locked \
+        --features "$SVC_TANSU_FEATURES" >&2
+    svc_tansu_bin >/dev/null || svc_die "cargo install finished but no tansu binary was found"
+}
+
+svc_clickhouse_bin() {
+    local bin
+    if bin=$(command -v clickhouse-server 2>/dev/null); then
+        printf '%s\n' "$bin"
+        return 0
+    fi
+    # /usr/sbin is often missing from a non-root PATH.
+    for bin in /usr/sbin/clickhouse-server /usr/bin/clickhouse-server; do
+        if [[ -x $bin ]]; then
+            printf '%s\n' "$bin"
+            return 0
+        fi
+    done
+    return 1
+}
+
+svc_ensure_clickhouse() {
+    if svc_clickhouse_bin >/dev/null; then
+        return 0
+    fi
+    svc_have apt-get || svc_die "clickhouse-server is not installed and apt-get is not available"
+    svc_say "installing clickhouse-server with apt-get"
+    svc_as_root apt-get update >&2
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends clickhouse-server clickhouse-client >&2
+    svc_clickhouse_bin >/dev/null || svc_die "apt-get finished but clickhouse-server was not found"
+}
+
+# --- ports and probes --------------------------------------------------------
+
+# True if any IPv4/IPv6 socket on this machine uses the port locally. Checking
+# /proc/net rather than trying a connect also catches sockets that are bound
+# but not listening, which would still make the service's bind fail.
+svc_port_in_use() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    if [[ -r /proc/net/tcp ]]; then
+        grep -q -i -E "^ *[0-9]+: [0-9A-F]+:${hex} " /proc/net/tcp /proc/net/tcp6 2>/dev/null
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+    fi
+}
+
+# Prints a port that nothing uses. Chosen below the kernel's ephemeral range so
+# outgoing connections (the tests open many) cannot take it in the meantime;
+# the remaining race with other programs is covered by retrying the start.
+# Each service is up before the next port is picked, so they cannot collide.
+svc_free_port() {
+    local low=20000 high=32767 eph_low port _
+    if [[ -r /proc/sys/net/ipv4/ip_local_port_range ]]; then
+        read -r eph_low _ </proc/sys/net/ipv4/ip_local_port_range
+        if ((eph_low - 1 < high)); then
+            high=$((eph_low - 1))
+        fi
+        if ((high - low < 1000)); then
+            low=10000
+        fi
+    fi
+    for _ in $(seq 1 200); do
+        port=$((low + (RANDOM * 32768 + RANDOM) % (high - low + 1)))
+        if ! svc_port_in_use "$port"; then
+            printf '%s\n' "$port"
+            return 0
+        fi
+    done
+    svc_die "found no free port between $low and $high"
+}
+
+# Kafka ApiVersions v0 with correlation id 1: an answer proves the broker
+# parses the protocol, not merely that the port is open.
+svc_kafka_ready() {
+    local host=$1 port=$2 reply
+    reply=$(
+        exec 2>/dev/null
+        exec 3<>"/dev/tcp/$host/$port" || exit 1
+        printf '\x00\x00\x00\x0e\x00\x12\x00\x00\x00\x00\x00\x01\x00\x04test' >&3
+        timeout 5 head -c 8 <&3 | od -An -tx1 | tr -d ' \n'
+    ) || return 1
+    # 4-byte length, then the correlation id echoed back.
+    [[ ${#reply} -eq 16 && ${reply:8:8} == 00000001 ]]
+}
+
+svc_clickhouse_ready() {
+    local host=$1 port=$2 reply
+    reply=$(
+        exec 2>/dev/null
+        exec 3<>"/dev/tcp/$host/$port" || exit 1
+        printf 'GET /ping HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" >&3
+        timeout 5 cat <&3
+    ) || return 1
+    [[ $reply == *'Ok.'* ]]
+}
+
+# --- processes ---------------------------------------------------------------
+
+svc_alive() {
+    local pid=$1 state
+    kill -0 "$pid" 2>/dev/null || return 1
+    # A service that died while run.sh is its parent stays a zombie until
+    # reaped, and kill -0 still succeeds on it.
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+    [[ $state != Z ]]
+}
+
+# svc_spawn PIDFILE LOGFILE WORKDIR CMD...
+# Runs CMD in its own session, so a Ctrl-C meant for the test runner does not
+# hit the services mid-test and the whole group can be stopped at once. The
+# pid is written by the process itself: it is also the process group id.
+svc_spawn() {
+    local pidfile=$1 logfile=$2 workdir=$3
+    shift 3
+    rm -f "$pidfile"
+    (
+        cd "$workdir"
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        exec setsid bash -c 'echo "$$" >"$0"; exec "$@"' "$pidfile" "$@"
+    ) </dev/null >>"$logfile" 2>&1 &
+    local _
+    for _ in $(seq 1 100); do
+        [[ -s $pidfile ]] && return 0
+        sleep 0.05
+    done
+    svc_die "could not start: $*"
+}
+
+# svc_kill PIDFILE
+svc_kill() {
+    local pidfile=$1 pid _
+    [[ -s $pidfile ]] || return 0
+    pid=$(<"$pidfile")
+    if svc_alive "$pid"; then
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        # Tansu allows its connections 5 s to finish after SIGTERM.
+        for _ in $(seq 1 150); do
+            svc_alive "$pid" || break
+            sleep 0.1
+        done
+        if svc_alive "$pid"; then
+            svc_say "pid $pid did not stop after SIGTERM, killing it"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    # Reaps it when this shell started it; otherwise a harmless no-op.
+    wait "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+}
+
+# svc_wait NAME PIDFILE LOGFILE PROBE HOST PORT
+# 0 when ready, 2 when the process died of a port clash (caller retries),
+# exits otherwise.
+svc_wait() {
+    local name=$1 pidfile=$2 logfile=$3 probe=$4 host=$5 port=$6
+    local timeout=${CHATCART_TEST_STARTUP_TIMEOUT:-60} pid started now
+    pid=$(<"$pidfile")
+    started=$SECONDS
+    while true; do
+        if "$probe" "$host" "$port"; then
+            svc_say "$name is ready on $host:$port after $((SECONDS - started)) s"
+            return 0
+        fi
+        if ! svc_alive "$pid"; then
+            wait "$pid" 2>/dev/null || true
+            rm -f "$pidfile"
+            if grep -q -i -E 'address already in use|EADDRINUSE|AddrInUse' "${pidfile%/*}"/*log* 2>/dev/null; then
+                svc_say "$name lost port $port to another program, retrying on another port"
+                return 2
+            fi
+            svc_say "$name exited during startup; last lines of $logfile:"
+            tail -n 40 "$logfile" >&2 || true
+            exit 1
+        fi
+        now=$SECONDS
+        if ((now - started >= timeout)); then
+            svc_say "$name did not become ready on $host:$port within ${timeout} s; last lines of $logfile:"
+            tail -n 40 "$logfile" >&2 || true
+            svc_kill "$pidfile"
+            exit 1
+        fi
+        sleep 0.2
+    done
+}
+
+# --- the services ------------------------------------------------------------
+
+# svc_start_tansu DIR -> sets SVC_KAFKA
+svc_start_tansu() {
+    local dir=$1/tansu bin storage port attempt rc
+    bin=$(svc_tansu_bin)
+    storage=${CHATCART_TEST_TANSU_STORAGE:-memory://tansu/}
+    mkdir -p "$dir"
+    for attempt in 1 2 3; do
+        port=$(svc_free_port)
+        svc_say "starting tansu on 127.0.0.1:$port (storage $storage, attempt $attempt)"
+        printf '%s\n' "$port" >"$dir/port"
+        : >"$dir/log"
+        # Every setting is passed as a flag: tansu reads CLUSTER_ID,
+        # LISTENER_URL, STORAGE_ENGINE, ... from the environment and from a
+        # .env file, and a flag wins over both.
+        #  - listener: an IP literal, because a host name such as localhost
+        #    makes tansu fall back to listening on every interface.
+        #  - advertised listener: what clients are told to reconnect to;
+        #    127.0.0.1 rather than localhost, which may resolve to ::1 first.
+        #  - cluster id: fixed, since sqlite storage remembers it across
+        #    restarts of the broker.
+        #  - silent: no progress spinners or screen clearing in the log.
+        # Unset variables that would enable features we pass no flag for.
+        svc_spawn "$dir/pid" "$dir/log" "$dir" \
+            env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT \
+            RUST_LOG="${CHATCART_TEST_TANSU_LOG:-warn}" \
+            "$bin" broker \
+            --listener-url "tcp://127.0.0.1:$port" \
+            --advertised-listener-url "tcp://127.0.0.1:$port" \
+            --storage-engine "$storage" \
+            --cluster-id chatcart-test \
+            --silent
+        rc=0
+        svc_wait tansu "$dir/pid" "$dir/log" svc_kafka_ready 127.0.0.1 "$port" || rc=$?
+        if ((rc == 0)); then
+            SVC_KAFKA=127.0.0.1:$port
+            return 0
+        fi
+    done
+    svc_die "tansu could not get a port after 3 attempts"
+}
+
+# svc_start_clickhouse DIR -> sets SVC_CLICKHOUSE
+svc_start_clickhouse() {
+    local dir=$1/clickhouse bin port attempt rc
+    bin=$(svc_clickhouse_bin)
+    mkdir -p "$dir/data"
+    # Our own users.xml: the packaged one lets the default user in from any
+    # address; this one only from loopback.
+    cat >"$dir/users.xml" <<'EOF'
+<?xml version="1.0"?>
+<yandex>
+    <profiles><default></default></profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas><default></default></quotas>
+</yandex>
+EOF
+    for attempt in 1 2 3; do
+        port=$(svc_free_port)
+        svc_say "starting clickhouse-server on 127.0.0.1:$port (attempt $attempt)"
+        printf '%s\n' "$port" >"$dir/port"
+        # A complete config of our own instead of overriding the packaged
+        # /etc/clickhouse-server/config.xml: that one also opens the native
+        # (9000) and interserver (9009) ports, logs to /var/log, keeps data in
+        # /var/lib and pulls in /etc/metrika.xml. With no tcp_port and no
+        # interserver port here, HTTP is the only listener, and every file the
+        # server writes (data, metadata, preprocessed configs, logs, status)
+        # stays under this folder.
+        cat >"$dir/config.xml" <<EOF
+<?xml version="1.0"?>
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$dir/server.log</log>
+        <errorlog>$dir/server.err.log</errorlog>
+        <size>100M</size>
+        <count>1</count>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$port</http_port>
+    <path>$dir/data/</path>
+    <tmp_path>$dir/data/tmp/</tmp_path>
+    <user_files_path>$dir/data/user_files/</user_files_path>
+    <format_schema_path>$dir/data/format_schemas/</format_schema_path>
+    <users_config>$dir/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <max_concurrent_queries>100</max_concurrent_queries>
+    <keep_alive_timeout>3</keep_alive_timeout>
+    <uncompressed_cache_size>268435456</uncompressed_cache_size>
+    <mark_cache_size>268435456</mark_cache_size>
+    <mlock_executable>false</mlock_executable>
+</yandex>
+EOF
+        : >"$dir/log"
+        : >"$dir/server.log"
+        : >"$dir/server.err.log"
+        svc_spawn "$dir/pid" "$dir/log" "$dir" \
+            "$bin" --config-file="$dir/config.xml"
+        rc=0
+        svc_wait clickhouse "$dir/pid" "$dir/server.err.log" svc_clickhouse_ready 127.0.0.1 "$port" || rc=$?
+        if ((rc == 0)); then
+            SVC_CLICKHOUSE=http://127.0.0.1:$port
+            return 0
+        fi
+    done
+    svc_die "clickhouse-server could not get a port after 3 attempts"
+}
+
+# svc_start DIR
+# Starts whatever CHATCART_TEST_KAFKA / CHATCART_TEST_CLICKHOUSE do not
+# already point at, then writes DIR/env and exports the variables.
+svc_start() {
+    local dir=$1
+    mkdir -p "$dir"
+    SVC_KAFKA=${CHATCART_TEST_KAFKA:-}
+    SVC_CLICKHOUSE=${CHATCART_TEST_CLICKHOUSE:-}
+
+    if [[ -n $SVC_KAFKA ]]; then
+        svc_say "using the Kafka broker at $SVC_KAFKA (CHATCART_TEST_KAFKA)"
+    else
+        svc_ensure_tansu
+    fi
+    if [[ -n $SVC_CLICKHOUSE ]]; then
+        svc_say "using ClickHouse at $SVC_CLICKHOUSE (CHATCART_TEST_CLICKHOUSE)"
+    else
+        svc_ensure_clickhouse
+    fi
+
+    svc_have setsid || svc_die "setsid (util-linux) is required"
+    svc_have timeout || svc_die "timeout (coreutils) is required"
+
+    if [[ -z $SVC_KAFKA ]]; then
+        svc_start_tansu "$dir"
+    fi
+    if [[ -z $SVC_CLICKHOUSE ]]; then
+        svc_start_clickhouse "$dir"
+    fi
+
+    export CHATCART_TEST_KAFKA=$SVC_KAFKA
+    export CHATCART_TEST_CLICKHOUSE=$SVC_CLICKHOUSE
+    export CHATCART_TEST_SERVICES_DIR=$dir
+    # Fault tests restart or run a second broker with the same binary.
+    local bin
+    if bin=$(svc_tansu_bin); then
+        export CHATCART_TEST_TANSU_BIN=$bin
+    fi
+    {
+        printf 'export CHATCART_TEST_KAFKA=%q\n' "$CHATCART_TEST_KAFKA"
+        printf 'export CHATCART_TEST_CLICKHOUSE=%q\n' "$CHATCART_TEST_CLICKHOUSE"
+        printf 'export CHATCART_TEST_SERVICES_DIR=%q\n' "$CHATCART_TEST_SERVICES_DIR"
+        if [[ -n ${CHATCART_TEST_TANSU_BIN:-} ]]; then
+            printf 'export CHATCART_TEST_TANSU_BIN=%q\n' "$CHATCART_TEST_TANSU_BIN"
+        fi
+    } >"$dir/env"
+}
+
+# svc_stop DIR: stops what svc_start started there; safe to call twice or on
+# a half-started folder.
+svc_stop() {
+    local dir=$1 name
+    for name in tansu clickhouse; do
+        if [[ -s $dir/$name/pid ]]; then
+            svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
+            svc_kill "$dir/$name/pid"
+        fi
+    done
+}
+
+svc_running() {
+    local dir=$1 name
+    for name in tansu clickhouse; do
+        if [[ -s $dir/$name/pid ]] && svc_alive "$(<"$dir/$name/pid")"; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+svc_main() {
+    local dir=${CHATCART_TEST_SERVICES_DIR:-/tmp/chatcart-services}
+    case ${1:-} in
+    start)
+        if svc_running "$dir"; then
+            svc_say "services are already running in $dir"
+            cat "$dir/env"
+            return 0
+        fi
+        rm -rf "$dir"
+        # Do not leave the broker running if ClickHouse then fails.
+        # shellcheck disable=SC2064 # the folder is fixed now
+        trap "svc_stop $(printf '%q' "$dir")" EXIT
+        svc_start "$dir"
+        trap - EXIT
+        svc_say "started; stop them with: bash ${BASH_SOURCE[0]} stop"
+        cat "$dir/env"
+        ;;
+    env)
+        [[ -s $dir/env ]] || svc_die "nothing started in $dir"
+        cat "$dir/env"
+        ;;
+    status)
+        local name
+        for name in tansu clickhouse; do
+            if [[ -s $dir/$name/pid ]] && svc_alive "$(<"$dir/$name/pid")"; then
+                printf '%s: running, pid %s, port %s\n' "$name" "$(<"$dir/$name/pid")" "$(<"$dir/$name/port")"
+            else
+                printf '%s: not running\n' "$name"
+            fi
+        done
+        ;;
+    stop)
+        svc_stop "$dir"
+        if [[ ${CHATCART_TEST_KEEP:-0} == 1 ]]; then
+            svc_say "keeping $dir"
+        else
+            rm -rf "$dir"
+        fi
+        ;;
+    *)
+        printf 'usage: %s start|env|status|stop\n' "$0" >&2
+        return 2
+        ;;
+    esac
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    svc_main "$@"
+fi
