@@ -154,7 +154,10 @@ pub async fn ensure_schema(config: &ClickHouseConfig) -> Result<(), ConnectorErr
     let server = config.client().with_database("default");
     // `database` was checked by `validate` to be a plain identifier.
     server
-        .query(&format!("CREATE DATABASE IF NOT EXISTS {}", config.database))
+        .query(&format!(
+            "CREATE DATABASE IF NOT EXISTS {}",
+            config.database
+        ))
         .execute()
         .await?;
     config.client().query(EVENTS_DDL).execute().await?;

@@ -100,7 +100,11 @@ impl KafkaConfig {
                 "must be non-empty and contain only ASCII letters, digits, '.', '_' and '-'",
             ));
         }
-        if let Some(key) = self.properties.keys().find(|k| RESERVED.contains(&k.as_str())) {
+        if let Some(key) = self
+            .properties
+            .keys()
+            .find(|k| RESERVED.contains(&k.as_str()))
+        {
             return Err(ConnectorError::config(
                 "kafka.properties",
                 format!("`{key}` is managed by chatcart and cannot be overridden"),
@@ -231,7 +235,7 @@ pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>,
 }
 
 /// Reads partition `partition` of `topic` from its first to its last record
-/// (as of the call), handing each record's offset and payload to `f`. Blocking:
+/// (as of the call), handing each record to `f`. Blocking:
 /// call it from a blocking thread. Fails if the end is not reached within
 /// `timeout`, so a stuck broker cannot hang a restore forever.
 pub fn read_partition(
@@ -239,7 +243,7 @@ pub fn read_partition(
     topic: &str,
     partition: i32,
     timeout: Duration,
-    mut f: impl FnMut(i64, &[u8]),
+    mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<u64, ConnectorError> {
     let consumer: BaseConsumer = config
         .client_config()
@@ -268,7 +272,7 @@ pub fn read_partition(
             continue;
         };
         let message = message?;
-        f(message.offset(), message.payload().unwrap_or_default());
+        f(&message);
         read += 1;
         if message.offset() + 1 >= high {
             return Ok(read);

@@ -8,6 +8,7 @@
 //! with backoff, so memory stays bounded by one batch.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,6 +19,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use schemas::Record;
 use tokio::time::Instant;
 
+use crate::runtime::rebalance::Rebalances;
 use crate::runtime::{Context, Shutdown};
 use crate::topics::Topic;
 
@@ -171,11 +173,11 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
         .await
         .context("creating ClickHouse tables")?;
     let client = ch.client();
-    let consumer: StreamConsumer = ctx
+    let consumer: StreamConsumer<Rebalances> = ctx
         .settings
         .kafka
         .consumer_config("analytics")
-        .create()
+        .create_with_context(Rebalances::new("analytics", Arc::clone(&ctx.ready)))
         .context("creating consumer")?;
     let topics: Vec<&str> = Topic::ALL.iter().map(|t| ctx.topics.name(*t)).collect();
     consumer.subscribe(&topics).context("subscribing")?;
@@ -235,7 +237,7 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
 /// (consumption pauses meanwhile), then stores the batch's offsets.
 async fn flush(
     client: &connectors::ClickHouseClient,
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Rebalances>,
     batch: &mut Vec<EventRow>,
     positions: &mut HashMap<(String, i32), i64>,
     shutdown: &mut Shutdown,

@@ -3,6 +3,7 @@
 //! them fails, which drains the others).
 
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use schemas::Codec;
@@ -11,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::runtime::shutdown::Trigger;
-use crate::runtime::{Context, Shutdown, run_stage};
+use crate::runtime::{Context, Ready, Shutdown, run_stage};
 use crate::stages::reply::Templates;
 use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 use crate::{TopicNames, analytics};
@@ -87,22 +88,29 @@ pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How many stages `names` starts (for [`Ready::wait_for`]).
+pub fn stage_count(names: &[StageName], settings: &Settings) -> usize {
+    expand(names, settings).len()
+}
+
 /// Runs `names` until `shutdown` fires. If a stage fails, the others are
-/// drained too and the first error is returned.
+/// drained too and the first error is returned. `ready` counts the stages
+/// holding partitions.
 pub async fn run(
-    names: &[StageName],
+    names: Vec<StageName>,
     settings: Settings,
     trigger: Trigger,
     shutdown: Shutdown,
+    ready: Arc<Ready>,
 ) -> anyhow::Result<()> {
-    let names = expand(names, &settings);
+    let names = expand(&names, &settings);
     if names.contains(&StageName::Analytics) && !settings.clickhouse.enabled() {
         anyhow::bail!(
             "the analytics stage needs clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
         );
     }
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
-    let ctx = Context::new(settings.clone(), codec(&settings)?);
+    let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
     let mut tasks = JoinSet::new();
     for name in names {
         let (ctx, shutdown, catalog) = (ctx.clone(), shutdown.clone(), catalog.clone());

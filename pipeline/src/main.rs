@@ -163,7 +163,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { stages } => {
             let (trigger, shutdown) = Shutdown::new();
             tokio::spawn(trigger.clone().fire_on_signal());
-            app::run(&stages, settings()?, trigger, shutdown).await?;
+            app::run(stages, settings()?, trigger, shutdown, Default::default()).await?;
         }
         Command::Send {
             user,

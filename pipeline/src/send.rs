@@ -2,6 +2,7 @@
 //! wait for its reply.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -103,8 +104,12 @@ pub fn prompt(
     locale: Option<String>,
     request_id: Option<String>,
 ) -> Prompt {
+    static SENT: AtomicU64 = AtomicU64::new(0);
     let now = now_ms();
-    let request_id = request_id.unwrap_or_else(|| format!("cli-{now}-{}", std::process::id()));
+    let request_id = request_id.unwrap_or_else(|| {
+        let n = SENT.fetch_add(1, Ordering::Relaxed);
+        format!("cli-{now}-{}-{n}", std::process::id())
+    });
     Prompt {
         session_id: format!("cli-{user_id}"),
         trace_id: request_id.clone(),

@@ -1,1 +1,364 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration and fault tests: where the real
+//! services are, an isolated namespace (topics, groups, ClickHouse database)
+//! per test, running stages in-process, and reading topics back.
+//!
+//! The services come from `CHATCART_TEST_KAFKA` (bootstrap servers) and
+//! `CHATCART_TEST_CLICKHOUSE` (HTTP URL); `tests/run.sh` starts real ones
+//! and sets both.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chatcart::app::{self, StageName};
+use chatcart::runtime::shutdown::Trigger;
+use chatcart::runtime::{Ready, Shutdown};
+use chatcart::{Settings, Topic, TopicNames};
+use connectors::kafka::{enqueue, read_partition, scan};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureRecord, Producer};
+use schemas::{Codec, DecisionOutcome, OrderOutcome, Prompt, Record, Reply, ReplyOutcome};
+use tokio::task::JoinHandle;
+
+/// Bootstrap servers of the broker under test.
+pub fn kafka() -> String {
+    std::env::var("CHATCART_TEST_KAFKA").unwrap_or_else(|_| {
+        panic!("CHATCART_TEST_KAFKA is not set: run the suite with `bash tests/run.sh`, which starts Tansu and ClickHouse")
+    })
+}
+
+/// HTTP URL of the ClickHouse under test.
+pub fn clickhouse() -> String {
+    std::env::var("CHATCART_TEST_CLICKHOUSE").unwrap_or_else(|_| {
+        panic!("CHATCART_TEST_CLICKHOUSE is not set: run the suite with `bash tests/run.sh`, which starts Tansu and ClickHouse")
+    })
+}
+
+/// Settings for one test: its own topic prefix, consumer groups and
+/// ClickHouse database, so tests can share the services and run at once.
+pub fn settings(test: &str, partitions: i32) -> Settings {
+    let unique = format!(
+        "{test}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+    );
+    let mut s = Settings::default();
+    s.kafka.bootstrap_servers = kafka();
+    s.kafka.topic_prefix = format!("{unique}.");
+    s.kafka.group_prefix = unique.clone();
+    s.kafka.partitions = partitions;
+    s.clickhouse.url = clickhouse();
+    s.clickhouse.database = format!("t_{}", unique.replace('-', "_"));
+    s.clickhouse.batch_max_wait_ms = 300;
+    s.validate().expect("test settings are valid");
+    s
+}
+
+/// Stages running in this process, as one `chatcart run` would.
+pub struct Running {
+    trigger: Trigger,
+    task: JoinHandle<anyhow::Result<()>>,
+    ready: Arc<Ready>,
+    stages: usize,
+}
+
+impl Running {
+    /// Starts `stages` with `settings`.
+    pub fn start(settings: &Settings, stages: &[StageName]) -> Self {
+        let (trigger, shutdown) = Shutdown::new();
+        let ready = Arc::new(Ready::default());
+        let task = tokio::spawn(app::run(
+            stages.to_vec(),
+            settings.clone(),
+            trigger.clone(),
+            shutdown,
+            Arc::clone(&ready),
+        ));
+        Self {
+            trigger,
+            task,
+            ready,
+            stages: app::stage_count(stages, settings),
+        }
+    }
+
+    /// Waits until every stage holds partitions.
+    pub async fn ready(&self) {
+        assert!(
+            self.ready
+                .wait_for(self.stages, Duration::from_secs(60))
+                .await,
+            "stages did not join their consumer groups within 60 s"
+        );
+    }
+
+    /// Drains the stages as SIGTERM would and waits for them to exit.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.fire();
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .context("stages did not drain within 60 s")??
+    }
+
+    /// Drops the stages without a drain, as a crash would.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// Creates the test's topics.
+pub async fn create_topics(settings: &Settings) {
+    app::create_topics(settings).await.expect("topics created");
+}
+
+/// Publishes prompts (Avro single-object encoding, keyed by user) and waits
+/// until the broker has them all.
+pub async fn publish(settings: &Settings, prompts: &[Prompt]) {
+    let topics = TopicNames::new(&settings.kafka);
+    let producer = settings.kafka.producer().expect("producer");
+    let codec = Codec::new();
+    let mut deliveries = Vec::with_capacity(prompts.len());
+    for p in prompts {
+        let bytes = codec.encode(&Record::Prompt(p.clone())).expect("encode");
+        let record = FutureRecord::to(topics.name(Topic::Prompts))
+            .key(p.user_id.as_str())
+            .payload(&bytes[..]);
+        deliveries.push(enqueue(&producer, record).await.expect("enqueue"));
+    }
+    for d in deliveries {
+        assert!(matches!(d.await, Ok(Ok(_))), "prompt not delivered");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+}
+
+/// Publishes raw bytes to partition `partition` of a topic.
+pub async fn publish_raw(
+    settings: &Settings,
+    topic: Topic,
+    partition: i32,
+    key: &str,
+    payload: &[u8],
+) {
+    let topics = TopicNames::new(&settings.kafka);
+    let producer = settings.kafka.producer().expect("producer");
+    let record = FutureRecord::to(topics.name(topic))
+        .partition(partition)
+        .key(key)
+        .payload(payload);
+    let delivery = enqueue(&producer, record).await.expect("enqueue").await;
+    assert!(matches!(delivery, Ok(Ok(_))), "record not delivered");
+}
+
+/// One record read back: where it was, its headers, and its bytes.
+#[derive(Debug, Clone)]
+pub struct Raw {
+    pub partition: i32,
+    pub offset: i64,
+    pub headers: HashMap<String, String>,
+    pub payload: Vec<u8>,
+}
+
+/// Every record of `topic`, partition by partition, as of now.
+pub async fn read_topic(settings: &Settings, topic: Topic) -> Vec<Raw> {
+    let kafka = settings.kafka.clone();
+    let name = TopicNames::new(&kafka).name(topic).to_owned();
+    let partitions = topic.partitions(kafka.partitions);
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for p in 0..partitions {
+            let mut rows = Vec::new();
+            read_partition(&kafka, &name, p, Duration::from_secs(60), |m| {
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|hd| {
+                                let value =
+                                    hd.value.map(String::from_utf8_lossy).unwrap_or_default();
+                                (hd.key.to_owned(), value.into_owned())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                rows.push(Raw {
+                    partition: p,
+                    offset: m.offset(),
+                    headers,
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            })
+            .expect("read partition");
+            out.extend(rows);
+        }
+        out
+    })
+    .await
+    .expect("reader thread")
+}
+
+/// Every decodable record of `topic`.
+pub async fn records(settings: &Settings, topic: Topic) -> Vec<Record> {
+    let codec = Codec::new();
+    read_topic(settings, topic)
+        .await
+        .iter()
+        .map(|r| codec.decode(&r.payload).expect("internal records decode"))
+        .collect()
+}
+
+/// Reads `chat.replies` until `expected` distinct requests are answered or
+/// `timeout` passes; returns every reply seen (duplicates included).
+pub async fn await_replies(settings: &Settings, expected: usize, timeout: Duration) -> Vec<Reply> {
+    let kafka = settings.kafka.clone();
+    let name = TopicNames::new(&kafka).name(Topic::Replies).to_owned();
+    let from: Vec<_> = (0..kafka.partitions)
+        .map(|p| (name.clone(), p, 0))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let codec = Codec::new();
+        let mut replies = Vec::new();
+        let mut distinct = std::collections::HashSet::new();
+        scan(&kafka, &from, timeout, |m| {
+            if let Ok(Record::Reply(r)) = codec.decode(m.payload().unwrap_or_default()) {
+                distinct.insert(r.request_id.clone());
+                replies.push(r);
+            }
+            if distinct.len() >= expected {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .expect("scan replies");
+        replies
+    })
+    .await
+    .expect("reader thread")
+}
+
+/// Total records in every chatcart topic, as of now.
+pub async fn total_records(settings: &Settings) -> u64 {
+    let mut total = 0;
+    for t in Topic::ALL {
+        total += read_topic(settings, t).await.len() as u64;
+    }
+    total
+}
+
+/// Polls ClickHouse until the events table holds `expected` distinct records
+/// (or `timeout` passes); returns `(rows, distinct (topic, partition, offset))`.
+pub async fn clickhouse_counts(
+    settings: &Settings,
+    expected: u64,
+    timeout: Duration,
+) -> (u64, u64) {
+    let client = settings.clickhouse.client();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let counts = client
+            .query("SELECT count(), uniqExact(topic, partition, offset) FROM events")
+            .fetch_one::<(u64, u64)>()
+            .await
+            .unwrap_or((0, 0));
+        if counts.1 >= expected || Instant::now() > deadline {
+            return counts;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Checks every promise the pipeline makes for `requests` prompts, from the
+/// topics themselves; returns the replies.
+pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<Reply> {
+    let replies: Vec<Reply> = records(settings, Topic::Replies)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Reply(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+
+    // Every request has exactly one final reply.
+    let mut per_request: HashMap<&str, usize> = HashMap::new();
+    for r in &replies {
+        *per_request.entry(r.request_id.as_str()).or_default() += 1;
+    }
+    for p in requests {
+        assert_eq!(
+            per_request.get(p.request_id.as_str()),
+            Some(&1),
+            "request {} replies",
+            p.request_id
+        );
+    }
+    assert_eq!(
+        replies.len(),
+        requests.len(),
+        "replies for unknown requests"
+    );
+
+    // Orders + denials + rejections account for every request.
+    let count = |o: ReplyOutcome| replies.iter().filter(|r| r.outcome == o).count();
+    let (orders, denials, rejections) = (
+        count(ReplyOutcome::OrderPlaced),
+        count(ReplyOutcome::Denied),
+        count(ReplyOutcome::Rejected),
+    );
+    assert_eq!(orders + denials + rejections, requests.len());
+    assert!(
+        orders > 0 && denials > 0 && rejections > 0,
+        "{orders} {denials} {rejections}"
+    );
+
+    // Grants: at most one per user, within budget; one order per grant.
+    let mut grants_per_user: HashMap<String, usize> = HashMap::new();
+    let mut granted_cents = 0;
+    let mut granted_requests = std::collections::HashSet::new();
+    for r in records(settings, Topic::Decisions).await {
+        if let Record::Decision(d) = r {
+            if d.outcome == DecisionOutcome::Granted
+                && granted_requests.insert(d.request_id.clone())
+            {
+                *grants_per_user.entry(d.user_id.clone()).or_default() += 1;
+                granted_cents += d.credit_cents;
+            }
+        }
+    }
+    let limit = settings.campaign.per_user_limit as usize;
+    assert!(
+        grants_per_user.values().all(|n| *n <= limit),
+        "a user got more than {limit} free orders"
+    );
+    assert!(
+        granted_cents <= settings.campaign.budget_cents,
+        "overspent: {granted_cents}"
+    );
+    let orders_placed: Vec<_> = records(settings, Topic::Orders)
+        .await
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Order(o) if o.outcome == OrderOutcome::Placed => Some(o.request_id),
+            _ => None,
+        })
+        .collect();
+    let distinct: std::collections::HashSet<_> = orders_placed.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        orders_placed.len(),
+        "a request got two orders"
+    );
+    assert_eq!(
+        distinct.len(),
+        granted_requests.len(),
+        "every grant has its order"
+    );
+    assert_eq!(orders, granted_requests.len());
+    replies
+}

@@ -9,8 +9,10 @@
 //!
 //! # Layout
 //! - [`runner`]: the consume → handle → produce → store-offset loop.
+//! - [`rebalance`]: consumer-group events: revoked partitions, readiness.
 //! - [`shutdown`]: the drain signal every long-running task listens to.
 
+pub mod rebalance;
 pub mod runner;
 pub mod shutdown;
 
@@ -21,6 +23,7 @@ use schemas::{Codec, CodecError, Record};
 use crate::config::Settings;
 use crate::topics::{Topic, TopicNames};
 
+pub use rebalance::Ready;
 pub use runner::run_stage;
 pub use shutdown::Shutdown;
 
@@ -78,15 +81,18 @@ pub struct Context {
     pub settings: Arc<Settings>,
     pub codec: Arc<Codec>,
     pub topics: Arc<TopicNames>,
+    /// Counts the stages that hold partitions.
+    pub ready: Arc<Ready>,
 }
 
 impl Context {
-    pub fn new(settings: Settings, codec: Codec) -> Self {
+    pub fn new(settings: Settings, codec: Codec, ready: Arc<Ready>) -> Self {
         let topics = TopicNames::new(&settings.kafka);
         Self {
             settings: Arc::new(settings),
             codec: Arc::new(codec),
             topics: Arc::new(topics),
+            ready,
         }
     }
 }

@@ -6,8 +6,8 @@
 //! records are in flight at once, up to `runtime.max_in_flight`, so the loop
 //! never waits on one broker round trip per record.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -15,53 +15,14 @@ use connectors::kafka::{enqueue, read_partition};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
+use super::rebalance::Rebalances;
 use super::{Context, Emit, Shutdown, Stage, now_ms};
 use crate::topics::Topic;
-
-/// Records which partitions were taken away, for the loop to drop their
-/// state. Bounded by the partition count.
-#[derive(Default)]
-struct Rebalances {
-    stage: &'static str,
-    revoked: Mutex<HashSet<i32>>,
-}
-
-impl ClientContext for Rebalances {}
-
-impl ConsumerContext for Rebalances {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let partitions: Vec<String> = tpl
-                    .elements()
-                    .iter()
-                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
-                    .collect();
-                tracing::info!(stage = self.stage, assigned = ?partitions, "partitions assigned");
-            }
-            Rebalance::Revoke(tpl) => {
-                let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
-                revoked.extend(tpl.elements().iter().map(|e| e.partition()));
-                tracing::info!(
-                    stage = self.stage,
-                    count = tpl.count(),
-                    "partitions revoked"
-                );
-            }
-            Rebalance::Error(e) => {
-                tracing::warn!(stage = self.stage, error = %e, "rebalance error")
-            }
-        }
-    }
-}
 
 /// An input record whose outputs are on their way to the broker.
 struct Pending {
@@ -83,10 +44,7 @@ pub async fn run_stage<S: Stage>(
     let kafka = &ctx.settings.kafka;
     let consumer: StreamConsumer<Rebalances> = kafka
         .consumer_config(name)
-        .create_with_context(Rebalances {
-            stage: name,
-            ..Rebalances::default()
-        })
+        .create_with_context(Rebalances::new(name, Arc::clone(&ctx.ready)))
         .context("creating consumer")?;
     let producer: FutureProducer = kafka.producer()?;
     let inputs: Vec<&str> = stage.inputs().iter().map(|t| ctx.topics.name(*t)).collect();
@@ -213,14 +171,7 @@ async fn drop_revoked<St>(
     inflight: &mut FuturesOrdered<BoxFuture<'static, Pending>>,
     states: &mut HashMap<i32, St>,
 ) -> anyhow::Result<()> {
-    let revoked: HashSet<i32> = {
-        let mut guard = consumer
-            .context()
-            .revoked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut *guard)
-    };
+    let revoked = consumer.context().take_revoked();
     if revoked.is_empty() {
         return Ok(());
     }
@@ -247,16 +198,17 @@ async fn restore<S: Stage>(
         let topic = ctx.topics.name(source);
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
         let mut undecodable = 0u64;
-        let read = read_partition(
-            &ctx.settings.kafka,
-            topic,
-            partition,
-            timeout,
-            |_, bytes| match ctx.codec.decode(bytes) {
-                Ok(record) => stage.restore(&mut state, &record),
-                Err(_) => undecodable += 1,
-            },
-        )?;
+        let read =
+            read_partition(
+                &ctx.settings.kafka,
+                topic,
+                partition,
+                timeout,
+                |message| match ctx.codec.decode(message.payload().unwrap_or_default()) {
+                    Ok(record) => stage.restore(&mut state, &record),
+                    Err(_) => undecodable += 1,
+                },
+            )?;
         if undecodable > 0 {
             tracing::warn!(
                 stage = stage.name(),

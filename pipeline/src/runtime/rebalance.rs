@@ -1,0 +1,93 @@
+//! Consumer-group events as the runner needs them: which partitions were
+//! taken away (so their state is dropped), and when a stage first holds
+//! partitions (so a caller can wait for the pipeline to be ready).
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+
+/// How many stages of a process hold a partition assignment.
+#[derive(Debug, Default)]
+pub struct Ready {
+    stages: AtomicUsize,
+}
+
+impl Ready {
+    /// Stages that have been assigned partitions at least once.
+    pub fn count(&self) -> usize {
+        self.stages.load(Ordering::Acquire)
+    }
+
+    /// Waits until `stages` stages hold partitions; false on timeout.
+    pub async fn wait_for(&self, stages: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while self.count() < stages {
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+}
+
+/// The consumer context every chatcart consumer uses.
+pub struct Rebalances {
+    stage: &'static str,
+    ready: Arc<Ready>,
+    counted: AtomicBool,
+    /// Bounded by the partition count.
+    revoked: Mutex<HashSet<i32>>,
+}
+
+impl Rebalances {
+    pub fn new(stage: &'static str, ready: Arc<Ready>) -> Self {
+        Self {
+            stage,
+            ready,
+            counted: AtomicBool::new(false),
+            revoked: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Partitions revoked since the last call.
+    pub fn take_revoked(&self) -> HashSet<i32> {
+        let mut guard = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut *guard)
+    }
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                tracing::info!(
+                    stage = self.stage,
+                    partitions = tpl.count(),
+                    "partitions assigned"
+                );
+                if tpl.count() > 0 && !self.counted.swap(true, Ordering::AcqRel) {
+                    self.ready.stages.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+            Rebalance::Revoke(tpl) => {
+                let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+                revoked.extend(tpl.elements().iter().map(|e| e.partition()));
+                tracing::info!(
+                    stage = self.stage,
+                    partitions = tpl.count(),
+                    "partitions revoked"
+                );
+            }
+            Rebalance::Error(e) => {
+                tracing::warn!(stage = self.stage, error = %e, "rebalance error")
+            }
+        }
+    }
+}
