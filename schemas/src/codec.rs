@@ -51,6 +51,9 @@ pub const MAX_ID_BYTES: usize = 128;
 /// Longest accepted prompt `text`, in bytes.
 pub const MAX_TEXT_BYTES: usize = 4096;
 
+/// The most one decoded field may allocate.
+pub const MAX_DECODE_ALLOCATION: usize = 4 * 1024 * 1024;
+
 /// The two bytes that start every single-object encoded message.
 const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
 /// Magic plus fingerprint.
@@ -413,6 +416,11 @@ impl Inner {
     /// Parses the bundled schemas. Called only through the `OnceLock` in
     /// [`Codec::new`], because it leaks the parsed schemas to make them `'static`.
     fn builtin() -> Result<Inner, CodecError> {
+        // apache-avro allocates a string or array's declared length before
+        // reading it; without a cap, one corrupt length prefix could ask for
+        // 512 MiB. No chatcart record comes near this (Kafka's default
+        // message limit is 1 MiB). The setting is process-wide and set once.
+        apache_avro::max_allocation_bytes(MAX_DECODE_ALLOCATION);
         let mut current = Vec::with_capacity(Kind::ALL.len());
         let mut by_fingerprint = HashMap::new();
         for kind in Kind::ALL {

@@ -402,3 +402,27 @@ fn errors_never_contain_the_prompt_text() {
         assert!(!shown.contains("PERSONAL"), "{shown}");
     }
 }
+
+/// A length prefix claiming a huge string is refused instead of allocated.
+#[test]
+fn huge_declared_length_is_refused() {
+    let codec = chatcart_schemas::Codec::new();
+    let mut bytes = codec
+        .encode(&chatcart_schemas::Record::Prompt(chatcart_schemas::Prompt {
+            request_id: "r".into(),
+            session_id: String::new(),
+            user_id: "u".into(),
+            campaign_id: String::new(),
+            trace_id: String::new(),
+            event_time_ms: 0,
+            text: String::new(),
+            locale: None,
+        }))
+        .unwrap();
+    // Replace the first field's length with 64 MiB (zig-zag varint): below
+    // apache-avro's own 512 MiB default, above the codec's cap.
+    bytes.truncate(10);
+    bytes.extend_from_slice(&[0x80, 0x80, 0x80, 0x40]);
+    let err = codec.decode(&bytes).unwrap_err().to_string();
+    assert!(err.contains("allocate"), "{err}");
+}
