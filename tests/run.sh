@@ -50,6 +50,7 @@ cd "$repo_root"
 services_dir=$(mktemp -d "${TMPDIR:-/tmp}/chatcart-test.XXXXXX")
 svc_say "services folder: $services_dir"
 svc_start "$services_dir"
+svc_watchdog "$$" "$services_dir"
 svc_say "CHATCART_TEST_KAFKA=$CHATCART_TEST_KAFKA"
 svc_say "CHATCART_TEST_CLICKHOUSE=$CHATCART_TEST_CLICKHOUSE"
 

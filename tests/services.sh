@@ -47,6 +47,16 @@ svc_die() {
     exit 1
 }
 
+# Milliseconds since the epoch; EPOCHREALTIME needs bash 5, else whole seconds.
+svc_now_ms() {
+    if [[ -n ${EPOCHREALTIME:-} ]]; then
+        local t=${EPOCHREALTIME/[.,]/}
+        printf '%s\n' "$((10#$t / 1000))"
+    else
+        printf '%s\n' "$(($(date +%s) * 1000))"
+    fi
+}
+
 svc_have() {
     command -v "$1" >/dev/null 2>&1
 }
@@ -83,16 +93,20 @@ svc_tansu_bin() {
 }
 
 svc_ensure_tansu() {
-    local bin version
+    local bin version engines
     if bin=$(svc_tansu_bin); then
-        version=$("$bin" --version 2>/dev/null || true)
-        if [[ $version != *"$SVC_TANSU_VERSION"* ]]; then
-            svc_say "warning: $bin reports '${version:-no version}', tests expect tansu $SVC_TANSU_VERSION"
+        version=$(timeout 10 "$bin" --version 2>/dev/null || true)
+        # A plain `cargo install tansu` has neither memory:// nor sqlite://.
+        engines=$(timeout 10 "$bin" --help 2>/dev/null | grep '^Storage engines:' || true)
+        if [[ $version != *"$SVC_TANSU_VERSION"* || $engines != *dynostore* || $engines != *libsql* ]]; then
+            svc_say "warning: $bin reports '${version:-no version}' ('${engines:-no storage engines}');" \
+                "tests expect tansu $SVC_TANSU_VERSION with dynostore and libsql:" \
+                "cargo install tansu --force --version $SVC_TANSU_VERSION --locked --features $SVC_TANSU_FEATURES"
         fi
         return 0
     fi
     svc_have cargo || svc_die "tansu is not installed and cargo is not on PATH"
-    svc_say "installing tansu $SVC_TANSU_VERSION with cargo (takes about 10 minutes the first time)"
+    svc_say "installing tansu $SVC_TANSU_VERSION with cargo (compiles for 10 to 25 minutes on 2 cores, once)"
     # --locked: the crate's own lockfile is the combination its authors tested.
     # dynostore gives memory:// storage, libsql gives sqlite://.
     cargo install tansu --version "$SVC_TANSU_VERSION" --locked \
@@ -212,6 +226,7 @@ svc_spawn() {
     local pidfile=$1 logfile=$2 workdir=$3
     shift 3
     rm -f "$pidfile"
+    SVC_SPAWNED_MS=$(svc_now_ms)
     (
         cd "$workdir"
         # shellcheck disable=SC2016 # expanded by the inner bash
@@ -252,12 +267,13 @@ svc_kill() {
 # exits otherwise.
 svc_wait() {
     local name=$1 pidfile=$2 logfile=$3 probe=$4 host=$5 port=$6
-    local timeout=${CHATCART_TEST_STARTUP_TIMEOUT:-60} pid started now
+    local timeout=${CHATCART_TEST_STARTUP_TIMEOUT:-60} pid started now t0
     pid=$(<"$pidfile")
     started=$SECONDS
+    t0=${SVC_SPAWNED_MS:-$(svc_now_ms)}
     while true; do
         if "$probe" "$host" "$port"; then
-            svc_say "$name is ready on $host:$port after $((SECONDS - started)) s"
+            svc_say "$name is ready on $host:$port after $(($(svc_now_ms) - t0)) ms"
             return 0
         fi
         if ! svc_alive "$pid"; then
@@ -357,7 +373,10 @@ EOF
         # /var/lib and pulls in /etc/metrika.xml. With no tcp_port and no
         # interserver port here, HTTP is the only listener, and every file the
         # server writes (data, metadata, preprocessed configs, logs, status)
-        # stays under this folder.
+        # stays under this folder. keep_alive_timeout is well above the
+        # clickhouse crate's 2 s pool idle timeout (the packaged 3 s leaves
+        # little margin), so a pooled connection is not closed under a
+        # request on a busy machine.
         cat >"$dir/config.xml" <<EOF
 <?xml version="1.0"?>
 <yandex>
@@ -378,7 +397,7 @@ EOF
     <default_profile>default</default_profile>
     <default_database>default</default_database>
     <max_concurrent_queries>100</max_concurrent_queries>
-    <keep_alive_timeout>3</keep_alive_timeout>
+    <keep_alive_timeout>10</keep_alive_timeout>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
     <mark_cache_size>268435456</mark_cache_size>
     <mlock_executable>false</mlock_executable>
@@ -450,13 +469,47 @@ svc_start() {
 # svc_stop DIR: stops what svc_start started there; safe to call twice or on
 # a half-started folder.
 svc_stop() {
-    local dir=$1 name
+    local dir=$1 name pid
+    if [[ -s $dir/watchdog.pid ]]; then
+        pid=$(<"$dir/watchdog.pid")
+        if [[ $pid != "$$" ]]; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+        rm -f "$dir/watchdog.pid"
+    fi
     for name in tansu clickhouse; do
         if [[ -s $dir/$name/pid ]]; then
             svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
             svc_kill "$dir/$name/pid"
         fi
     done
+}
+
+# svc_watchdog PID DIR
+# The services run in sessions of their own, so nothing that kills the
+# caller's process group (a CI timeout, kill -9 of run.sh) reaches them. This
+# watcher, also in its own session, stops them once PID is gone. DIR must be
+# the caller's own temporary folder: it is removed whole.
+svc_watchdog() {
+    local owner=$1 dir=$2
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    setsid bash -c '
+        source "$1"
+        while kill -0 "$2" 2>/dev/null; do sleep 1; done
+        svc_stop "$3"
+        if [[ ${CHATCART_TEST_KEEP:-0} != 1 ]]; then rm -rf "$3"; fi
+    ' bash "${BASH_SOURCE[0]}" "$owner" "$dir" </dev/null >/dev/null 2>&1 &
+    printf '%s\n' "$!" >"$dir/watchdog.pid"
+}
+
+# svc_clear DIR: removes what svc_start put there and DIR itself if that
+# leaves it empty. Not rm -rf DIR: the folder comes from the environment and
+# may hold other things.
+svc_clear() {
+    local dir=$1
+    rm -rf "$dir/tansu" "$dir/clickhouse" "$dir/env" "$dir/watchdog.pid"
+    rmdir "$dir" 2>/dev/null || true
 }
 
 svc_running() {
@@ -478,7 +531,7 @@ svc_main() {
             cat "$dir/env"
             return 0
         fi
-        rm -rf "$dir"
+        svc_clear "$dir"
         # Do not leave the broker running if ClickHouse then fails.
         # shellcheck disable=SC2064 # the folder is fixed now
         trap "svc_stop $(printf '%q' "$dir")" EXIT
@@ -506,7 +559,7 @@ svc_main() {
         if [[ ${CHATCART_TEST_KEEP:-0} == 1 ]]; then
             svc_say "keeping $dir"
         else
-            rm -rf "$dir"
+            svc_clear "$dir"
         fi
         ;;
     *)

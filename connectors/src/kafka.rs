@@ -4,7 +4,7 @@
 //! and reading one partition back from the start, which is how stages restore
 //! their state from their own output.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,10 @@ use rdkafka::ClientConfig;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, ToBytes};
+use rdkafka::message::{BorrowedMessage, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
@@ -234,50 +234,72 @@ pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>,
         .filter(|n| *n > 0))
 }
 
-/// Reads partition `partition` of `topic` from its first to its last record
-/// (as of the call), handing each record to `f`. Blocking:
-/// call it from a blocking thread. Fails if the end is not reached within
-/// `timeout`, so a stuck broker cannot hang a restore forever.
-pub fn read_partition(
+/// Context of [`read_partitions`]' consumer: it asks for end-of-partition
+/// events, which librdkafka would otherwise also log as errors.
+struct Reader;
+
+impl ClientContext for Reader {
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) => tracing::trace!(reason, "end of partition"),
+            e => tracing::error!(error = %e, reason, "librdkafka"),
+        }
+    }
+}
+
+impl ConsumerContext for Reader {}
+
+/// Reads partitions `partitions` of `topic` from their first to their last
+/// record (as of the call), handing each record to `f`. Blocking: call it
+/// from a blocking thread. Fails if the end is not reached within `timeout`,
+/// so a stuck broker cannot hang a restore forever.
+///
+/// The end is found through librdkafka's end-of-partition event, which
+/// follows the high watermark of fetch responses, not through a ListOffsets
+/// query: Tansu 0.6 answers ListOffsets(latest) with the first offset of the
+/// last batch, which would silently cut a restore short by up to a batch.
+pub fn read_partitions(
     config: &KafkaConfig,
     topic: &str,
-    partition: i32,
+    partitions: &[i32],
     timeout: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<u64, ConnectorError> {
-    let consumer: BaseConsumer = config
-        .client_config()
+    let consumer: BaseConsumer<Reader> = config
+        .client_config_with(&[("fetch.wait.max.ms", "10")])
         .set("group.id", format!("{}.restore", config.group_prefix))
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let deadline = Instant::now() + timeout;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-    if high <= low {
-        return Ok(0);
-    }
+        .set("enable.partition.eof", "true")
+        .create_with_context(Reader)?;
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(low))?;
+    for p in partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
     consumer.assign(&tpl)?;
+    let mut open: HashSet<i32> = partitions.iter().copied().collect();
+    let deadline = Instant::now() + timeout;
     let mut read = 0u64;
-    loop {
+    while !open.is_empty() {
         if Instant::now() > deadline {
             return Err(ConnectorError::RestoreTimeout {
                 topic: topic.to_owned(),
-                partition,
+                partitions: open.len(),
                 read,
             });
         }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
-        f(&message);
-        read += 1;
-        if message.offset() + 1 >= high {
-            return Ok(read);
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(message)) => {
+                f(&message);
+                read += 1;
+            }
         }
     }
+    Ok(read)
 }
 
 /// Reads the given `(topic, partition, start offset)`s without a consumer
@@ -312,7 +334,8 @@ pub fn scan(
     Ok(false)
 }
 
-/// The next offset to be written to each partition of `topic`.
+/// Where each partition of `topic` ends, as ListOffsets reports it: a lower
+/// bound on Tansu 0.6 (see [`read_partition`]), exact on Kafka.
 pub fn end_offsets(
     config: &KafkaConfig,
     topic: &str,

@@ -1,4 +1,4 @@
-//! Adapters between chatcart and the systems around it.
+//! Adapters between chatcart and the systems around it: Kafka and ClickHouse.
 //!
 //! # Layout
 //! - [`kafka`]: client settings, topic admin, and reading a partition back
@@ -29,11 +29,11 @@ pub enum ConnectorError {
     Topic { topic: String, message: String },
     /// Reading a partition back did not reach its end in time.
     #[error(
-        "restoring from {topic}[{partition}] timed out after {read} records; is the broker overloaded or the partition unavailable?"
+        "reading {topic} back timed out with {partitions} partition(s) unfinished after {read} records; is the broker overloaded or a partition unavailable?"
     )]
     RestoreTimeout {
         topic: String,
-        partition: i32,
+        partitions: usize,
         read: u64,
     },
     /// ClickHouse refused a query or could not be reached.

@@ -169,9 +169,17 @@ pub fn row(ctx: &Context, message: &BorrowedMessage<'_>) -> EventRow {
 /// commits.
 pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()> {
     let ch = &ctx.settings.clickhouse;
-    ensure_schema(ch)
-        .await
-        .context("creating ClickHouse tables")?;
+    // ClickHouse may come up after the pipeline: keep trying rather than
+    // failing the process (and with it every stage running beside the sink).
+    let mut backoff = Duration::from_millis(500);
+    while let Err(e) = ensure_schema(ch).await {
+        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot create ClickHouse tables yet");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.wait() => return Ok(()),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
     let client = ch.client();
     let consumer: StreamConsumer<Rebalances> = ctx
         .settings

@@ -81,6 +81,31 @@ pub fn codec(settings: &Settings) -> anyhow::Result<Codec> {
     Ok(codec)
 }
 
+/// Checks that every topic the pipeline uses exists with the configured
+/// partition count. A mismatch would break co-partitioning and make each
+/// partition's share of the budget wrong, so it is refused at start.
+pub async fn check_topics(settings: &Settings) -> anyhow::Result<()> {
+    let kafka = settings.kafka.clone();
+    tokio::task::spawn_blocking(move || {
+        let names = TopicNames::new(&kafka);
+        for topic in crate::Topic::ALL {
+            let name = names.name(topic);
+            let expected = topic.partitions(kafka.partitions);
+            match connectors::kafka::partition_count(&kafka, name)? {
+                None => anyhow::bail!(
+                    "topic {name} does not exist: create the topics with `chatcart topics create`"
+                ),
+                Some(n) if n != expected => anyhow::bail!(
+                    "topic {name} has {n} partitions but kafka.partitions says {expected}: every pipeline topic must have kafka.partitions partitions (campaign.treasury: 1)"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    })
+    .await?
+}
+
 /// Creates every chatcart topic that does not exist yet.
 pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
     let layout = TopicNames::new(&settings.kafka).layout();
@@ -109,6 +134,7 @@ pub async fn run(
             "the analytics stage needs clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
         );
     }
+    check_topics(&settings).await?;
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
     let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
     let mut tasks = JoinSet::new();

@@ -127,7 +127,7 @@ impl Catalog {
                 names.push((lower.chars().collect::<Vec<_>>(), index));
             }
         }
-        names.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        names.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
         Ok(Self {
             skus: file.sku,
             names,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, scan};
+use connectors::kafka::{enqueue, read_partitions, scan};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureRecord, Producer};
@@ -48,6 +48,7 @@ pub struct Summary {
     pub latency_p50_ms: i64,
     pub latency_p99_ms: i64,
     pub analytics: bool,
+    pub topic_prefix: String,
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays a run.
@@ -124,6 +125,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     if let Some(url) = &options.clickhouse_url {
         settings.clickhouse.url = url.clone();
         settings.clickhouse.database = "chatcart_demo".into();
+        // Every run starts a fresh mock cluster at offset 0; a prefix per run
+        // keeps its rows apart from earlier runs' in the same table.
+        settings.kafka.topic_prefix = format!("demo-{}.", now_ms() / 1000);
     }
     settings.validate()?;
     let topics = TopicNames::new(&settings.kafka);
@@ -171,6 +175,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
 
     let replies = collect_replies(&settings, &topics, options.requests, options.timeout).await?;
     let elapsed = started.elapsed();
+    if settings.clickhouse.enabled() {
+        await_analytics(&settings, &topics, options.timeout).await?;
+    }
     trigger.fire();
     pipeline.await??;
 
@@ -179,6 +186,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         budget_cents: options.budget_cents,
         elapsed,
         analytics: options.clickhouse_url.is_some(),
+        topic_prefix: settings.kafka.topic_prefix.clone(),
         ..Summary::default()
     };
     let mut latencies = Vec::with_capacity(replies.len());
@@ -210,6 +218,47 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     summary.latency_p50_ms = quantile(0.5);
     summary.latency_p99_ms = quantile(0.99);
     Ok(summary)
+}
+
+/// Waits until ClickHouse holds a row for every record of every topic, so
+/// the demo does not stop the sink half-way through.
+async fn await_analytics(
+    settings: &Settings,
+    topics: &TopicNames,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let kafka = settings.kafka.clone();
+    let layout = topics.layout();
+    let total = tokio::task::spawn_blocking(move || {
+        let mut total = 0u64;
+        for (name, partitions) in layout {
+            let all: Vec<i32> = (0..partitions).collect();
+            total += read_partitions(&kafka, &name, &all, Duration::from_secs(60), |_| {})?;
+        }
+        anyhow::Ok(total)
+    })
+    .await??;
+    let client = settings.clickhouse.client();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let names: Vec<&str> = Topic::ALL.iter().map(|t| topics.name(*t)).collect();
+        let held = client
+            .query("SELECT uniqExact(topic, partition, offset) FROM events WHERE has(?, topic)")
+            .bind(names)
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(0);
+        if held >= total {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!(
+                "ClickHouse holds {held} of {total} records after {} s",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Reads `chat.replies` until `expected` distinct requests are answered.
@@ -255,10 +304,10 @@ impl std::fmt::Display for Summary {
         )?;
         writeln!(f, "  orders placed     {}", self.orders)?;
         for (reason, n) in &self.denials {
-            writeln!(f, "  denied            {n:>6}  {reason}")?;
+            writeln!(f, "  denied            {n:<6} {reason}")?;
         }
         for (reason, n) in &self.rejections {
-            writeln!(f, "  not ordered       {n:>6}  {reason}")?;
+            writeln!(f, "  not ordered       {n:<6} {reason}")?;
         }
         writeln!(
             f,
@@ -281,7 +330,8 @@ impl std::fmt::Display for Summary {
         if self.analytics {
             write!(
                 f,
-                "  analytics sink    on (ClickHouse database chatcart_demo)"
+                "  analytics sink    on (ClickHouse database chatcart_demo, topics {}*)",
+                self.topic_prefix
             )
         } else {
             write!(
@@ -299,17 +349,16 @@ mod tests {
     #[test]
     fn prompts_are_deterministic_with_repeat_users() {
         let key = |ps: Vec<Prompt>| -> Vec<(String, String, String)> {
-            ps.into_iter().map(|p| (p.request_id, p.user_id, p.text)).collect()
+            ps.into_iter()
+                .map(|p| (p.request_id, p.user_id, p.text))
+                .collect()
         };
         let a = prompts(1_000, 7);
         assert_eq!(key(a.clone()), key(prompts(1_000, 7)));
         assert_ne!(key(a.clone()), key(prompts(1_000, 8)));
         let users: std::collections::HashSet<_> = a.iter().map(|p| &p.user_id).collect();
         assert!(users.len() < 600 && users.len() > 300, "{}", users.len());
-        let zh = a
-            .iter()
-            .filter(|p| p.text.chars().any(|c| !c.is_ascii()))
-            .count();
+        let zh = a.iter().filter(|p| !p.text.is_ascii()).count();
         assert!(zh > 200 && zh < 800, "{zh}");
     }
 }

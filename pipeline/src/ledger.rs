@@ -6,8 +6,11 @@
 //! within the per-user limit, and the partition's valid grants stay within
 //! the partition's allowance. The coupon stage asks the fold before it
 //! grants (so its own grants are valid) and folds its output back in on
-//! restore; any other reader that folds the same partition reaches the same
-//! verdicts, so a duplicate or a zombie's extra grant is simply not counted.
+//! restore. Because the verdicts depend only on the log, any reader that
+//! folds the same partition reaches the same ones, so a duplicate or a
+//! zombie's extra grant is simply not counted. (In this version only the
+//! coupon stage folds; fulfillment recognises requests by id, and having it
+//! and the auditor fold as well is the next step.)
 //!
 //! In this first version each partition's allowance is a fixed share of the
 //! campaign budget ([`allowance`]); leases through `campaign.treasury`

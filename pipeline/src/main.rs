@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create or inspect chatcart's topics.
+    /// Create chatcart's topics.
     Topics {
         #[command(subcommand)]
         action: TopicsAction,
@@ -156,6 +156,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.validate()?;
             }
             app::create_topics(&settings).await?;
+            app::check_topics(&settings).await?;
             for (name, partitions) in chatcart::TopicNames::new(&settings.kafka).layout() {
                 println!("{name}\t{partitions} partitions");
             }

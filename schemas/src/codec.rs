@@ -420,7 +420,7 @@ impl Inner {
         // reading it; without a cap, one corrupt length prefix could ask for
         // 512 MiB. No chatcart record comes near this (Kafka's default
         // message limit is 1 MiB). The setting is process-wide and set once.
-        apache_avro::max_allocation_bytes(MAX_DECODE_ALLOCATION);
+        apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION);
         let mut current = Vec::with_capacity(Kind::ALL.len());
         let mut by_fingerprint = HashMap::new();
         for kind in Kind::ALL {

@@ -406,9 +406,9 @@ fn errors_never_contain_the_prompt_text() {
 /// A length prefix claiming a huge string is refused instead of allocated.
 #[test]
 fn huge_declared_length_is_refused() {
-    let codec = chatcart_schemas::Codec::new();
+    let codec = Codec::new();
     let mut bytes = codec
-        .encode(&chatcart_schemas::Record::Prompt(chatcart_schemas::Prompt {
+        .encode(&Record::Prompt(Prompt {
             request_id: "r".into(),
             session_id: String::new(),
             user_id: "u".into(),

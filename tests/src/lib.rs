@@ -16,7 +16,7 @@ use chatcart::app::{self, StageName};
 use chatcart::runtime::shutdown::Trigger;
 use chatcart::runtime::{Ready, Shutdown};
 use chatcart::{Settings, Topic, TopicNames};
-use connectors::kafka::{enqueue, read_partition, scan};
+use connectors::kafka::{enqueue, read_partitions, scan};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureRecord, Producer};
 use schemas::{Codec, DecisionOutcome, OrderOutcome, Prompt, Record, Reply, ReplyOutcome};
@@ -36,9 +36,21 @@ pub fn clickhouse() -> String {
     })
 }
 
+/// Sends the stages' logs to the test's output (shown for failing tests);
+/// `RUST_LOG` picks the level, `warn` by default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// Settings for one test: its own topic prefix, consumer groups and
 /// ClickHouse database, so tests can share the services and run at once.
 pub fn settings(test: &str, partitions: i32) -> Settings {
+    init_logging();
     let unique = format!(
         "{test}-{}-{}",
         std::process::id(),
@@ -171,31 +183,29 @@ pub async fn read_topic(settings: &Settings, topic: Topic) -> Vec<Raw> {
     let partitions = topic.partitions(kafka.partitions);
     tokio::task::spawn_blocking(move || {
         let mut out = Vec::new();
-        for p in 0..partitions {
-            let mut rows = Vec::new();
-            read_partition(&kafka, &name, p, Duration::from_secs(60), |m| {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|hd| {
-                                let value =
-                                    hd.value.map(String::from_utf8_lossy).unwrap_or_default();
-                                (hd.key.to_owned(), value.into_owned())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                rows.push(Raw {
-                    partition: p,
-                    offset: m.offset(),
-                    headers,
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                });
-            })
-            .expect("read partition");
-            out.extend(rows);
-        }
+        let all: Vec<i32> = (0..partitions).collect();
+        read_partitions(&kafka, &name, &all, Duration::from_secs(60), |m| {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|hd| {
+                            let value = hd.value.map(String::from_utf8_lossy).unwrap_or_default();
+                            (hd.key.to_owned(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Raw {
+                partition: m.partition(),
+                offset: m.offset(),
+                headers,
+                payload: m.payload().unwrap_or_default().to_vec(),
+            });
+        })
+        .expect("read topic");
+        // One consumer interleaves partitions; callers expect log order per partition.
+        out.sort_by_key(|r| (r.partition, r.offset));
         out
     })
     .await

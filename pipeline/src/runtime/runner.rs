@@ -7,11 +7,12 @@
 //! never waits on one broker round trip per record.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_partition};
+use connectors::kafka::{enqueue, read_partitions};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -76,11 +77,10 @@ pub async fn run_stage<S: Stage>(
                 let Some(topic) = ctx.topics.topic_of(message.topic()) else {
                     continue;
                 };
-                if !states.contains_key(&partition) {
-                    let state = restore(&stage, &ctx, partition).await?;
-                    states.insert(partition, state);
-                }
-                let Some(state) = states.get_mut(&partition) else { continue };
+                let state = match states.entry(partition) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => e.insert(restore(&stage, &ctx, partition).await?),
+                };
                 let payload = message.payload().unwrap_or_default();
                 let deliveries = match stage.decode(&ctx.codec, topic, payload) {
                     Ok(record) => {
@@ -198,17 +198,16 @@ async fn restore<S: Stage>(
         let topic = ctx.topics.name(source);
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
         let mut undecodable = 0u64;
-        let read =
-            read_partition(
-                &ctx.settings.kafka,
-                topic,
-                partition,
-                timeout,
-                |message| match ctx.codec.decode(message.payload().unwrap_or_default()) {
-                    Ok(record) => stage.restore(&mut state, &record),
-                    Err(_) => undecodable += 1,
-                },
-            )?;
+        let read = read_partitions(
+            &ctx.settings.kafka,
+            topic,
+            &[partition],
+            timeout,
+            |message| match ctx.codec.decode(message.payload().unwrap_or_default()) {
+                Ok(record) => stage.restore(&mut state, &record),
+                Err(_) => undecodable += 1,
+            },
+        )?;
         if undecodable > 0 {
             tracing::warn!(
                 stage = stage.name(),

@@ -390,7 +390,10 @@ mod tests {
     fn templates_without_fallback_are_refused() {
         let broken = BUILT_IN
             .replacen("[zh.denied]\n", "[zh.denied]\nx = \"\"\n", 1)
-            .replace("other = \"抱歉，这单无法使用活动优惠（{reason}）。\"", "");
+            .replace(
+                "other = \"抱歉，这单无法使用活动优惠（{reason}），没有下单。\"",
+                "",
+            );
         assert!(Templates::parse(&broken).unwrap_err().contains("zh.denied"));
     }
 
