@@ -270,10 +270,17 @@ pub fn read_partitions(
         .set("group.id", format!("{}.restore", config.group_prefix))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
         .create_with_context(Reader)?;
+    // Knowing the leaders before assigning saves librdkafka's 500 ms
+    // offset-query retry, which would otherwise delay every restore.
+    consumer.fetch_metadata(Some(topic), timeout)?;
+    // Offset 0 rather than a "beginning" lookup: chatcart's topics are
+    // ledgers and keep everything, and should a broker have dropped the
+    // start anyway, the reset to earliest applies.
     let mut tpl = TopicPartitionList::new();
     for p in partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+        tpl.add_partition_offset(topic, *p, Offset::Offset(0))?;
     }
     consumer.assign(&tpl)?;
     let mut open: HashSet<i32> = partitions.iter().copied().collect();

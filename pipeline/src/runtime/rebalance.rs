@@ -54,6 +54,11 @@ impl Rebalances {
         }
     }
 
+    /// The stage this consumer belongs to.
+    pub fn stage(&self) -> &'static str {
+        self.stage
+    }
+
     /// Partitions revoked since the last call.
     pub fn take_revoked(&self) -> HashSet<i32> {
         let mut guard = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);

@@ -7,7 +7,6 @@
 //! never waits on one broker round trip per record.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -77,9 +76,16 @@ pub async fn run_stage<S: Stage>(
                 let Some(topic) = ctx.topics.topic_of(message.topic()) else {
                     continue;
                 };
-                let state = match states.entry(partition) {
-                    Entry::Occupied(e) => e.into_mut(),
-                    Entry::Vacant(e) => e.insert(restore(&stage, &ctx, partition).await?),
+                if !states.contains_key(&partition) {
+                    let missing = unrestored(&consumer, &states, partition);
+                    tracing::debug!(
+                        stage = name, partition, offset = message.offset(), ?missing,
+                        "first record of an unrestored partition"
+                    );
+                    states.extend(restore(&stage, &ctx, missing).await?);
+                }
+                let Some(state) = states.get_mut(&partition) else {
+                    anyhow::bail!("{name}: partition {partition} has no state after restore");
                 };
                 let payload = message.payload().unwrap_or_default();
                 let deliveries = match stage.decode(&ctx.codec, topic, payload) {
@@ -103,7 +109,10 @@ pub async fn run_stage<S: Stage>(
                         let mut acked = Ok(());
                         for delivery in deliveries {
                             match delivery.await {
-                                Ok(Ok(_)) => {}
+                                Ok(Ok(d)) => tracing::trace!(
+                                    stage = name, input_partition = partition, input_offset = offset,
+                                    partition = d.partition, offset = d.offset, "output acknowledged"
+                                ),
                                 Ok(Err((e, _))) => acked = Err(e),
                                 Err(_) => acked = Err(KafkaError::Canceled),
                             }
@@ -156,6 +165,12 @@ fn store(
             done.partition, done.offset
         )
     })?;
+    tracing::trace!(
+        topic,
+        partition = done.partition,
+        offset = done.offset,
+        "storing offset"
+    );
     if let Err(e) = consumer.store_offset(topic, done.partition, done.offset) {
         // The partition was revoked meanwhile; its new owner redoes the record.
         tracing::debug!(topic, partition = done.partition, error = %e, "offset not stored");
@@ -182,37 +197,46 @@ async fn drop_revoked<St>(
     Ok(())
 }
 
-/// Rebuilds the state of `partition` by folding the stage's own output.
+/// Rebuilds the state of `partitions` by folding the stage's own output, in
+/// one pass over all of them, so taking over many partitions costs one read
+/// rather than one per partition.
 async fn restore<S: Stage>(
     stage: &Arc<S>,
     ctx: &Context,
-    partition: i32,
-) -> anyhow::Result<S::State> {
+    partitions: Vec<i32>,
+) -> anyhow::Result<HashMap<i32, S::State>> {
+    let mut states: HashMap<i32, S::State> = partitions
+        .iter()
+        .map(|p| (*p, stage.new_state(*p)))
+        .collect();
     let Some(source) = stage.restore_from() else {
-        return Ok(stage.new_state(partition));
+        return Ok(states);
     };
     let (stage, ctx) = (Arc::clone(stage), ctx.clone());
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
-        let mut state = stage.new_state(partition);
         let topic = ctx.topics.name(source);
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
         let mut undecodable = 0u64;
         let read = read_partitions(
             &ctx.settings.kafka,
             topic,
-            &[partition],
+            &partitions,
             timeout,
-            |message| match ctx.codec.decode(message.payload().unwrap_or_default()) {
-                Ok(record) => stage.restore(&mut state, &record),
-                Err(_) => undecodable += 1,
+            |message| {
+                let Some(state) = states.get_mut(&message.partition()) else {
+                    return;
+                };
+                match ctx.codec.decode(message.payload().unwrap_or_default()) {
+                    Ok(record) => stage.restore(state, &record),
+                    Err(_) => undecodable += 1,
+                }
             },
         )?;
         if undecodable > 0 {
             tracing::warn!(
                 stage = stage.name(),
                 topic,
-                partition,
                 undecodable,
                 "skipped undecodable records while restoring"
             );
@@ -220,14 +244,32 @@ async fn restore<S: Stage>(
         tracing::info!(
             stage = stage.name(),
             topic,
-            partition,
+            ?partitions,
             records = read,
             ms = started.elapsed().as_millis() as u64,
             "state restored"
         );
-        anyhow::Ok(state)
+        anyhow::Ok(states)
     })
     .await?
+}
+
+/// The partitions assigned to `consumer` that have no state yet, and
+/// `partition` (whose record is at hand) in any case.
+fn unrestored<St>(
+    consumer: &StreamConsumer<Rebalances>,
+    states: &HashMap<i32, St>,
+    partition: i32,
+) -> Vec<i32> {
+    let mut missing: Vec<i32> = consumer
+        .assignment()
+        .map(|tpl| tpl.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default();
+    missing.push(partition);
+    missing.retain(|p| !states.contains_key(p));
+    missing.sort_unstable();
+    missing.dedup();
+    missing
 }
 
 type Delivery = rdkafka::producer::DeliveryFuture;
