@@ -173,7 +173,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     }
     producer.flush(Duration::from_secs(10))?;
 
-    let replies = collect_replies(&settings, &topics, options.requests, options.timeout).await?;
+    let replies = await_replies(&settings, options.requests, options.timeout).await?;
     let elapsed = started.elapsed();
     if settings.clickhouse.enabled() {
         await_analytics(&settings, &topics, options.timeout).await?;
@@ -261,17 +261,19 @@ async fn await_analytics(
     }
 }
 
-/// Reads `chat.replies` until `expected` distinct requests are answered.
-async fn collect_replies(
+/// Reads `chat.replies` from the start until `expected` distinct requests
+/// are answered or `timeout` passes; returns every reply seen, duplicates
+/// included, so callers can check there are none.
+pub async fn await_replies(
     settings: &Settings,
-    topics: &TopicNames,
     expected: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<Reply>> {
     let kafka = settings.kafka.clone();
     let codec = app::codec(settings)?;
-    let from: Vec<(String, i32, i64)> = (0..settings.kafka.partitions)
-        .map(|p| (topics.name(Topic::Replies).to_owned(), p, 0))
+    let replies_topic = TopicNames::new(&kafka).name(Topic::Replies).to_owned();
+    let from: Vec<(String, i32, i64)> = (0..kafka.partitions)
+        .map(|p| (replies_topic.clone(), p, 0))
         .collect();
     tokio::task::spawn_blocking(move || {
         let mut replies = Vec::with_capacity(expected);

@@ -407,18 +407,7 @@ fn errors_never_contain_the_prompt_text() {
 #[test]
 fn huge_declared_length_is_refused() {
     let codec = Codec::new();
-    let mut bytes = codec
-        .encode(&Record::Prompt(Prompt {
-            request_id: "r".into(),
-            session_id: String::new(),
-            user_id: "u".into(),
-            campaign_id: String::new(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            text: String::new(),
-            locale: None,
-        }))
-        .unwrap();
+    let mut bytes = codec.encode(&Record::Prompt(prompt())).unwrap();
     // Replace the first field's length with 64 MiB (zig-zag varint): below
     // apache-avro's own 512 MiB default, above the codec's cap.
     bytes.truncate(10);

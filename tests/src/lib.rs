@@ -7,7 +7,6 @@
 //! and sets both.
 
 use std::collections::HashMap;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use chatcart::app::{self, StageName};
 use chatcart::runtime::shutdown::Trigger;
 use chatcart::runtime::{Ready, Shutdown};
 use chatcart::{Settings, Topic, TopicNames};
-use connectors::kafka::{enqueue, read_partitions, scan};
+use connectors::kafka::{enqueue, read_partitions};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureRecord, Producer};
 use schemas::{Codec, DecisionOutcome, OrderOutcome, Prompt, Record, Reply, ReplyOutcome};
@@ -233,31 +232,9 @@ pub async fn records(settings: &Settings, topic: Topic) -> Vec<Record> {
 /// Reads `chat.replies` until `expected` distinct requests are answered or
 /// `timeout` passes; returns every reply seen (duplicates included).
 pub async fn await_replies(settings: &Settings, expected: usize, timeout: Duration) -> Vec<Reply> {
-    let kafka = settings.kafka.clone();
-    let name = TopicNames::new(&kafka).name(Topic::Replies).to_owned();
-    let from: Vec<_> = (0..kafka.partitions)
-        .map(|p| (name.clone(), p, 0))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let codec = Codec::new();
-        let mut replies = Vec::new();
-        let mut distinct = std::collections::HashSet::new();
-        scan(&kafka, &from, timeout, |m| {
-            if let Ok(Record::Reply(r)) = codec.decode(m.payload().unwrap_or_default()) {
-                distinct.insert(r.request_id.clone());
-                replies.push(r);
-            }
-            if distinct.len() >= expected {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .expect("scan replies");
-        replies
-    })
-    .await
-    .expect("reader thread")
+    chatcart::demo::await_replies(settings, expected, timeout)
+        .await
+        .expect("reading chat.replies")
 }
 
 /// Total records in every chatcart topic, as of now.
