@@ -17,7 +17,7 @@ use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use super::rebalance::Rebalances;
@@ -53,7 +53,13 @@ pub async fn run_stage<S: Stage>(
 
     let max_in_flight = ctx.settings.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
-    let mut inflight: FuturesOrdered<BoxFuture<'static, Pending>> = FuturesOrdered::new();
+    let mut inflight: InFlight = FuturesOrdered::new();
+    let run = Run {
+        stage: &stage,
+        ctx: &ctx,
+        consumer: &consumer,
+        producer: &producer,
+    };
 
     loop {
         tokio::select! {
@@ -62,66 +68,15 @@ pub async fn run_stage<S: Stage>(
             Some(done) = inflight.next(), if !inflight.is_empty() => {
                 store(&consumer, &ctx, done)?;
             }
-            received = consumer.recv(), if inflight.len() < max_in_flight => {
-                let message = match received {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(stage = name, error = %e, "consume error; retrying");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                drop_revoked(&consumer, &ctx, &mut inflight, &mut states).await?;
-                let partition = message.partition();
-                let Some(topic) = ctx.topics.topic_of(message.topic()) else {
-                    continue;
-                };
-                if !states.contains_key(&partition) {
-                    let missing = unrestored(&consumer, &states, partition);
-                    tracing::debug!(
-                        stage = name, partition, offset = message.offset(), ?missing,
-                        "first record of an unrestored partition"
-                    );
-                    states.extend(restore(&stage, &ctx, missing).await?);
+            received = consumer.recv(), if inflight.len() < max_in_flight => match received {
+                Ok(message) => {
+                    run.process(&message, &mut states, &mut inflight).await?;
                 }
-                let Some(state) = states.get_mut(&partition) else {
-                    anyhow::bail!("{name}: partition {partition} has no state after restore");
-                };
-                let payload = message.payload().unwrap_or_default();
-                let deliveries = match stage.decode(&ctx.codec, topic, payload) {
-                    Ok(record) => {
-                        let emits = stage.handle(state, record, now_ms());
-                        produce(&producer, &ctx, partition, emits).await?
-                    }
-                    Err(error) => {
-                        tracing::warn!(
-                            stage = name, topic = message.topic(), partition,
-                            offset = message.offset(), %error,
-                            "undecodable record sent to the dead-letter topic"
-                        );
-                        let error = error.to_string();
-                        vec![dead_letter(&producer, &ctx, name, &message, &error).await?]
-                    }
-                };
-                let offset = message.offset();
-                inflight.push_back(
-                    async move {
-                        let mut acked = Ok(());
-                        for delivery in deliveries {
-                            match delivery.await {
-                                Ok(Ok(d)) => tracing::trace!(
-                                    stage = name, input_partition = partition, input_offset = offset,
-                                    partition = d.partition, offset = d.offset, "output acknowledged"
-                                ),
-                                Ok(Err((e, _))) => acked = Err(e),
-                                Err(_) => acked = Err(KafkaError::Canceled),
-                            }
-                        }
-                        Pending { topic, partition, offset, acked }
-                    }
-                    .boxed(),
-                );
-            }
+                Err(e) => {
+                    tracing::warn!(stage = name, error = %e, "consume error; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
         }
     }
 
@@ -149,6 +104,95 @@ pub async fn run_stage<S: Stage>(
     consumer.unsubscribe();
     tracing::info!(stage = name, "stopped");
     Ok(())
+}
+
+type InFlight = FuturesOrdered<BoxFuture<'static, Pending>>;
+
+/// What processing one record needs, borrowed from [`run_stage`].
+struct Run<'a, S: Stage> {
+    stage: &'a Arc<S>,
+    ctx: &'a Context,
+    consumer: &'a StreamConsumer<Rebalances>,
+    producer: &'a FutureProducer,
+}
+
+impl<S: Stage> Run<'_, S> {
+    /// Handles one input record: drops revoked state, restores what is
+    /// missing, decodes (or dead-letters), handles, and queues the outputs,
+    /// whose acknowledgement later stores the record's offset.
+    async fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        states: &mut HashMap<i32, S::State>,
+        inflight: &mut InFlight,
+    ) -> anyhow::Result<()> {
+        let (ctx, name) = (self.ctx, self.stage.name());
+        drop_revoked(self.consumer, ctx, inflight, states).await?;
+        let (partition, offset) = (message.partition(), message.offset());
+        let Some(topic) = ctx.topics.topic_of(message.topic()) else {
+            return Ok(());
+        };
+        if !states.contains_key(&partition) {
+            let missing = unrestored(self.consumer, states, partition);
+            tracing::debug!(
+                stage = name,
+                partition,
+                offset,
+                ?missing,
+                "first record of an unrestored partition"
+            );
+            states.extend(restore(self.stage, ctx, missing).await?);
+        }
+        let Some(state) = states.get_mut(&partition) else {
+            anyhow::bail!("{name}: partition {partition} has no state after restore");
+        };
+        let payload = message.payload().unwrap_or_default();
+        let deliveries = match self.stage.decode(&ctx.codec, topic, payload) {
+            Ok(record) => {
+                let emits = self.stage.handle(state, record, now_ms());
+                produce(self.producer, ctx, partition, emits).await?
+            }
+            Err(error) => {
+                tracing::warn!(
+                    stage = name,
+                    topic = message.topic(),
+                    partition,
+                    offset,
+                    %error,
+                    "undecodable record sent to the dead-letter topic"
+                );
+                let error = error.to_string();
+                vec![dead_letter(self.producer, ctx, name, message, &error).await?]
+            }
+        };
+        inflight.push_back(
+            async move {
+                let mut acked = Ok(());
+                for delivery in deliveries {
+                    match delivery.await {
+                        Ok(Ok(d)) => tracing::trace!(
+                            stage = name,
+                            input_partition = partition,
+                            input_offset = offset,
+                            partition = d.partition,
+                            offset = d.offset,
+                            "output acknowledged"
+                        ),
+                        Ok(Err((e, _))) => acked = Err(e),
+                        Err(_) => acked = Err(KafkaError::Canceled),
+                    }
+                }
+                Pending {
+                    topic,
+                    partition,
+                    offset,
+                    acked,
+                }
+            }
+            .boxed(),
+        );
+        Ok(())
+    }
 }
 
 /// Stores the offset of an input whose outputs are all acknowledged. A
@@ -183,7 +227,7 @@ fn store(
 async fn drop_revoked<St>(
     consumer: &StreamConsumer<Rebalances>,
     ctx: &Context,
-    inflight: &mut FuturesOrdered<BoxFuture<'static, Pending>>,
+    inflight: &mut InFlight,
     states: &mut HashMap<i32, St>,
 ) -> anyhow::Result<()> {
     let revoked = consumer.context().take_revoked();
