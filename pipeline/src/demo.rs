@@ -34,7 +34,7 @@ pub struct DemoOptions {
 }
 
 /// What the demo saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Summary {
     pub requests: usize,
     pub replies: usize,
@@ -49,6 +49,8 @@ pub struct Summary {
     pub latency_p99_ms: i64,
     pub analytics: bool,
     pub topic_prefix: String,
+    /// The auditor's verdict on the topics the run left behind.
+    pub audit: crate::audit::Report,
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays a run.
@@ -180,6 +182,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     }
     trigger.fire();
     pipeline.await??;
+    let audit = crate::audit::run(&settings, Duration::from_secs(60)).await?;
 
     let mut summary = Summary {
         requests: options.requests,
@@ -187,7 +190,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         elapsed,
         analytics: options.clickhouse_url.is_some(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
-        ..Summary::default()
+        audit,
+        replies: 0,
+        duplicate_replies: 0,
+        orders: 0,
+        denials: BTreeMap::new(),
+        rejections: BTreeMap::new(),
+        credit_cents: 0,
+        latency_p50_ms: 0,
+        latency_p99_ms: 0,
     };
     let mut latencies = Vec::with_capacity(replies.len());
     let mut seen: HashMap<&str, usize> = HashMap::new();

@@ -27,6 +27,7 @@
 
 pub mod analytics;
 pub mod app;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod demo;

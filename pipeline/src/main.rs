@@ -57,6 +57,12 @@ enum Command {
         /// What the person typed.
         text: String,
     },
+    /// Re-fold every topic from the beginning and check the pipeline's promises.
+    Audit {
+        /// Give up reading a topic after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
     /// Run the whole pipeline in-process on a mock Kafka cluster (nothing to install).
     Demo {
         /// How many prompts to send.
@@ -139,13 +145,23 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(timeout),
             })
             .await?;
-            println!("{summary}");
-            let complete = summary.replies == summary.requests && summary.duplicate_replies == 0;
+            println!("{summary}\n");
+            println!("{}", summary.audit);
+            let complete = summary.replies == summary.requests
+                && summary.duplicate_replies == 0
+                && summary.audit.clean();
             return Ok(if complete {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             });
+        }
+        Command::Audit { timeout } => {
+            let report = chatcart::audit::run(&settings()?, Duration::from_secs(timeout)).await?;
+            println!("{report}");
+            if !report.clean() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Topics {
             action: TopicsAction::Create { partitions },

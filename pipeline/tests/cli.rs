@@ -1,6 +1,6 @@
 //! The `chatcart` binary as operators and front-ends use it, against the
-//! real broker: `topics create`, `run all` as its own process, `send`, and a
-//! SIGTERM drain. The reply is then read the way any Kafka client would,
+//! real broker: `topics create`, `run all` as its own process, `send`, a
+//! SIGTERM drain, and `audit`. The reply is then read the way any Kafka client would,
 //! with nothing but the published Avro schema.
 
 // Helpers of a test should fail the test loudly.
@@ -126,6 +126,20 @@ fn send_and_run_all_give_a_reply_any_client_can_read() {
         !log.contains("柠檬茶"),
         "prompt text was logged above debug level:\n{log}"
     );
+
+    // The auditor re-folds the topics and finds every promise kept.
+    let audit = succeeded(
+        "audit",
+        chatcart(&env)
+            .args(["audit", "--timeout", "60"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        audit.contains("one reply per request    1 requests, 1 replies"),
+        "{audit}"
+    );
+    assert!(audit.trim_end().ends_with("clean"), "{audit}");
 
     // Any Kafka client with the published schema can read the reply.
     let schema = std::fs::read_to_string(concat!(

@@ -18,7 +18,7 @@ use chatcart::{Settings, Topic, TopicNames};
 use connectors::kafka::{enqueue, read_partitions};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureRecord, Producer};
-use schemas::{Codec, DecisionOutcome, OrderOutcome, Prompt, Record, Reply, ReplyOutcome};
+use schemas::{Codec, Prompt, Record, Reply, ReplyOutcome};
 use tokio::task::JoinHandle;
 
 /// Bootstrap servers of the broker under test.
@@ -268,9 +268,14 @@ pub async fn clickhouse_counts(
     }
 }
 
-/// Checks every promise the pipeline makes for `requests` prompts, from the
-/// topics themselves; returns the replies.
+/// Runs the auditor (`chatcart audit`'s checks) over the test's topics and
+/// fails the test on any violation; also checks that exactly the published
+/// requests were answered. Returns the replies.
 pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<Reply> {
+    let report = chatcart::audit::run(settings, Duration::from_secs(60))
+        .await
+        .expect("audit ran");
+    assert!(report.clean(), "{report}");
     let replies: Vec<Reply> = records(settings, Topic::Replies)
         .await
         .into_iter()
@@ -279,27 +284,20 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
             _ => None,
         })
         .collect();
-
-    // Every request has exactly one final reply.
-    let mut per_request: HashMap<&str, usize> = HashMap::new();
-    for r in &replies {
-        *per_request.entry(r.request_id.as_str()).or_default() += 1;
-    }
+    let answered: std::collections::HashSet<&str> =
+        replies.iter().map(|r| r.request_id.as_str()).collect();
     for p in requests {
-        assert_eq!(
-            per_request.get(p.request_id.as_str()),
-            Some(&1),
-            "request {} replies",
+        assert!(
+            answered.contains(p.request_id.as_str()),
+            "request {} has no reply",
             p.request_id
         );
     }
     assert_eq!(
         replies.len(),
         requests.len(),
-        "replies for unknown requests"
+        "replies for requests never published"
     );
-
-    // Orders + denials + rejections account for every request.
     let count = |o: ReplyOutcome| replies.iter().filter(|r| r.outcome == o).count();
     let (orders, denials, rejections) = (
         count(ReplyOutcome::OrderPlaced),
@@ -311,49 +309,5 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
         orders > 0 && denials > 0 && rejections > 0,
         "{orders} {denials} {rejections}"
     );
-
-    // Grants: at most one per user, within budget; one order per grant.
-    let mut grants_per_user: HashMap<String, usize> = HashMap::new();
-    let mut granted_cents = 0;
-    let mut granted_requests = std::collections::HashSet::new();
-    for r in records(settings, Topic::Decisions).await {
-        if let Record::Decision(d) = r {
-            if d.outcome == DecisionOutcome::Granted
-                && granted_requests.insert(d.request_id.clone())
-            {
-                *grants_per_user.entry(d.user_id.clone()).or_default() += 1;
-                granted_cents += d.credit_cents;
-            }
-        }
-    }
-    let limit = settings.campaign.per_user_limit as usize;
-    assert!(
-        grants_per_user.values().all(|n| *n <= limit),
-        "a user got more than {limit} free orders"
-    );
-    assert!(
-        granted_cents <= settings.campaign.budget_cents,
-        "overspent: {granted_cents}"
-    );
-    let orders_placed: Vec<_> = records(settings, Topic::Orders)
-        .await
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Order(o) if o.outcome == OrderOutcome::Placed => Some(o.request_id),
-            _ => None,
-        })
-        .collect();
-    let distinct: std::collections::HashSet<_> = orders_placed.iter().collect();
-    assert_eq!(
-        distinct.len(),
-        orders_placed.len(),
-        "a request got two orders"
-    );
-    assert_eq!(
-        distinct.len(),
-        granted_requests.len(),
-        "every grant has its order"
-    );
-    assert_eq!(orders, granted_requests.len());
     replies
 }
