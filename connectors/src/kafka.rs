@@ -239,7 +239,44 @@ pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>,
         .filter(|n| *n > 0))
 }
 
-/// Context of [`read_partitions`]' consumer: it asks for end-of-partition
+/// A consumer that reads assigned partitions without joining a group or
+/// committing: the reader behind [`read_partitions`] and [`scan`].
+fn reader(
+    config: &KafkaConfig,
+    purpose: &str,
+    eof: bool,
+) -> Result<BaseConsumer<Reader>, ConnectorError> {
+    Ok(config
+        .client_config_with(&[("fetch.wait.max.ms", "10")])
+        .set("group.id", format!("{}.{purpose}", config.group_prefix))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", if eof { "true" } else { "false" })
+        .set("auto.offset.reset", "earliest")
+        .create_with_context(Reader)?)
+}
+
+/// Assigns `(topic, partition, offset)`s to `consumer`. The topics' metadata
+/// is fetched first: knowing the leaders before assigning saves librdkafka's
+/// 500 ms offset-query retry, which would otherwise delay every read. (An
+/// offset a broker no longer holds falls back to the earliest one.)
+fn assign_from(
+    consumer: &BaseConsumer<Reader>,
+    from: &[(&str, i32, i64)],
+    timeout: Duration,
+) -> Result<(), ConnectorError> {
+    let topics: HashSet<&str> = from.iter().map(|(t, _, _)| *t).collect();
+    for topic in topics {
+        consumer.fetch_metadata(Some(topic), timeout)?;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in from {
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.assign(&tpl)?;
+    Ok(())
+}
+
+/// Context of the readers: [`read_partitions`] asks for end-of-partition
 /// events, which librdkafka would otherwise also log as errors.
 struct Reader;
 
@@ -273,24 +310,9 @@ pub fn read_partitions(
     timeout: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<u64, ConnectorError> {
-    let consumer: BaseConsumer<Reader> = config
-        .client_config_with(&[("fetch.wait.max.ms", "10")])
-        .set("group.id", format!("{}.restore", config.group_prefix))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("auto.offset.reset", "earliest")
-        .create_with_context(Reader)?;
-    // Knowing the leaders before assigning saves librdkafka's 500 ms
-    // offset-query retry, which would otherwise delay every restore.
-    consumer.fetch_metadata(Some(topic), timeout)?;
-    // Offset 0 rather than a "beginning" lookup: chatcart's topics are
-    // ledgers and keep everything, and should a broker have dropped the
-    // start anyway, the reset to earliest applies.
-    let mut tpl = TopicPartitionList::new();
-    for p in partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Offset(0))?;
-    }
-    consumer.assign(&tpl)?;
+    let consumer = reader(config, "restore", true)?;
+    let from: Vec<(&str, i32, i64)> = partitions.iter().map(|p| (topic, *p, 0)).collect();
+    assign_from(&consumer, &from, timeout)?;
     let mut open: HashSet<i32> = partitions.iter().copied().collect();
     let deadline = Instant::now() + timeout;
     let mut read = 0u64;
@@ -327,17 +349,9 @@ pub fn scan(
     timeout: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>) -> ControlFlow<()>,
 ) -> Result<bool, ConnectorError> {
-    let consumer: BaseConsumer = config
-        .client_config()
-        .set("group.id", format!("{}.scan", config.group_prefix))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in from {
-        tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
-    }
-    consumer.assign(&tpl)?;
+    let consumer = reader(config, "scan", false)?;
+    let from: Vec<(&str, i32, i64)> = from.iter().map(|(t, p, o)| (t.as_str(), *p, *o)).collect();
+    assign_from(&consumer, &from, timeout)?;
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Some(message) = consumer.poll(Duration::from_millis(100)) {

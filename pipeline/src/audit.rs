@@ -47,7 +47,7 @@ pub struct Check {
 }
 
 /// What the auditor found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     pub checks: Vec<Check>,
     /// Figures worth seeing next to the checks (not pass/fail).
@@ -317,8 +317,8 @@ fn read_logs(
         Topic::Dlq,
     ] {
         let partitions: Vec<i32> = (0..topic.partitions(settings.kafka.partitions)).collect();
-        // One consumer interleaves partitions; the fold needs log order.
-        let mut records: Vec<(i32, i64, Option<Record>)> = Vec::new();
+        // One consumer interleaves partitions but keeps each partition in
+        // log order, which is all the per-partition folds need.
         read_partitions(
             &settings.kafka,
             topics.name(topic),
@@ -327,26 +327,24 @@ fn read_logs(
             |m| {
                 let payload = m.payload().unwrap_or_default();
                 let record = match topic {
-                    Topic::Dlq => None,
+                    Topic::Dlq => {
+                        logs.dead_letters += 1;
+                        return;
+                    }
                     Topic::Prompts => codec.decode_prompt(payload).ok().map(Record::Prompt),
                     _ => codec.decode(payload).ok(),
                 };
-                records.push((m.partition(), m.offset(), record));
+                match record {
+                    None if topic == Topic::Prompts => logs.undecodable_prompts += 1,
+                    Some(Record::Prompt(r)) => logs.prompts.push(r),
+                    Some(Record::Intent(r)) => logs.intents.push(r),
+                    Some(Record::Decision(r)) => logs.decisions.push((m.partition(), r)),
+                    Some(Record::Order(r)) => logs.orders.push(r),
+                    Some(Record::Reply(r)) => logs.replies.push(r),
+                    _ => {}
+                }
             },
         )?;
-        records.sort_by_key(|(p, o, _)| (*p, *o));
-        for (partition, _, record) in records {
-            match (topic, record) {
-                (Topic::Dlq, _) => logs.dead_letters += 1,
-                (Topic::Prompts, None) => logs.undecodable_prompts += 1,
-                (_, Some(Record::Prompt(r))) => logs.prompts.push(r),
-                (_, Some(Record::Intent(r))) => logs.intents.push(r),
-                (_, Some(Record::Decision(r))) => logs.decisions.push((partition, r)),
-                (_, Some(Record::Order(r))) => logs.orders.push(r),
-                (_, Some(Record::Reply(r))) => logs.replies.push(r),
-                (_, _) => {}
-            }
-        }
     }
     Ok(logs)
 }

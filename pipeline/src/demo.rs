@@ -34,7 +34,7 @@ pub struct DemoOptions {
 }
 
 /// What the demo saw.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub requests: usize,
     pub replies: usize,
@@ -191,14 +191,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         analytics: options.clickhouse_url.is_some(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
         audit,
-        replies: 0,
-        duplicate_replies: 0,
-        orders: 0,
-        denials: BTreeMap::new(),
-        rejections: BTreeMap::new(),
-        credit_cents: 0,
-        latency_p50_ms: 0,
-        latency_p99_ms: 0,
+        ..Summary::default()
     };
     let mut latencies = Vec::with_capacity(replies.len());
     let mut seen: HashMap<&str, usize> = HashMap::new();

@@ -211,8 +211,6 @@ pub async fn read_topic(settings: &Settings, topic: Topic) -> Vec<Raw> {
             });
         })
         .expect("read topic");
-        // One consumer interleaves partitions; callers expect log order per partition.
-        out.sort_by_key(|r| (r.partition, r.offset));
         out
     })
     .await
