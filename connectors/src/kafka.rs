@@ -4,7 +4,7 @@
 //! and reading one partition back from the start, which is how stages restore
 //! their state from their own output.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, ToBytes};
+use rdkafka::message::{BorrowedMessage, Message, ToBytes};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
@@ -308,12 +308,29 @@ pub fn read_partitions(
     topic: &str,
     partitions: &[i32],
     timeout: Duration,
+    f: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<u64, ConnectorError> {
+    let ends: Vec<(i32, i64)> = partitions.iter().map(|p| (*p, i64::MAX)).collect();
+    read_partitions_until(config, topic, &ends, timeout, f)
+}
+
+/// As [`read_partitions`], but each `(partition, end)` only up to offset
+/// `end` (exclusive), or its last record if that comes first.
+pub fn read_partitions_until(
+    config: &KafkaConfig,
+    topic: &str,
+    ends: &[(i32, i64)],
+    timeout: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<u64, ConnectorError> {
+    let ends: HashMap<i32, i64> = ends.iter().copied().filter(|(_, end)| *end > 0).collect();
+    if ends.is_empty() {
+        return Ok(0);
+    }
     let consumer = reader(config, "restore", true)?;
-    let from: Vec<(&str, i32, i64)> = partitions.iter().map(|p| (topic, *p, 0)).collect();
+    let from: Vec<(&str, i32, i64)> = ends.keys().map(|p| (topic, *p, 0)).collect();
     assign_from(&consumer, &from, timeout)?;
-    let mut open: HashSet<i32> = partitions.iter().copied().collect();
+    let mut open: HashSet<i32> = ends.keys().copied().collect();
     let deadline = Instant::now() + timeout;
     let mut read = 0u64;
     while !open.is_empty() {
@@ -331,8 +348,19 @@ pub fn read_partitions(
             }
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
+                let p = message.partition();
+                if !open.contains(&p) {
+                    continue;
+                }
+                if message.offset() >= ends.get(&p).copied().unwrap_or(0) {
+                    open.remove(&p);
+                    continue;
+                }
                 f(&message);
                 read += 1;
+                if message.offset() + 1 >= ends.get(&p).copied().unwrap_or(0) {
+                    open.remove(&p);
+                }
             }
         }
     }
@@ -361,6 +389,31 @@ pub fn scan(
         }
     }
     Ok(false)
+}
+
+/// Follows `topic`'s `partition` from `offset` without a consumer group,
+/// handing each record to `f`, until `stop` says so (asked at least every
+/// 100 ms). Blocking: call it from a blocking thread.
+pub fn follow(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    mut stop: impl FnMut() -> bool,
+    mut f: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<(), ConnectorError> {
+    let consumer = reader(config, "follow", false)?;
+    assign_from(
+        &consumer,
+        &[(topic, partition, offset)],
+        Duration::from_secs(30),
+    )?;
+    while !stop() {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            f(&message?);
+        }
+    }
+    Ok(())
 }
 
 /// Where each partition of `topic` ends, as ListOffsets reports it: a lower

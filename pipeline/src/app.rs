@@ -9,12 +9,16 @@ use anyhow::Context as _;
 use schemas::Codec;
 use tokio::task::JoinSet;
 
+use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
 use crate::config::Settings;
+use crate::ledger::TreasuryFold;
 use crate::runtime::shutdown::Trigger;
 use crate::runtime::{Context, Ready, Shutdown, run_stage};
+use crate::stages::coupon::Treasury;
 use crate::stages::reply::Templates;
 use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
+use crate::topics::Topic;
 use crate::{TopicNames, analytics};
 
 /// A stage that can be run by name.
@@ -88,7 +92,7 @@ pub async fn check_topics(settings: &Settings) -> anyhow::Result<()> {
     let kafka = settings.kafka.clone();
     tokio::task::spawn_blocking(move || {
         let names = TopicNames::new(&kafka);
-        for topic in crate::Topic::ALL {
+        for topic in Topic::ALL {
             let name = names.name(topic);
             let expected = topic.partitions(kafka.partitions);
             match connectors::kafka::partition_count(&kafka, name)? {
@@ -136,6 +140,8 @@ pub async fn run(
     }
     check_topics(&settings).await?;
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
+    let campaigns = Arc::new(settings.campaigns()?);
+    check_skus(&campaigns, &catalog)?;
     let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
     let mut tasks = JoinSet::new();
     for name in names {
@@ -143,16 +149,34 @@ pub async fn run(
         let s = &settings;
         match name {
             StageName::Intent => {
-                let stage = IntentStage::new(catalog, s.intent.max_quantity, s.campaign.id.clone());
+                let default = campaigns.default_id().to_owned();
+                let stage = IntentStage::new(catalog, s.intent.max_quantity, default);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Coupon => {
-                let stage = CouponStage::new(s.campaign.clone(), s.kafka.partitions);
+                let fold = TreasuryFold::new(Arc::clone(&campaigns), s.kafka.partitions);
+                let treasury = Arc::new(Treasury::new(fold));
+                tasks.spawn(follow_treasury(
+                    ctx.clone(),
+                    Arc::clone(&treasury),
+                    shutdown.clone(),
+                ));
+                let return_ms =
+                    i64::try_from(s.coupon.return_before_end_secs)?.saturating_mul(1_000);
+                let stage = CouponStage::new(
+                    Arc::clone(&campaigns),
+                    treasury,
+                    s.kafka.partitions,
+                    return_ms,
+                );
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
-            StageName::Fulfillment => tasks.spawn(run_stage(FulfillmentStage, ctx, shutdown)),
+            StageName::Fulfillment => {
+                let stage = FulfillmentStage::new(Arc::clone(&campaigns));
+                tasks.spawn(run_stage(stage, ctx, shutdown))
+            }
             StageName::Reply => {
-                let stage = ReplyStage::new(catalog, Templates::built_in());
+                let stage = ReplyStage::new(catalog, Templates::built_in(), Arc::clone(&campaigns));
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Analytics => tasks.spawn(analytics::run_sink(ctx, shutdown)),
@@ -169,4 +193,54 @@ pub async fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Refuses campaigns whose eligible SKUs are not in the catalog, which
+/// would silently make every request `not_eligible`.
+fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
+    for c in campaigns.iter() {
+        if let Some(sku) = c.eligible_skus.iter().find(|s| catalog.sku(s).is_none()) {
+            anyhow::bail!(
+                "campaign {}: eligible SKU `{sku}` is not in the catalog; fix campaigns.eligible_skus or the catalog",
+                c.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Follows `campaign.treasury` from its start for the coupon stage, folding
+/// every record into `treasury`, until `shutdown` fires.
+async fn follow_treasury(
+    ctx: Context,
+    treasury: Arc<Treasury>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let topic = ctx.topics.name(Topic::Treasury);
+        let mut undecodable = 0u64;
+        connectors::kafka::follow(
+            &ctx.settings.kafka,
+            topic,
+            0,
+            0,
+            || shutdown.is_fired(),
+            |message| match ctx
+                .codec
+                .decode(rdkafka::Message::payload(message).unwrap_or_default())
+            {
+                Ok(schemas::Record::Treasury(t)) => treasury.apply([&t]),
+                _ => {
+                    undecodable += 1;
+                    tracing::warn!(
+                        topic,
+                        undecodable,
+                        "skipped a record that is not a treasury record"
+                    );
+                }
+            },
+        )
+        .with_context(|| format!("following {topic}"))
+    })
+    .await?
 }

@@ -10,39 +10,57 @@ use std::path::{Path, PathBuf};
 use connectors::{ClickHouseConfig, ConnectorError, KafkaConfig};
 use serde::{Deserialize, Serialize};
 
+use crate::campaign::{CampaignConfig, CampaignError, Campaigns};
+
 /// Everything a chatcart process can be configured with.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub kafka: KafkaConfig,
     pub clickhouse: ClickHouseConfig,
-    pub campaign: CampaignConfig,
+    /// The campaigns credit is granted for; prompts naming none belong to
+    /// the first.
+    pub campaigns: Vec<CampaignConfig>,
+    pub coupon: CouponConfig,
     pub intent: IntentConfig,
     pub runtime: RuntimeConfig,
     pub codec: CodecConfig,
 }
 
-/// The coupon campaign the pipeline grants credit for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CampaignConfig {
-    /// Prompts that name no campaign belong to this one.
-    pub id: String,
-    /// Total credit the campaign may grant, in cents.
-    pub budget_cents: i64,
-    /// Credit per order: the order is free up to this many cents.
-    pub credit_per_order_cents: i64,
-    /// How many credited orders one user may get.
-    pub per_user_limit: u32,
-}
-
-impl Default for CampaignConfig {
+impl Default for Settings {
     fn default() -> Self {
         Self {
-            id: "spring-festival".to_owned(),
-            budget_cents: 1_000_000,
-            credit_per_order_cents: 2_000,
-            per_user_limit: 1,
+            kafka: KafkaConfig::default(),
+            clickhouse: ClickHouseConfig::default(),
+            campaigns: vec![CampaignConfig::default()],
+            coupon: CouponConfig::default(),
+            intent: IntentConfig::default(),
+            runtime: RuntimeConfig::default(),
+            codec: CodecConfig::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The validated campaigns.
+    pub fn campaigns(&self) -> Result<Campaigns, CampaignError> {
+        Campaigns::new(&self.campaigns)
+    }
+}
+
+/// The coupon stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CouponConfig {
+    /// This long before a campaign ends, idle partitions return unused
+    /// allowance to the treasury so busier ones can use it.
+    pub return_before_end_secs: u64,
+}
+
+impl Default for CouponConfig {
+    fn default() -> Self {
+        Self {
+            return_before_end_secs: 300,
         }
     }
 }
@@ -104,6 +122,8 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error(transparent)]
     Invalid(#[from] ConnectorError),
+    #[error(transparent)]
+    Campaign(#[from] CampaignError),
     #[error("invalid configuration `{key}`: {message}")]
     Value { key: &'static str, message: String },
 }
@@ -142,21 +162,12 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.kafka.validate()?;
         self.clickhouse.validate()?;
-        let c = &self.campaign;
-        if c.id.is_empty() || c.id.len() > 64 {
-            return Err(invalid("campaign.id", "must be 1 to 64 characters"));
-        }
-        if c.budget_cents < 0 {
-            return Err(invalid("campaign.budget_cents", "must be zero or more"));
-        }
-        if c.credit_per_order_cents <= 0 {
+        self.campaigns()?;
+        if self.coupon.return_before_end_secs > 30 * 86_400 {
             return Err(invalid(
-                "campaign.credit_per_order_cents",
-                "must be more than zero",
+                "coupon.return_before_end_secs",
+                "must be at most 2592000 (30 days)",
             ));
-        }
-        if c.per_user_limit == 0 {
-            return Err(invalid("campaign.per_user_limit", "must be at least 1"));
         }
         if !(1..=10_000).contains(&self.intent.max_quantity) {
             return Err(invalid(
@@ -210,11 +221,21 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults() {
-        let f = file("[kafka]\npartitions = 4\n[campaign]\nbudget_cents = 500\n");
+        let f = file(
+            "[kafka]\npartitions = 4\n[[campaigns]]\nid = \"a\"\nbudget_cents = 500\ncredit = { fixed_cents = 100 }\n[[campaigns]]\nid = \"b\"\nbudget_cents = 9\ncredit = { free_up_to_cents = 3 }\nends_at = \"2027-01-01T00:00:00Z\"\n",
+        );
         let s = Settings::load(Some(f.path())).unwrap();
         assert_eq!(s.kafka.partitions, 4);
-        assert_eq!(s.campaign.budget_cents, 500);
-        assert_eq!(s.campaign.per_user_limit, 1);
+        assert_eq!(
+            s.campaigns.len(),
+            2,
+            "the file's campaigns replace the default"
+        );
+        assert_eq!(s.campaigns[0].budget_cents, 500);
+        assert_eq!(s.campaigns[0].per_user_limit, 1);
+        let campaigns = s.campaigns().unwrap();
+        assert_eq!(campaigns.default_id(), "a");
+        assert_eq!(campaigns.get("b").unwrap().ends_ms, 1_798_761_600_000);
     }
 
     #[test]
@@ -236,9 +257,23 @@ mod tests {
 
     #[test]
     fn wrong_type_is_named() {
-        let f = file("[campaign]\nbudget_cents = \"lots\"\n");
+        let f = file(
+            "[[campaigns]]\nid = \"a\"\nbudget_cents = \"lots\"\ncredit = { fixed_cents = 1 }\n",
+        );
         let err = Settings::load(Some(f.path())).unwrap_err().to_string();
         assert!(err.contains("budget_cents"), "{err}");
+    }
+
+    #[test]
+    fn invalid_campaign_is_named() {
+        let f = file(
+            "[[campaigns]]\nid = \"a\"\nbudget_cents = 5\ncredit = { fixed_cents = 1 }\nstarts_at = \"soon\"\n",
+        );
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("campaign 0") && err.contains("starts_at `soon`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let mut settings = Settings::default();
     settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
     settings.kafka.partitions = options.partitions;
-    settings.campaign.budget_cents = options.budget_cents;
+    settings.campaigns[0].budget_cents = options.budget_cents;
     if let Some(url) = &options.clickhouse_url {
         settings.clickhouse.url = url.clone();
         settings.clickhouse.database = "chatcart_demo".into();

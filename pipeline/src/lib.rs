@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! chat.prompts ─▶ intent ─▶ commerce.intents ─▶ coupon ─▶ commerce.decisions ─▶ fulfillment ─▶ commerce.orders
-//!                   │ rejected                          │ denied                               │ placed / failed
-//!                   └──────────────────────────────────▶ reply ◀──────────────────────────────────┘
-//!                                                          └─▶ chat.replies
+//!                   │ rejected                  ▲   │ ▲ leases        │ denied       │ returns        │ placed / failed
+//!                   │                           │   ▼ │               │              ▼                │
+//!                   │                           │ campaign.treasury ◀─┼──────────────┘                │
+//!                   │                           └─────────────────────┼── releases (failed orders) ◀──┤
+//!                   └───────────────────────────────────────────────▶ reply ◀─────────────────────────┘
+//!                                                                      └─▶ chat.replies
 //! every topic ─▶ analytics sink ─▶ ClickHouse
 //! ```
 //!
@@ -19,7 +22,9 @@
 //!   (offsets stored only after outputs are acknowledged; drain on SIGINT/SIGTERM).
 //! - [`stages`]: [`stages::IntentStage`], [`stages::CouponStage`],
 //!   [`stages::FulfillmentStage`], [`stages::ReplyStage`], one file each.
-//! - [`ledger`]: the pure fold that decides which coupon grants are valid.
+//! - [`ledger`]: the pure folds that decide which grants and leases count,
+//!   shared by the stages and the [`audit`]; [`campaign`]: what each campaign
+//!   grants, to whom and when.
 //! - [`catalog`], [`extract`]: what can be bought, and reading it out of a prompt.
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
 //! - [`config`], [`topics`]: settings and topic names.
@@ -28,6 +33,7 @@
 pub mod analytics;
 pub mod app;
 pub mod audit;
+pub mod campaign;
 pub mod catalog;
 pub mod config;
 pub mod demo;

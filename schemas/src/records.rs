@@ -91,6 +91,9 @@ pub enum DecisionOutcome {
     Granted,
     /// No credit; terminal, answered by the reply stage.
     Denied,
+    /// The credit of an earlier grant for this request is given back,
+    /// because its order failed.
+    Released,
 }
 
 /// A coupon decision, on `commerce.decisions`.
@@ -185,18 +188,25 @@ pub struct Reply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TreasuryKind {
-    /// A partition asks for more of a resource.
+    /// On the treasury: a partition asks for a lease, sized by the fold.
     LeaseRequest,
-    /// A partition hands unused resource back.
+    /// On a decisions partition, then on the treasury: a partition hands
+    /// unused allowance back.
     LeaseReturn,
+    /// On a decisions partition: a lease the treasury granted becomes part
+    /// of the partition's allowance.
+    LeaseCredit,
 }
 
-/// A record on the one-partition `campaign.treasury` topic, through which
-/// partitions lease campaign budget and SKU stock. Whether a request is
-/// granted, and how much, is decided by folding this topic in log order.
+/// A movement of campaign budget (or stock) between the treasury and a
+/// partition: lease requests and returns on the one-partition
+/// `campaign.treasury` topic, lease credits and returns on a
+/// `commerce.decisions` partition. What each one does is decided by folding
+/// its topic in log order (see the pipeline's `ledger` module).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreasuryRecord {
-    /// Unique per lease request or return, so redelivery is recognised.
+    /// The lease id (request, credit) or return id: unique, so a repeated
+    /// record is counted once.
     pub request_id: String,
     /// Empty: leases belong to partitions, not people.
     pub user_id: String,
@@ -208,7 +218,8 @@ pub struct TreasuryRecord {
     pub resource: String,
     /// The pipeline partition the lease is for.
     pub partition: i32,
-    /// Cents of budget or units of stock (asked for, or returned).
+    /// Cents of budget or units of stock: 0 in a request (the treasury fold
+    /// sizes the lease), the lease size in a credit, the amount returned.
     pub amount: i64,
 }
 

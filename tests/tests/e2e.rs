@@ -14,7 +14,7 @@ use schemas::ReplyOutcome;
 async fn thousand_prompts_from_600_users_end_to_end() {
     let mut settings = t::settings("e2e", 12);
     // 150 credits for ~470 eligible users: the budget runs out.
-    settings.campaign.budget_cents = 150 * settings.campaign.credit_per_order_cents;
+    settings.campaigns[0].budget_cents = 150 * settings.campaigns[0].credit.unit_cents();
     t::create_topics(&settings).await;
     // Each stage in its own consumer group, as separate processes would be.
     let stages: Vec<Running> = [

@@ -13,7 +13,7 @@ use chatcart_tests::{self as t, Running};
 async fn coupon_stage_restarts_mid_run() {
     let mut settings = t::settings("restart", 12);
     settings.clickhouse.url.clear();
-    settings.campaign.budget_cents = 150 * settings.campaign.credit_per_order_cents;
+    settings.campaigns[0].budget_cents = 150 * settings.campaigns[0].credit.unit_cents();
     // Small in-flight windows make it likely a stop lands between produce
     // and offset commit.
     settings.runtime.max_in_flight = 16;

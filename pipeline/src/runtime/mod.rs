@@ -64,6 +64,18 @@ pub trait Stage: Send + Sync + 'static {
     /// Folds one record of the stage's own output back into its state.
     fn restore(&self, _state: &mut Self::State, _record: &Record) {}
 
+    /// An input topic whose records before the resume point are folded into
+    /// the state on restore ([`Stage::replay`]), for state that is a fold
+    /// of the input itself (the decisions fold of fulfillment and reply).
+    /// The resume point is the group's committed offset, so every input
+    /// record is folded exactly once: on restore or when it is handled.
+    fn replays(&self) -> Option<Topic> {
+        None
+    }
+
+    /// Folds one input record from before the resume point into the state.
+    fn replay(&self, _state: &mut Self::State, _record: &Record) {}
+
     /// Decodes an input record. Internal topics use Avro single-object
     /// encoding; a stage reading from outside overrides this.
     fn decode(&self, codec: &Codec, _topic: Topic, bytes: &[u8]) -> Result<Record, CodecError> {
@@ -72,7 +84,55 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Handles one input record; what it returns is produced before the
     /// input's offset is stored. `now_ms` is the processing time.
-    fn handle(&self, state: &mut Self::State, record: Record, now_ms: i64) -> Vec<Emit>;
+    fn handle(&self, state: &mut Self::State, record: Record, now_ms: i64) -> Step;
+
+    /// Called whenever [`Stage::wakeup`] is notified, and every
+    /// [`TICK`]: finishes parked records (oldest first) and emits what the
+    /// partition needs on its own.
+    fn poll(&self, _state: &mut Self::State, _now_ms: i64) -> Polled {
+        Polled::new()
+    }
+
+    /// Notified when parked records may be ready (e.g. a lease arrived).
+    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
+}
+
+/// How often [`Stage::poll`] runs without a wakeup.
+pub const TICK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What handling one input record did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Produced now.
+    pub emits: Vec<Emit>,
+    /// The record is not finished: its outputs come from a later
+    /// [`Stage::poll`], and its offset is not stored until they are
+    /// acknowledged. Parked records of a partition finish in order.
+    pub parked: bool,
+}
+
+impl From<Vec<Emit>> for Step {
+    fn from(emits: Vec<Emit>) -> Self {
+        Self {
+            emits,
+            parked: false,
+        }
+    }
+}
+
+/// What [`Stage::poll`] produced, in the order it is to be produced (the
+/// stage's state already reflects that order).
+pub type Polled = Vec<Output>;
+
+/// One output of [`Stage::poll`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A record that belongs to no input record.
+    Emit(Box<Emit>),
+    /// The outputs of the oldest parked record still unfinished.
+    Finished(Vec<Emit>),
 }
 
 /// What every stage of one process shares.

@@ -1,6 +1,9 @@
 //! Consumer-group events as the runner needs them: which partitions were
-//! taken away (so their state is dropped), and when a stage first holds
-//! partitions (so a caller can wait for the pipeline to be ready).
+//! taken away (so their state is dropped), which are held, and when a stage
+//! first holds partitions (so a caller can wait for the pipeline to be
+//! ready). Before partitions are given up, every output already produced is
+//! flushed, so the next owner's restore sees it: a stage hands over its
+//! state complete, not just eventually.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::producer::{FutureProducer, Producer};
 
 /// How many stages of a process hold a partition assignment.
 #[derive(Debug, Default)]
@@ -42,16 +46,32 @@ pub struct Rebalances {
     counted: AtomicBool,
     /// Bounded by the partition count.
     revoked: Mutex<HashSet<i32>>,
+    assigned: Mutex<HashSet<i32>>,
+    /// The stage's producer, flushed before partitions are given up.
+    producer: Option<FutureProducer>,
 }
 
+/// How long a revoke waits for outputs in flight to be acknowledged.
+const FLUSH_ON_REVOKE: Duration = Duration::from_secs(30);
+
 impl Rebalances {
-    pub fn new(stage: &'static str, ready: Arc<Ready>) -> Self {
+    pub fn new(stage: &'static str, ready: Arc<Ready>, producer: Option<FutureProducer>) -> Self {
         Self {
             stage,
             ready,
             counted: AtomicBool::new(false),
             revoked: Mutex::new(HashSet::new()),
+            assigned: Mutex::new(HashSet::new()),
+            producer,
         }
+    }
+
+    /// Whether `partition` (of the stage's inputs) is assigned now.
+    pub fn is_assigned(&self, partition: i32) -> bool {
+        self.assigned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&partition)
     }
 
     /// The stage this consumer belongs to.
@@ -69,9 +89,28 @@ impl Rebalances {
 impl ClientContext for Rebalances {}
 
 impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut assigned = self.assigned.lock().unwrap_or_else(PoisonError::into_inner);
+            for e in tpl.elements() {
+                assigned.remove(&e.partition());
+            }
+            drop(assigned);
+            if let Some(producer) = &self.producer
+                && let Err(e) = producer.flush(FLUSH_ON_REVOKE)
+            {
+                tracing::warn!(stage = self.stage, error = %e, "outputs not flushed before a revoke");
+            }
+        }
+    }
+
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                self.assigned
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(tpl.elements().iter().map(|e| e.partition()));
                 tracing::info!(
                     stage = self.stage,
                     partitions = tpl.count(),

@@ -5,13 +5,18 @@
 //! loses (the stages recognise redelivered requests by id). Outputs of many
 //! records are in flight at once, up to `runtime.max_in_flight`, so the loop
 //! never waits on one broker round trip per record.
+//!
+//! A stage may *park* a record (the coupon stage does while it waits for a
+//! lease): the loop goes on with other records, and the parked record's
+//! offset (and every later one) is stored only once a later
+//! [`Stage::poll`] finishes it and its outputs are acknowledged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_partitions};
+use connectors::kafka::{enqueue, read_partitions, read_partitions_until};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -19,18 +24,30 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use super::rebalance::Rebalances;
-use super::{Context, Emit, Shutdown, Stage, now_ms};
+use super::{Context, Emit, Output, Shutdown, Stage, Step, TICK, now_ms};
 use crate::topics::Topic;
 
-/// An input record whose outputs are on their way to the broker.
+/// An input record (or a stage's own output) on its way to the broker.
 struct Pending {
     topic: Topic,
     partition: i32,
-    offset: i64,
-    acked: Result<(), KafkaError>,
+    /// The input offset to store; `None` for outputs of no input.
+    offset: Option<i64>,
+    acked: Acked,
 }
+
+enum Acked {
+    Yes,
+    Failed(KafkaError),
+    /// A parked record of a revoked partition: its new owner redoes it.
+    Abandoned,
+}
+
+/// Senders that finish parked records, per partition, oldest first.
+type Parked = HashMap<i32, VecDeque<tokio::sync::oneshot::Sender<Vec<Delivery>>>>;
 
 /// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
 /// outputs, stores and commits their offsets, flushes, and leaves the group.
@@ -42,11 +59,15 @@ pub async fn run_stage<S: Stage>(
     let stage = Arc::new(stage);
     let name = stage.name();
     let kafka = &ctx.settings.kafka;
+    let producer: FutureProducer = kafka.producer()?;
     let consumer: StreamConsumer<Rebalances> = kafka
         .consumer_config(name)
-        .create_with_context(Rebalances::new(name, Arc::clone(&ctx.ready)))
+        .create_with_context(Rebalances::new(
+            name,
+            Arc::clone(&ctx.ready),
+            Some(producer.clone()),
+        ))
         .context("creating consumer")?;
-    let producer: FutureProducer = kafka.producer()?;
     let inputs: Vec<&str> = stage.inputs().iter().map(|t| ctx.topics.name(*t)).collect();
     consumer.subscribe(&inputs).context("subscribing")?;
     tracing::info!(stage = name, inputs = ?inputs, "stage running");
@@ -54,6 +75,12 @@ pub async fn run_stage<S: Stage>(
     let max_in_flight = ctx.settings.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
     let mut inflight: InFlight = FuturesOrdered::new();
+    let mut parked = Parked::new();
+    let wakeup = stage.wakeup();
+    let polls = wakeup.is_some();
+    let wakeup = wakeup.unwrap_or_default();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let run = Run {
         stage: &stage,
         ctx: &ctx,
@@ -68,9 +95,15 @@ pub async fn run_stage<S: Stage>(
             Some(done) = inflight.next(), if !inflight.is_empty() => {
                 store(&consumer, &ctx, done)?;
             }
+            () = wakeup.notified(), if polls => {
+                run.poll(&mut states, &mut parked, &mut inflight).await?;
+            }
+            _ = tick.tick(), if polls => {
+                run.poll(&mut states, &mut parked, &mut inflight).await?;
+            }
             received = consumer.recv(), if inflight.len() < max_in_flight => match received {
                 Ok(message) => {
-                    run.process(&message, &mut states, &mut inflight).await?;
+                    run.process(&message, &mut states, &mut parked, &mut inflight).await?;
                 }
                 Err(e) => {
                     tracing::warn!(stage = name, error = %e, "consume error; retrying");
@@ -81,6 +114,8 @@ pub async fn run_stage<S: Stage>(
     }
 
     tracing::info!(stage = name, in_flight = inflight.len(), "draining");
+    // Parked records are not finished; they are redelivered after a restart.
+    parked.clear();
     let timeout = Duration::from_secs(ctx.settings.runtime.shutdown_timeout_secs);
     let drained = tokio::time::timeout(timeout, async {
         while let Some(done) = inflight.next().await {
@@ -124,14 +159,19 @@ impl<S: Stage> Run<'_, S> {
         &self,
         message: &BorrowedMessage<'_>,
         states: &mut HashMap<i32, S::State>,
+        parked: &mut Parked,
         inflight: &mut InFlight,
     ) -> anyhow::Result<()> {
         let (ctx, name) = (self.ctx, self.stage.name());
-        drop_revoked(self.consumer, ctx, inflight, states).await?;
+        drop_revoked(self.consumer, states, parked);
         let (partition, offset) = (message.partition(), message.offset());
         let Some(topic) = ctx.topics.topic_of(message.topic()) else {
             return Ok(());
         };
+        if !self.consumer.context().is_assigned(partition) {
+            // Fetched before a revoke; the partition's new owner handles it.
+            return Ok(());
+        }
         if !states.contains_key(&partition) {
             let missing = unrestored(self.consumer, states, partition);
             tracing::debug!(
@@ -141,15 +181,28 @@ impl<S: Stage> Run<'_, S> {
                 ?missing,
                 "first record of an unrestored partition"
             );
-            states.extend(restore(self.stage, ctx, missing).await?);
+            let resume = match self.stage.replays() {
+                Some(input) => committed(self.consumer, ctx.topics.name(input), &missing)?,
+                None => Vec::new(),
+            };
+            states.extend(restore(self.stage, ctx, missing, resume).await?);
         }
         let Some(state) = states.get_mut(&partition) else {
             anyhow::bail!("{name}: partition {partition} has no state after restore");
         };
         let payload = message.payload().unwrap_or_default();
+        let mut later = None;
         let deliveries = match self.stage.decode(&ctx.codec, topic, payload) {
             Ok(record) => {
-                let emits = self.stage.handle(state, record, now_ms());
+                let Step {
+                    emits,
+                    parked: park,
+                } = self.stage.handle(state, record, now_ms());
+                if park {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    parked.entry(partition).or_default().push_back(tx);
+                    later = Some(rx);
+                }
                 produce(self.producer, ctx, partition, emits).await?
             }
             Err(error) => {
@@ -165,34 +218,115 @@ impl<S: Stage> Run<'_, S> {
                 vec![dead_letter(self.producer, ctx, name, message, &error).await?]
             }
         };
-        inflight.push_back(
-            async move {
-                let mut acked = Ok(());
-                for delivery in deliveries {
-                    match delivery.await {
-                        Ok(Ok(d)) => tracing::trace!(
-                            stage = name,
-                            input_partition = partition,
-                            input_offset = offset,
-                            partition = d.partition,
-                            offset = d.offset,
-                            "output acknowledged"
-                        ),
-                        Ok(Err((e, _))) => acked = Err(e),
-                        Err(_) => acked = Err(KafkaError::Canceled),
-                    }
-                }
-                Pending {
-                    topic,
-                    partition,
-                    offset,
-                    acked,
-                }
-            }
-            .boxed(),
-        );
+        inflight.push_back(acknowledged(
+            name,
+            topic,
+            partition,
+            Some(offset),
+            deliveries,
+            later,
+        ));
         Ok(())
     }
+
+    /// Polls every partition's state and produces what it emits, finishing
+    /// parked records in the order they were parked.
+    async fn poll(
+        &self,
+        states: &mut HashMap<i32, S::State>,
+        parked: &mut Parked,
+        inflight: &mut InFlight,
+    ) -> anyhow::Result<()> {
+        let name = self.stage.name();
+        drop_revoked(self.consumer, states, parked);
+        for (partition, state) in states.iter_mut() {
+            for out in self.stage.poll(state, now_ms()) {
+                match out {
+                    Output::Emit(emit) => {
+                        let deliveries =
+                            produce(self.producer, self.ctx, *partition, vec![*emit]).await?;
+                        inflight.push_back(acknowledged(
+                            name,
+                            Topic::Dlq,
+                            *partition,
+                            None,
+                            deliveries,
+                            None,
+                        ));
+                    }
+                    Output::Finished(emits) => {
+                        let deliveries =
+                            produce(self.producer, self.ctx, *partition, emits).await?;
+                        let Some(tx) = parked.get_mut(partition).and_then(VecDeque::pop_front)
+                        else {
+                            anyhow::bail!(
+                                "{name}: partition {partition} finished a record it never parked"
+                            );
+                        };
+                        // A dropped receiver means the stage is stopping.
+                        let _ = tx.send(deliveries);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for `deliveries`, then (for a parked record) for the deliveries
+/// of its outputs, and says whether the input's offset may be stored.
+fn acknowledged(
+    stage: &'static str,
+    topic: Topic,
+    partition: i32,
+    offset: Option<i64>,
+    deliveries: Vec<Delivery>,
+    later: Option<tokio::sync::oneshot::Receiver<Vec<Delivery>>>,
+) -> BoxFuture<'static, Pending> {
+    async move {
+        let mut acked = wait_all(stage, partition, offset, deliveries).await;
+        if let Some(rx) = later {
+            match rx.await {
+                Ok(deliveries) => {
+                    if let Acked::Failed(e) = wait_all(stage, partition, offset, deliveries).await {
+                        acked = Acked::Failed(e);
+                    }
+                }
+                Err(_) => acked = Acked::Abandoned,
+            }
+        }
+        Pending {
+            topic,
+            partition,
+            offset,
+            acked,
+        }
+    }
+    .boxed()
+}
+
+async fn wait_all(
+    stage: &'static str,
+    partition: i32,
+    offset: Option<i64>,
+    deliveries: Vec<Delivery>,
+) -> Acked {
+    let mut acked = Acked::Yes;
+    for delivery in deliveries {
+        match delivery.await {
+            Ok(Ok(d)) => tracing::trace!(
+                stage,
+                input_partition = partition,
+                input_offset = offset,
+                partition = d.partition,
+                offset = d.offset,
+                "output acknowledged"
+            ),
+            Ok(Err((e, _))) => acked = Acked::Failed(e),
+            Err(_) => acked = Acked::Failed(KafkaError::Canceled),
+        }
+    }
+    acked
 }
 
 /// Stores the offset of an input whose outputs are all acknowledged. A
@@ -203,42 +337,44 @@ fn store(
     done: Pending,
 ) -> anyhow::Result<()> {
     let topic = ctx.topics.name(done.topic);
-    done.acked.with_context(|| {
-        format!(
-            "output of {topic}[{}]@{} was not delivered; stopping so it is redelivered",
-            done.partition, done.offset
-        )
-    })?;
-    tracing::trace!(
-        topic,
-        partition = done.partition,
-        offset = done.offset,
-        "storing offset"
-    );
-    if let Err(e) = consumer.store_offset(topic, done.partition, done.offset) {
+    let offset = match (done.acked, done.offset) {
+        (Acked::Failed(e), Some(offset)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "output of {topic}[{}]@{offset} was not delivered; stopping so it is redelivered",
+                done.partition
+            )));
+        }
+        (Acked::Failed(e), None) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "an output for partition {} was not delivered; stopping so the partition is restored",
+                done.partition
+            )));
+        }
+        (Acked::Abandoned, _) | (Acked::Yes, None) => return Ok(()),
+        (Acked::Yes, Some(offset)) => offset,
+    };
+    tracing::trace!(topic, partition = done.partition, offset, "storing offset");
+    if let Err(e) = consumer.store_offset(topic, done.partition, offset) {
         // The partition was revoked meanwhile; its new owner redoes the record.
         tracing::debug!(topic, partition = done.partition, error = %e, "offset not stored");
     }
     Ok(())
 }
 
-/// Drops the state of revoked partitions, after the outputs already in
-/// flight are acknowledged so a later restore of the partition sees them.
-async fn drop_revoked<St>(
+/// Drops the state and parked records of revoked partitions. Their outputs
+/// already produced were flushed when they were revoked (see
+/// [`Rebalances`]), so a new owner's restore sees them.
+fn drop_revoked<St>(
     consumer: &StreamConsumer<Rebalances>,
-    ctx: &Context,
-    inflight: &mut InFlight,
     states: &mut HashMap<i32, St>,
-) -> anyhow::Result<()> {
+    parked: &mut Parked,
+) {
     let revoked = consumer.context().take_revoked();
     if revoked.is_empty() {
-        return Ok(());
-    }
-    while let Some(done) = inflight.next().await {
-        store(consumer, ctx, done)?;
+        return;
     }
     states.retain(|p, _| !revoked.contains(p));
-    Ok(())
+    parked.retain(|p, _| !revoked.contains(p));
 }
 
 /// Rebuilds the state of `partitions` by folding the stage's own output, in
@@ -248,6 +384,7 @@ async fn restore<S: Stage>(
     stage: &Arc<S>,
     ctx: &Context,
     partitions: Vec<i32>,
+    resume: Vec<(i32, i64)>,
 ) -> anyhow::Result<HashMap<i32, S::State>> {
     let mut states: HashMap<i32, S::State> = partitions
         .iter()
@@ -259,8 +396,27 @@ async fn restore<S: Stage>(
     let (stage, ctx) = (Arc::clone(stage), ctx.clone());
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
-        let topic = ctx.topics.name(source);
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
+        if let Some(input) = stage.replays() {
+            let topic = ctx.topics.name(input);
+            let read =
+                read_partitions_until(&ctx.settings.kafka, topic, &resume, timeout, |message| {
+                    let Some(state) = states.get_mut(&message.partition()) else {
+                        return;
+                    };
+                    if let Ok(record) = ctx.codec.decode(message.payload().unwrap_or_default()) {
+                        stage.replay(state, &record);
+                    }
+                })?;
+            tracing::info!(
+                stage = stage.name(),
+                topic,
+                ?resume,
+                records = read,
+                "input replayed"
+            );
+        }
+        let topic = ctx.topics.name(source);
         let mut undecodable = 0u64;
         let read = read_partitions(
             &ctx.settings.kafka,
@@ -296,6 +452,30 @@ async fn restore<S: Stage>(
         anyhow::Ok(states)
     })
     .await?
+}
+
+/// The group's committed offset of `topic` for each of `partitions`: where
+/// consumption resumes (0 when nothing was committed).
+fn committed(
+    consumer: &StreamConsumer<Rebalances>,
+    topic: &str,
+    partitions: &[i32],
+) -> anyhow::Result<Vec<(i32, i64)>> {
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition(topic, *p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .with_context(|| format!("reading committed offsets of {topic}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => (e.partition(), o),
+            _ => (e.partition(), 0),
+        })
+        .collect())
 }
 
 /// The partitions assigned to `consumer` that have no state yet, and

@@ -1,208 +1,468 @@
-//! Coupon stage: `commerce.intents` → `commerce.decisions`. Decides whether a
-//! request gets campaign credit and how much, from the partition's ledger
-//! fold, which it restores from its own output partition on assignment.
+//! Coupon stage: `commerce.intents` and failed `commerce.orders` →
+//! `commerce.decisions` and lease requests on `campaign.treasury`.
+//!
+//! Each partition grants from its own allowance, so the hot path needs no
+//! broker round trip: the ledger's decisions fold says whether a grant
+//! counts. Budget comes in leases: the stage asks the treasury for the next
+//! lease *before* the allowance runs out, credits leases into its partition
+//! as the treasury fold grants them, and parks (without blocking other
+//! requests) only when a request needs credit that has not arrived yet.
+//! Once the treasury fold shows the budget all leased out, requests that do
+//! not fit are denied at once. Failed orders become releases; near a
+//! campaign's end an idle partition returns what it does not use.
 
-use schemas::{CouponDecision, DecisionOutcome, IntentEvent, IntentOutcome, Record};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
-use crate::config::CampaignConfig;
-use crate::ledger::{self, DecisionsFold, Verdict};
-use crate::runtime::{Emit, Stage};
+use schemas::{
+    CouponDecision, DecisionOutcome, IntentEvent, IntentOutcome, OrderEvent, OrderOutcome, Record,
+    TreasuryKind, TreasuryRecord,
+};
+use tokio::sync::Notify;
+
+use crate::campaign::{Campaigns, Offer};
+use crate::ledger::{
+    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, TreasuryFold, Verdict, lease_size,
+};
+use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
 
-/// Grants or denies campaign credit.
-pub struct CouponStage {
-    campaign: CampaignConfig,
-    partitions: i32,
+/// A lease request not seen in the treasury this long is asked again.
+pub const LEASE_RETRY_MS: i64 = 5_000;
+/// Near a campaign's end, a partition that saw no request for this long
+/// returns its unused allowance.
+pub const RETURN_IDLE_MS: i64 = 2_000;
+
+/// This process's view of `campaign.treasury`, folded as it is followed.
+pub struct Treasury {
+    fold: RwLock<TreasuryFold>,
+    changed: Arc<Notify>,
 }
 
-impl CouponStage {
-    pub fn new(campaign: CampaignConfig, partitions: i32) -> Self {
+impl Treasury {
+    pub fn new(fold: TreasuryFold) -> Self {
         Self {
-            campaign,
-            partitions,
+            fold: RwLock::new(fold),
+            changed: Arc::new(Notify::new()),
         }
     }
 
-    /// The decision for an extracted intent, folded into `fold` so the next
-    /// decision sees it. `None` for a request decided before (redelivery).
-    pub fn decide(
-        &self,
-        fold: &mut DecisionsFold,
-        intent: IntentEvent,
-        now_ms: i64,
-    ) -> Option<CouponDecision> {
-        if intent.outcome != IntentOutcome::Extracted || fold.is_decided(&intent.request_id) {
-            return None;
+    /// Folds records in (in log order) and wakes the stage.
+    pub fn apply<'a>(&self, records: impl IntoIterator<Item = &'a TreasuryRecord>) {
+        let mut fold = self.fold.write().unwrap_or_else(PoisonError::into_inner);
+        for record in records {
+            fold.apply(record);
         }
-        let wanted = intent.total_cents.min(self.campaign.credit_per_order_cents);
-        let verdict = if intent.campaign_id == self.campaign.id {
-            fold.verdict(&intent.user_id, wanted)
-        } else {
-            Verdict::Deny(ledger::NOT_ELIGIBLE)
-        };
-        let (outcome, credit_cents, reason) = match verdict {
-            Verdict::Grant(credit) => (DecisionOutcome::Granted, credit, None),
-            Verdict::Deny(reason) => (DecisionOutcome::Denied, 0, Some(reason.to_owned())),
-        };
-        let decision = CouponDecision {
-            request_id: intent.request_id,
-            session_id: intent.session_id,
-            user_id: intent.user_id,
-            campaign_id: intent.campaign_id,
-            trace_id: intent.trace_id,
+        drop(fold);
+        self.changed.notify_one();
+    }
+
+    /// The fold as of now.
+    pub fn read(&self) -> RwLockReadGuard<'_, TreasuryFold> {
+        self.fold.read().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One partition's coupon state.
+pub struct CouponState {
+    partition: i32,
+    pub fold: DecisionsFold,
+    /// Requests waiting for a lease, in arrival order.
+    parked: VecDeque<IntentEvent>,
+    parked_ids: HashSet<String>,
+    /// Campaign → our lease request not yet folded by the treasury, and when
+    /// it was made.
+    pending: HashMap<String, (String, i64)>,
+    /// Campaign → how many of this partition's treasury leases were checked.
+    seen: HashMap<String, usize>,
+    /// Campaign → when a request for it last arrived.
+    last_demand_ms: HashMap<String, i64>,
+    next_id: u64,
+}
+
+impl CouponState {
+    /// Requests waiting for a lease.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+}
+
+/// Grants or denies campaign credit.
+pub struct CouponStage {
+    campaigns: Arc<Campaigns>,
+    treasury: Arc<Treasury>,
+    return_before_end_ms: i64,
+    partitions: i32,
+    /// Makes this instance's lease and return ids unique.
+    nonce: u64,
+}
+
+impl CouponStage {
+    pub fn new(
+        campaigns: Arc<Campaigns>,
+        treasury: Arc<Treasury>,
+        partitions: i32,
+        return_before_end_ms: i64,
+    ) -> Self {
+        let nonce = std::collections::hash_map::RandomState::new().hash_one(partitions);
+        Self::with_nonce(campaigns, treasury, partitions, return_before_end_ms, nonce)
+    }
+
+    /// As [`CouponStage::new`], with ids made unique by `nonce` (for a
+    /// simulation that must be reproducible).
+    pub fn with_nonce(
+        campaigns: Arc<Campaigns>,
+        treasury: Arc<Treasury>,
+        partitions: i32,
+        return_before_end_ms: i64,
+        nonce: u64,
+    ) -> Self {
+        Self {
+            campaigns,
+            treasury,
+            return_before_end_ms,
+            partitions,
+            nonce,
+        }
+    }
+
+    fn id(&self, st: &mut CouponState, what: &str, campaign: &str, now_ms: i64) -> String {
+        st.next_id += 1;
+        format!(
+            "{campaign}/{}/{what}/{now_ms}-{:x}-{}",
+            st.partition, self.nonce, st.next_id
+        )
+    }
+
+    fn movement(
+        &self,
+        st: &CouponState,
+        id: String,
+        kind: TreasuryKind,
+        campaign: &str,
+        amount: i64,
+        now_ms: i64,
+    ) -> TreasuryRecord {
+        TreasuryRecord {
+            request_id: id,
+            user_id: String::new(),
+            campaign_id: campaign.to_owned(),
+            trace_id: String::new(),
             event_time_ms: now_ms,
-            prompt_time_ms: intent.prompt_time_ms,
-            locale: intent.locale,
-            outcome,
-            items: intent.items,
-            total_cents: intent.total_cents,
-            credit_cents,
-            reason,
+            kind,
+            resource: BUDGET.to_owned(),
+            partition: st.partition,
+            amount,
+        }
+    }
+
+    /// Credits every lease the treasury granted this partition that its
+    /// decisions log does not have yet, and forgets answered requests.
+    fn credit_leases(
+        &self,
+        st: &mut CouponState,
+        t: &TreasuryFold,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) {
+        for campaign in self.campaigns.iter() {
+            let c = campaign.id.as_str();
+            let Some(account) = t.account(c) else {
+                continue;
+            };
+            let leases = account.leases(st.partition);
+            let seen = st.seen.entry(c.to_owned()).or_default();
+            for (id, amount) in leases.iter().skip(*seen) {
+                if !st.fold.has_movement(id) {
+                    let credit = self.movement(
+                        st,
+                        id.clone(),
+                        TreasuryKind::LeaseCredit,
+                        c,
+                        *amount,
+                        now_ms,
+                    );
+                    let record = Record::Treasury(credit);
+                    st.fold.apply(&record);
+                    out.push(Emit::new(Topic::Decisions, record));
+                }
+            }
+            *st.seen.entry(c.to_owned()).or_default() = leases.len();
+            if let Some((id, at)) = st.pending.get(c)
+                && (t.status(id).is_some() || now_ms - at > LEASE_RETRY_MS)
+            {
+                st.pending.remove(c);
+            }
+        }
+    }
+
+    /// Asks for the next lease of `campaign` when the allowance left is
+    /// below half the lease the treasury would grant now, so it usually
+    /// arrives before it is needed.
+    fn request_ahead(
+        &self,
+        st: &mut CouponState,
+        t: &TreasuryFold,
+        campaign: &str,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) {
+        let (Some(account), Some(c)) = (t.account(campaign), self.campaigns.get(campaign)) else {
+            return;
         };
-        fold.apply(&decision);
+        let unit = c.credit.unit_cents();
+        let next = lease_size(account.remaining(), self.partitions, unit);
+        if next == 0 || st.pending.contains_key(campaign) {
+            return;
+        }
+        if st.fold.unused(campaign) < (next / 2).max(unit) {
+            let id = self.id(st, "lease", campaign, now_ms);
+            let request = self.movement(
+                st,
+                id.clone(),
+                TreasuryKind::LeaseRequest,
+                campaign,
+                0,
+                now_ms,
+            );
+            st.pending.insert(campaign.to_owned(), (id, now_ms));
+            out.push(Emit::new(Topic::Treasury, Record::Treasury(request)));
+        }
+    }
+
+    /// The decision for `intent`, or `None` when it must wait for a lease.
+    fn decide(
+        &self,
+        st: &mut CouponState,
+        t: &TreasuryFold,
+        intent: &IntentEvent,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) -> Option<CouponDecision> {
+        let (credit, reason) = match self.campaigns.offer(intent) {
+            Offer::None(reason) => (0, Some(reason)),
+            Offer::Credit(credit) => {
+                match st
+                    .fold
+                    .verdict(&intent.campaign_id, &intent.user_id, credit)
+                {
+                    Verdict::Grant => (credit, None),
+                    Verdict::AlreadyUsed => (0, Some(ledger::ALREADY_USED)),
+                    Verdict::OverAllowance if t.exhausted(&intent.campaign_id) => {
+                        (0, Some(BUDGET_EXHAUSTED))
+                    }
+                    Verdict::OverAllowance => {
+                        self.request_ahead(st, t, &intent.campaign_id, now_ms, out);
+                        return None;
+                    }
+                }
+            }
+        };
+        let decision = decision(intent, credit, reason, now_ms);
+        st.fold.apply_decision(&decision);
+        if credit > 0 {
+            self.request_ahead(st, t, &intent.campaign_id, now_ms, out);
+        }
         Some(decision)
+    }
+
+    fn on_intent(&self, st: &mut CouponState, intent: IntentEvent, now_ms: i64) -> Step {
+        if intent.outcome != IntentOutcome::Extracted
+            || st.fold.is_decided(&intent.request_id)
+            || st.parked_ids.contains(&intent.request_id)
+        {
+            return Step::default();
+        }
+        st.last_demand_ms.insert(intent.campaign_id.clone(), now_ms);
+        let treasury = Arc::clone(&self.treasury);
+        let t = treasury.read();
+        let mut emits = Vec::new();
+        self.credit_leases(st, &t, now_ms, &mut emits);
+        // Requests that may need credit wait behind those already waiting,
+        // so a partition grants in arrival order.
+        let queue =
+            !st.parked.is_empty() && matches!(self.campaigns.offer(&intent), Offer::Credit(_));
+        let decided = if queue {
+            None
+        } else {
+            self.decide(st, &t, &intent, now_ms, &mut emits)
+        };
+        if let Some(d) = decided {
+            emits.push(Emit::new(Topic::Decisions, Record::Decision(d)));
+            return emits.into();
+        }
+        st.parked_ids.insert(intent.request_id.clone());
+        st.parked.push_back(intent);
+        Step {
+            emits,
+            parked: true,
+        }
+    }
+
+    fn on_order(&self, st: &mut CouponState, order: OrderEvent, now_ms: i64) -> Step {
+        if order.outcome != OrderOutcome::Failed {
+            return Step::default();
+        }
+        match st.fold.grant(&order.request_id) {
+            Some(g) if !g.released => {}
+            _ => return Step::default(),
+        }
+        let release = CouponDecision {
+            request_id: order.request_id,
+            session_id: order.session_id,
+            user_id: order.user_id,
+            campaign_id: order.campaign_id,
+            trace_id: order.trace_id,
+            event_time_ms: now_ms,
+            prompt_time_ms: order.prompt_time_ms,
+            locale: order.locale,
+            outcome: DecisionOutcome::Released,
+            items: order.items,
+            total_cents: order.total_cents,
+            credit_cents: order.credit_cents,
+            reason: order.reason,
+        };
+        st.fold.apply_decision(&release);
+        vec![Emit::new(Topic::Decisions, Record::Decision(release))].into()
+    }
+
+    /// Hands back what an idle partition does not use, near a campaign's end
+    /// or once the treasury has nothing left, so busier partitions can use it.
+    fn return_unused(
+        &self,
+        st: &mut CouponState,
+        t: &TreasuryFold,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) {
+        if !st.parked.is_empty() {
+            return;
+        }
+        for campaign in self.campaigns.iter() {
+            let c = campaign.id.as_str();
+            let unused = st.fold.unused(c);
+            let near_end = now_ms >= campaign.ends_ms.saturating_sub(self.return_before_end_ms);
+            let idle = now_ms - st.last_demand_ms.get(c).copied().unwrap_or(i64::MIN / 2)
+                >= RETURN_IDLE_MS;
+            let ended = now_ms >= campaign.ends_ms;
+            if unused > 0 && (ended || (idle && (near_end || t.exhausted(c)))) {
+                let id = self.id(st, "return", c, now_ms);
+                let record = Record::Treasury(self.movement(
+                    st,
+                    id,
+                    TreasuryKind::LeaseReturn,
+                    c,
+                    unused,
+                    now_ms,
+                ));
+                st.fold.apply(&record);
+                out.push(Emit::new(Topic::Decisions, record));
+            }
+        }
+    }
+}
+
+/// A decision record for `intent`.
+fn decision(
+    intent: &IntentEvent,
+    credit: i64,
+    reason: Option<&str>,
+    now_ms: i64,
+) -> CouponDecision {
+    CouponDecision {
+        request_id: intent.request_id.clone(),
+        session_id: intent.session_id.clone(),
+        user_id: intent.user_id.clone(),
+        campaign_id: intent.campaign_id.clone(),
+        trace_id: intent.trace_id.clone(),
+        event_time_ms: now_ms,
+        prompt_time_ms: intent.prompt_time_ms,
+        locale: intent.locale.clone(),
+        outcome: if reason.is_none() {
+            DecisionOutcome::Granted
+        } else {
+            DecisionOutcome::Denied
+        },
+        items: intent.items.clone(),
+        total_cents: intent.total_cents,
+        credit_cents: credit,
+        reason: reason.map(str::to_owned),
     }
 }
 
 impl Stage for CouponStage {
-    type State = DecisionsFold;
+    type State = CouponState;
 
     fn name(&self) -> &'static str {
         "coupon"
     }
 
     fn inputs(&self) -> &'static [Topic] {
-        &[Topic::Intents]
+        &[Topic::Intents, Topic::Orders]
     }
 
     fn restore_from(&self) -> Option<Topic> {
         Some(Topic::Decisions)
     }
 
-    fn new_state(&self, partition: i32) -> DecisionsFold {
-        let allowance = ledger::allowance(self.campaign.budget_cents, self.partitions, partition);
-        DecisionsFold::new(allowance, self.campaign.per_user_limit)
-    }
-
-    fn restore(&self, fold: &mut DecisionsFold, record: &Record) {
-        if let Record::Decision(decision) = record {
-            fold.apply(decision);
+    fn new_state(&self, partition: i32) -> CouponState {
+        CouponState {
+            partition,
+            fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
+            parked: VecDeque::new(),
+            parked_ids: HashSet::new(),
+            pending: HashMap::new(),
+            seen: HashMap::new(),
+            last_demand_ms: HashMap::new(),
+            next_id: 0,
         }
     }
 
-    fn handle(&self, fold: &mut DecisionsFold, record: Record, now_ms: i64) -> Vec<Emit> {
+    fn restore(&self, st: &mut CouponState, record: &Record) {
+        st.fold.apply(record);
+    }
+
+    fn handle(&self, st: &mut CouponState, record: Record, now_ms: i64) -> Step {
         match record {
-            Record::Intent(intent) => self
-                .decide(fold, intent, now_ms)
-                .map(|d| Emit::new(Topic::Decisions, Record::Decision(d)))
-                .into_iter()
-                .collect(),
-            _ => vec![],
+            Record::Intent(intent) => self.on_intent(st, intent, now_ms),
+            Record::Order(order) => self.on_order(st, order, now_ms),
+            _ => Step::default(),
         }
+    }
+
+    fn poll(&self, st: &mut CouponState, now_ms: i64) -> Polled {
+        let treasury = Arc::clone(&self.treasury);
+        let t = treasury.read();
+        let mut emits = Vec::new();
+        self.credit_leases(st, &t, now_ms, &mut emits);
+        let mut polled: Polled = emits
+            .into_iter()
+            .map(|e| Output::Emit(Box::new(e)))
+            .collect();
+        while let Some(intent) = st.parked.front() {
+            let mut emits = Vec::new();
+            let intent = intent.clone();
+            let Some(d) = self.decide(st, &t, &intent, now_ms, &mut emits) else {
+                polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
+                break;
+            };
+            st.parked.pop_front();
+            st.parked_ids.remove(&intent.request_id);
+            emits.push(Emit::new(Topic::Decisions, Record::Decision(d)));
+            polled.push(Output::Finished(emits));
+        }
+        let mut emits = Vec::new();
+        self.return_unused(st, &t, now_ms, &mut emits);
+        polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
+        polled
+    }
+
+    fn wakeup(&self) -> Option<Arc<Notify>> {
+        Some(Arc::clone(&self.treasury.changed))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use schemas::Item;
-
-    fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
-        IntentEvent {
-            request_id: request.into(),
-            session_id: String::new(),
-            user_id: user.into(),
-            campaign_id: "spring-festival".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            prompt_time_ms: 0,
-            locale: "en".into(),
-            outcome: IntentOutcome::Extracted,
-            items: vec![Item {
-                sku: "latte".into(),
-                quantity: 1,
-                options: Default::default(),
-                unit_price_cents: total,
-            }],
-            coupon_code: None,
-            total_cents: total,
-            reason: None,
-        }
-    }
-
-    fn stage(budget: i64) -> CouponStage {
-        CouponStage::new(
-            CampaignConfig {
-                budget_cents: budget,
-                credit_per_order_cents: 2_000,
-                ..CampaignConfig::default()
-            },
-            1,
-        )
-    }
-
-    #[test]
-    fn grants_up_to_the_credit_then_denies_by_reason() {
-        let s = stage(3_000);
-        let mut fold = s.new_state(0);
-        let d = s.decide(&mut fold, intent("r1", "u1", 2_500), 0).unwrap();
-        assert_eq!(
-            (d.outcome, d.credit_cents),
-            (DecisionOutcome::Granted, 2_000)
-        );
-        let d = s.decide(&mut fold, intent("r2", "u1", 500), 0).unwrap();
-        assert_eq!(d.reason.as_deref(), Some(ledger::ALREADY_USED));
-        let d = s.decide(&mut fold, intent("r3", "u2", 2_500), 0).unwrap();
-        assert_eq!(d.reason.as_deref(), Some(ledger::BUDGET_EXHAUSTED));
-        // A cheap order still fits in what is left.
-        let d = s.decide(&mut fold, intent("r4", "u3", 900), 0).unwrap();
-        assert_eq!((d.outcome, d.credit_cents), (DecisionOutcome::Granted, 900));
-    }
-
-    #[test]
-    fn redelivered_intent_is_not_decided_twice() {
-        let s = stage(10_000);
-        let mut fold = s.new_state(0);
-        assert!(s.decide(&mut fold, intent("r1", "u1", 100), 0).is_some());
-        assert!(s.decide(&mut fold, intent("r1", "u1", 100), 0).is_none());
-    }
-
-    #[test]
-    fn restore_reproduces_the_state() {
-        let s = stage(10_000);
-        let mut live = s.new_state(0);
-        let out: Vec<Record> = ["u1", "u2", "u1"]
-            .iter()
-            .enumerate()
-            .flat_map(|(i, u)| {
-                s.handle(
-                    &mut live,
-                    Record::Intent(intent(&format!("r{i}"), u, 1_000)),
-                    0,
-                )
-            })
-            .map(|e| e.record)
-            .collect();
-        let mut restored = s.new_state(0);
-        for r in &out {
-            s.restore(&mut restored, r);
-        }
-        assert_eq!(restored.granted_cents(), live.granted_cents());
-        assert!(
-            s.decide(&mut restored, intent("r9", "u2", 1_000), 0)
-                .unwrap()
-                .reason
-                .is_some()
-        );
-    }
-
-    #[test]
-    fn other_campaigns_are_not_eligible() {
-        let s = stage(10_000);
-        let mut fold = s.new_state(0);
-        let mut i = intent("r1", "u1", 100);
-        i.campaign_id = "other".into();
-        let d = s.decide(&mut fold, i, 0).unwrap();
-        assert_eq!(d.reason.as_deref(), Some(ledger::NOT_ELIGIBLE));
-    }
-}
+#[path = "coupon_tests.rs"]
+mod tests;

@@ -7,7 +7,7 @@ use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
 use crate::catalog::Catalog;
 use crate::extract::{Extraction, extract};
-use crate::runtime::{Emit, Stage};
+use crate::runtime::{Emit, Stage, Step};
 use crate::topics::Topic;
 
 /// Turns prompts into intents.
@@ -102,7 +102,7 @@ impl Stage for IntentStage {
         codec.decode_prompt(bytes).map(Record::Prompt)
     }
 
-    fn handle(&self, _state: &mut (), record: Record, now_ms: i64) -> Vec<Emit> {
+    fn handle(&self, _state: &mut (), record: Record, now_ms: i64) -> Step {
         match record {
             Record::Prompt(prompt) => {
                 tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
@@ -110,8 +110,9 @@ impl Stage for IntentStage {
                     Topic::Intents,
                     Record::Intent(self.intent(prompt, now_ms)),
                 )]
+                .into()
             }
-            _ => vec![],
+            _ => Step::default(),
         }
     }
 }

@@ -5,12 +5,15 @@
 //! restarts never produce a second reply.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
 use serde::Deserialize;
 
+use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
-use crate::runtime::{Emit, Stage};
+use crate::ledger::{DecisionsFold, Effect};
+use crate::runtime::{Emit, Stage, Step};
 use crate::topics::Topic;
 
 /// The templates shipped with chatcart.
@@ -127,11 +130,16 @@ fn money(cents: i64) -> String {
 pub struct ReplyStage {
     catalog: Catalog,
     templates: Templates,
+    campaigns: Arc<Campaigns>,
 }
 
 impl ReplyStage {
-    pub fn new(catalog: Catalog, templates: Templates) -> Self {
-        Self { catalog, templates }
+    pub fn new(catalog: Catalog, templates: Templates, campaigns: Arc<Campaigns>) -> Self {
+        Self {
+            catalog,
+            templates,
+            campaigns,
+        }
     }
 
     /// The reply a terminal record calls for, or `None` when the record is
@@ -262,9 +270,17 @@ impl<'a> Head<'a> {
     }
 }
 
-impl Stage for ReplyStage {
+/// One partition's reply state.
+pub struct ReplyState {
     /// Requests already answered.
-    type State = HashSet<String>;
+    pub answered: HashSet<String>,
+    /// The decisions partition, folded up to the record being handled, so
+    /// a grant the ledger refused is answered as the denial it is.
+    pub fold: DecisionsFold,
+}
+
+impl Stage for ReplyStage {
+    type State = ReplyState;
 
     fn name(&self) -> &'static str {
         "reply"
@@ -278,21 +294,46 @@ impl Stage for ReplyStage {
         Some(Topic::Replies)
     }
 
-    fn new_state(&self, _partition: i32) -> HashSet<String> {
-        HashSet::new()
+    fn replays(&self) -> Option<Topic> {
+        Some(Topic::Decisions)
     }
 
-    fn restore(&self, answered: &mut HashSet<String>, record: &Record) {
-        if let Record::Reply(reply) = record {
-            answered.insert(reply.request_id.clone());
+    fn new_state(&self, _partition: i32) -> ReplyState {
+        ReplyState {
+            answered: HashSet::new(),
+            fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
         }
     }
 
-    fn handle(&self, answered: &mut HashSet<String>, record: Record, now_ms: i64) -> Vec<Emit> {
-        self.answer(answered, record, now_ms)
-            .map(|r| Emit::new(Topic::Replies, Record::Reply(r)))
-            .into_iter()
-            .collect()
+    fn restore(&self, st: &mut ReplyState, record: &Record) {
+        if let Record::Reply(reply) = record {
+            st.answered.insert(reply.request_id.clone());
+        }
+    }
+
+    fn replay(&self, st: &mut ReplyState, record: &Record) {
+        st.fold.apply(record);
+    }
+
+    fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64) -> Step {
+        let record = match record {
+            Record::Decision(_) | Record::Treasury(_) => match (st.fold.apply(&record), record) {
+                (Effect::Denied(refused), Record::Decision(mut d)) => {
+                    if let Some(reason) = refused {
+                        d.outcome = DecisionOutcome::Denied;
+                        d.credit_cents = 0;
+                        d.reason = Some(reason.to_owned());
+                    }
+                    Record::Decision(d)
+                }
+                _ => return Step::default(),
+            },
+            other => other,
+        };
+        self.answer(&mut st.answered, record, now_ms)
+            .map(|r| vec![Emit::new(Topic::Replies, Record::Reply(r))])
+            .unwrap_or_default()
+            .into()
     }
 }
 
@@ -399,7 +440,11 @@ mod tests {
 
     #[test]
     fn one_reply_per_request() {
-        let stage = ReplyStage::new(Catalog::built_in(), Templates::built_in());
+        let stage = ReplyStage::new(
+            Catalog::built_in(),
+            Templates::built_in(),
+            crate::ledger::decisions::tests::campaigns(1),
+        );
         let mut answered = HashSet::new();
         let intent = schemas::IntentEvent {
             request_id: "r1".into(),

@@ -1,0 +1,414 @@
+//! The auditor's checks: pure functions of the logs, each promise one check.
+//! Validity comes from the ledger's folds, folded here exactly as the stages
+//! fold them, so the auditor and the stages cannot disagree about what
+//! counts.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
+
+use super::{Check, Logs, Report};
+use crate::campaign::Campaigns;
+use crate::ledger::{self, DecisionsFold, Effect, TreasuryEffect, TreasuryFold};
+
+/// Up to three examples, for a failing check's detail.
+fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = items.into_iter().collect();
+    let shown: Vec<&str> = all.iter().take(3).copied().collect();
+    if all.len() > shown.len() {
+        format!(
+            "{} (and {} more)",
+            shown.join(", "),
+            all.len() - shown.len()
+        )
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Check {
+    if bad.is_empty() {
+        Check {
+            name,
+            ok: true,
+            detail: ok_detail,
+        }
+    } else {
+        Check {
+            name,
+            ok: false,
+            detail: format!("{} {what}: {}", bad.len(), examples(bad.iter().copied())),
+        }
+    }
+}
+
+fn yuan(cents: i64) -> String {
+    format!("¥{:.2}", cents as f64 / 100.0)
+}
+
+/// A valid grant, as the decisions fold saw it.
+struct Granted<'a> {
+    campaign: &'a str,
+    user: &'a str,
+    credit: i64,
+}
+
+/// Everything the folds say about the logs.
+#[derive(Default)]
+struct Folded<'a> {
+    grants: HashMap<&'a str, Granted<'a>>,
+    releases: HashMap<&'a str, u32>,
+    /// Requests whose decision counts as a denial, with the reason.
+    denied: HashMap<&'a str, String>,
+    /// `(partition, campaign, lease id, amount)` of every lease credit.
+    credits: Vec<(i32, &'a str, &'a str, i64)>,
+    /// Return id → `(partition, campaign, amount)`, decisions side.
+    returns: HashMap<&'a str, (i32, &'a str, i64)>,
+    folds: BTreeMap<i32, DecisionsFold>,
+}
+
+fn fold_decisions<'a>(campaigns: &Arc<Campaigns>, logs: &'a Logs) -> Folded<'a> {
+    let mut f = Folded::default();
+    for (partition, record) in &logs.decisions {
+        let fold = f
+            .folds
+            .entry(*partition)
+            .or_insert_with(|| DecisionsFold::new(Arc::clone(campaigns)));
+        match (fold.apply(record), record) {
+            (Effect::Granted(credit), Record::Decision(d)) => {
+                f.grants.insert(
+                    &d.request_id,
+                    Granted {
+                        campaign: &d.campaign_id,
+                        user: &d.user_id,
+                        credit,
+                    },
+                );
+            }
+            (Effect::Denied(refused), Record::Decision(d)) => {
+                let reason = refused.map(str::to_owned).or_else(|| d.reason.clone());
+                f.denied.insert(&d.request_id, reason.unwrap_or_default());
+            }
+            (Effect::Released(_), Record::Decision(d)) => {
+                *f.releases.entry(&d.request_id).or_default() += 1;
+            }
+            (Effect::Credited(amount), Record::Treasury(t)) => {
+                f.credits
+                    .push((*partition, &t.campaign_id, &t.request_id, amount));
+            }
+            (Effect::Returned(amount), Record::Treasury(t)) => {
+                f.returns
+                    .insert(&t.request_id, (*partition, &t.campaign_id, amount));
+            }
+            _ => {}
+        }
+    }
+    f
+}
+
+/// Checks every promise over `logs`, for a pipeline of `partitions`
+/// partitions running `campaigns`.
+pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
+    let campaigns = Arc::new(campaigns.clone());
+    let mut treasury = TreasuryFold::new(Arc::clone(&campaigns), partitions);
+    let mut treasury_returns: Vec<(&str, i32, i64)> = Vec::new();
+    for t in &logs.treasury {
+        if let TreasuryEffect::Returned(amount) = treasury.apply(t) {
+            treasury_returns.push((&t.request_id, t.partition, amount));
+        }
+    }
+    let f = fold_decisions(&campaigns, logs);
+    let mut checks = Vec::new();
+    let mut figures = Vec::new();
+
+    // 1. Never overspend: grants within each partition's allowance (the
+    // fold's own invariant), allowances within what the treasury leased
+    // each partition, and leases within the budget.
+    let mut over: Vec<String> = Vec::new();
+    let mut lines = Vec::new();
+    for c in campaigns.iter() {
+        let Some(t) = treasury.account(&c.id) else {
+            continue;
+        };
+        let (mut granted, mut allowance) = (0, 0);
+        for (p, fold) in &f.folds {
+            let a = fold.account(&c.id);
+            granted += a.granted;
+            allowance += a.allowance;
+            if a.granted > a.allowance || a.allowance > t.held_by(*p) {
+                over.push(format!("{}[{p}]", c.id));
+            }
+        }
+        if granted > c.budget_cents || t.leased - t.returned > c.budget_cents {
+            over.push(c.id.clone());
+        }
+        lines.push(format!(
+            "{}: granted {} ≤ allowances {} ≤ leased {} ≤ budget {}",
+            c.id,
+            yuan(granted),
+            yuan(allowance),
+            yuan(t.leased - t.returned),
+            yuan(c.budget_cents)
+        ));
+    }
+    let over_refs: Vec<&str> = over.iter().map(String::as_str).collect();
+    checks.push(check(
+        "budget",
+        &over_refs,
+        lines.join("; "),
+        "overspent campaigns or partitions",
+    ));
+
+    // 2. Every lease credited in a partition was granted to it by the
+    // treasury, with the same amount; every return the treasury took was a
+    // valid return in that partition.
+    let mut leased: HashMap<(&str, &str), (i32, i64)> = HashMap::new();
+    for c in campaigns.iter() {
+        if let Some(t) = treasury.account(&c.id) {
+            for p in 0..partitions {
+                for (id, amount) in t.leases(p) {
+                    leased.insert((c.id.as_str(), id.as_str()), (p, *amount));
+                }
+            }
+        }
+    }
+    let mut unbacked: Vec<&str> = f
+        .credits
+        .iter()
+        .filter(|(p, c, id, amount)| leased.get(&(*c, *id)) != Some(&(*p, *amount)))
+        .map(|(_, _, id, _)| *id)
+        .collect();
+    unbacked.extend(
+        treasury_returns
+            .iter()
+            .filter(|(id, p, amount)| {
+                f.returns
+                    .get(id)
+                    .is_none_or(|(rp, _, ra)| (rp, ra) != (p, amount))
+            })
+            .map(|(id, _, _)| *id),
+    );
+    checks.push(check(
+        "leases match the treasury",
+        &unbacked,
+        format!(
+            "{} leases credited, {} returns taken back",
+            f.credits.len(),
+            treasury_returns.len()
+        ),
+        "credits or returns the other log does not back",
+    ));
+    let forwarded: HashSet<&str> = treasury_returns.iter().map(|(id, _, _)| *id).collect();
+    let stuck: Vec<&str> = f
+        .returns
+        .keys()
+        .filter(|id| !forwarded.contains(*id))
+        .copied()
+        .collect();
+    checks.push(check(
+        "returns reached the treasury",
+        &stuck,
+        format!("{} returns", f.returns.len()),
+        "returns not forwarded to the treasury",
+    ));
+
+    // 3. Per-user limit, over every partition.
+    let mut per_user: HashMap<(&str, &str), i64> = HashMap::new();
+    for (request, g) in &f.grants {
+        let released = i64::from(f.releases.get(request).copied().unwrap_or(0));
+        *per_user.entry((g.campaign, g.user)).or_default() += 1 - released;
+    }
+    let over_limit: Vec<&str> = per_user
+        .iter()
+        .filter(|((c, _), n)| {
+            let limit = campaigns.get(c).map_or(0, |c| c.per_user_limit);
+            **n > i64::from(limit)
+        })
+        .map(|((_, user), _)| *user)
+        .collect();
+    checks.push(check(
+        "per-user limit",
+        &over_limit,
+        format!(
+            "{} users with credit, none above their limit",
+            per_user.len()
+        ),
+        "users above the limit",
+    ));
+
+    // 4. Every valid grant has exactly one order, and a failed order
+    // exactly one release; no order without a valid grant.
+    let mut orders: HashMap<&str, Vec<OrderOutcome>> = HashMap::new();
+    for o in &logs.orders {
+        orders.entry(&o.request_id).or_default().push(o.outcome);
+    }
+    let unsettled: Vec<&str> = f
+        .grants
+        .keys()
+        .filter(|r| {
+            let released = f.releases.get(*r).copied().unwrap_or(0);
+            !matches!(
+                (orders.get(*r).map(Vec::as_slice), released),
+                (Some([OrderOutcome::Placed]), 0) | (Some([OrderOutcome::Failed]), 1)
+            )
+        })
+        .copied()
+        .collect();
+    checks.push(check(
+        "grants settled once",
+        &unsettled,
+        format!(
+            "{} valid grants: each one order, {} released after a failed order",
+            f.grants.len(),
+            f.releases.len()
+        ),
+        "valid grants without exactly one order (and one release if it failed)",
+    ));
+    let orphans: Vec<&str> = orders
+        .keys()
+        .filter(|r| !f.grants.contains_key(*r))
+        .copied()
+        .collect();
+    checks.push(check(
+        "orders backed by grants",
+        &orphans,
+        format!("{} orders, each for a valid grant", orders.len()),
+        "orders without a valid grant",
+    ));
+
+    // 5. Exactly one final reply per request, and none for unknown requests.
+    let requests: HashSet<&str> = logs.prompts.iter().map(|p| p.request_id.as_str()).collect();
+    let mut replies: HashMap<&str, u32> = HashMap::new();
+    for r in &logs.replies {
+        *replies.entry(&r.request_id).or_default() += 1;
+    }
+    let mut wrong_count: Vec<&str> = requests
+        .iter()
+        .filter(|r| replies.get(*r).copied().unwrap_or(0) != 1)
+        .copied()
+        .collect();
+    wrong_count.extend(replies.keys().filter(|r| !requests.contains(*r)).copied());
+    wrong_count.sort_unstable();
+    checks.push(check(
+        "one reply per request",
+        &wrong_count,
+        format!(
+            "{} requests, {} replies",
+            requests.len(),
+            logs.replies.len()
+        ),
+        "requests without exactly one reply (or replies for unknown requests)",
+    ));
+
+    // 6. Each reply says what the log decided.
+    let rejected: HashSet<&str> = logs
+        .intents
+        .iter()
+        .filter(|i| i.outcome == IntentOutcome::Rejected)
+        .map(|i| i.request_id.as_str())
+        .collect();
+    let mismatched: Vec<&str> = logs
+        .replies
+        .iter()
+        .filter(|r| {
+            let id = r.request_id.as_str();
+            let expected = if rejected.contains(id) {
+                Some((ReplyOutcome::Rejected, None))
+            } else if let Some([o]) = orders.get(id).map(Vec::as_slice) {
+                Some(match o {
+                    OrderOutcome::Placed => (ReplyOutcome::OrderPlaced, None),
+                    OrderOutcome::Failed => (ReplyOutcome::OrderFailed, None),
+                })
+            } else {
+                f.denied
+                    .get(id)
+                    .map(|reason| (ReplyOutcome::Denied, Some(reason.as_str())))
+            };
+            match expected {
+                Some((outcome, Some(reason))) => {
+                    (r.outcome, r.reason.as_deref()) != (outcome, Some(reason))
+                }
+                Some((outcome, None)) => r.outcome != outcome,
+                None => true,
+            }
+        })
+        .map(|r| r.request_id.as_str())
+        .collect();
+    checks.push(check(
+        "replies match outcomes",
+        &mismatched,
+        "every reply matches the request's outcome in the log".to_owned(),
+        "replies that contradict the log",
+    ));
+
+    // 7. Nothing lost: every prompt record is a request or a dead letter.
+    let prompt_records = logs.prompts.len() as u64 + logs.undecodable_prompts;
+    checks.push(Check {
+        name: "prompts accounted for",
+        ok: logs.undecodable_prompts <= logs.dead_letters,
+        detail: format!(
+            "{prompt_records} prompt records: {} requests, {} undecodable, {} dead letters",
+            requests.len(),
+            logs.undecodable_prompts,
+            logs.dead_letters
+        ),
+    });
+
+    // 8. Not stranded: a campaign that denied anyone for budget granted all
+    // of it but 0.01% (or one order's credit, if that is more).
+    let campaign_of: HashMap<&str, &str> = logs
+        .intents
+        .iter()
+        .map(|i| (i.request_id.as_str(), i.campaign_id.as_str()))
+        .collect();
+    let mut short = Vec::new();
+    let mut lines = Vec::new();
+    for c in campaigns.iter() {
+        let gross: i64 = f
+            .grants
+            .values()
+            .filter(|g| g.campaign == c.id)
+            .map(|g| g.credit)
+            .sum();
+        let denied = f
+            .denied
+            .iter()
+            .filter(|(r, reason)| {
+                reason.as_str() == ledger::BUDGET_EXHAUSTED
+                    && campaign_of.get(*r) == Some(&c.id.as_str())
+            })
+            .count();
+        let slack = (c.budget_cents / 10_000).max(c.credit.unit_cents());
+        if denied > 0 && gross < c.budget_cents - slack {
+            short.push(c.id.as_str());
+        }
+        let used = 100.0 * gross as f64 / c.budget_cents.max(1) as f64;
+        lines.push(format!(
+            "{}: {used:.3}% granted, {denied} denied for budget",
+            c.id
+        ));
+        figures.push(("budget used", lines.last().cloned().unwrap_or_default()));
+    }
+    checks.push(check(
+        "budget utilisation",
+        &short,
+        lines.join("; "),
+        "campaigns that denied for budget with more than 0.01% (or one credit) not granted",
+    ));
+
+    let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &logs.replies {
+        let key = match &r.reason {
+            Some(reason) => format!("{:?}: {reason}", r.outcome),
+            None => format!("{:?}", r.outcome),
+        };
+        *by_outcome.entry(key).or_default() += 1;
+    }
+    figures.push(("valid grants", f.grants.len().to_string()));
+    figures.push(("lease credits", f.credits.len().to_string()));
+    for (outcome, n) in by_outcome {
+        figures.push(("replies", format!("{n:>8}  {outcome}")));
+    }
+    Report { checks, figures }
+}

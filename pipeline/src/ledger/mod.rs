@@ -1,0 +1,71 @@
+//! The coupon ledger: pure folds (no IO) that decide, from log order alone,
+//! which grants count. The coupon stage, fulfillment, the reply stage and the
+//! auditor all fold the same logs with these functions, so they cannot
+//! disagree, and a duplicate or a zombie's extra record is simply invalid.
+//!
+//! # Layout
+//! - [`treasury`]: the fold over the one-partition `campaign.treasury`:
+//!   lease requests are granted in log order while budget remains, sized by
+//!   the fold from what remains.
+//! - [`decisions`]: the fold over one `commerce.decisions` partition: grants
+//!   are valid within the partition's allowance (leases credited minus
+//!   leases returned) and the per-user limit; releases give credit back.
+//!
+//! `docs/ledger.md` states why these folds keep the campaign's promises.
+
+pub mod decisions;
+pub mod treasury;
+
+pub use decisions::{DecisionsFold, Effect, Verdict};
+pub use treasury::{LeaseStatus, TreasuryEffect, TreasuryFold, lease_size};
+
+/// Reason: the campaign's budget is used up.
+pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
+/// Reason: the user already had their credited order(s).
+pub const ALREADY_USED: &str = "already_used";
+/// Reason: no configured campaign covers this request (unknown campaign, or
+/// none of its items are eligible, or too little of them for the credit).
+pub const NOT_ELIGIBLE: &str = "not_eligible";
+/// Reason: the request was made before the campaign started or after it ended.
+pub const CAMPAIGN_NOT_ACTIVE: &str = "campaign_not_active";
+
+/// The resource a budget lease moves (stock leases name `stock:<sku>`).
+pub const BUDGET: &str = "budget";
+
+/// A deliberate defect, so tests can show that the simulator and the
+/// auditor catch a broken fold. It can only be switched on in test builds
+/// ([`with_fault`]); everywhere else [`fault`] is always false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Grants are valid even beyond the partition's allowance.
+    IgnoreAllowance,
+    /// Grants are valid even beyond the per-user limit.
+    IgnoreUserLimit,
+}
+
+#[cfg(test)]
+thread_local! {
+    static FAULT: std::cell::Cell<Option<Fault>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with `fault` injected into every fold on this thread.
+#[cfg(test)]
+pub fn with_fault<T>(fault: Fault, f: impl FnOnce() -> T) -> T {
+    FAULT.with(|c| c.set(Some(fault)));
+    let out = f();
+    FAULT.with(|c| c.set(None));
+    out
+}
+
+/// Whether `which` is injected (never, outside test builds).
+fn fault(which: Fault) -> bool {
+    #[cfg(test)]
+    {
+        FAULT.with(|c| c.get()) == Some(which)
+    }
+    #[cfg(not(test))]
+    {
+        let _ = which;
+        false
+    }
+}
