@@ -22,10 +22,13 @@ use crate::campaign::Campaigns;
 pub const LEASE_SHARE: i64 = 4;
 
 /// The size of the next lease when `remaining` cents are left: a share of
-/// it, at least one order's credit (`unit`), at most all of it.
+/// it in whole credits (`unit`, the most one order gets), at least one
+/// credit, at most all that is left. Whole credits mean a fixed-credit
+/// campaign never strands a fraction of a credit in a partition.
 pub fn lease_size(remaining: i64, partitions: i32, unit: i64) -> i64 {
+    let unit = unit.max(1);
     let share = remaining / (LEASE_SHARE * i64::from(partitions.max(1)));
-    share.max(unit).min(remaining).max(0)
+    (share / unit * unit).max(unit).min(remaining).max(0)
 }
 
 /// What became of a lease request.
@@ -311,25 +314,15 @@ mod tests {
     fn returns_come_back_once_and_only_from_what_a_partition_holds() {
         let mut f = fold(1_000, 100, 2);
         f.apply(&record("l1", TreasuryKind::LeaseRequest, 0, 0));
-        let held = f.account("c").unwrap().held_by(0);
-        assert_eq!(held, 125);
-        assert_eq!(
-            f.apply(&record("x1", TreasuryKind::LeaseReturn, 1, 10)),
-            TreasuryEffect::Ignored,
-            "partition 1 holds nothing"
-        );
-        assert_eq!(
-            f.apply(&record("x1", TreasuryKind::LeaseReturn, 0, 126)),
-            TreasuryEffect::Ignored
-        );
-        assert_eq!(
-            f.apply(&record("x2", TreasuryKind::LeaseReturn, 0, 100)),
-            TreasuryEffect::Returned(100)
-        );
-        assert_eq!(
-            f.apply(&record("x2", TreasuryKind::LeaseReturn, 0, 100)),
-            TreasuryEffect::Ignored
-        );
-        assert_eq!(f.account("c").unwrap().remaining(), 975);
+        assert_eq!(f.account("c").unwrap().held_by(0), 100);
+        let ignored = [("x1", 1, 10), ("x1", 0, 101), ("x1", 0, 0)];
+        for (id, partition, amount) in ignored {
+            let r = record(id, TreasuryKind::LeaseReturn, partition, amount);
+            assert_eq!(f.apply(&r), TreasuryEffect::Ignored, "{r:?}");
+        }
+        let back = record("x2", TreasuryKind::LeaseReturn, 0, 60);
+        assert_eq!(f.apply(&back), TreasuryEffect::Returned(60));
+        assert_eq!(f.apply(&back), TreasuryEffect::Ignored);
+        assert_eq!(f.account("c").unwrap().remaining(), 960);
     }
 }

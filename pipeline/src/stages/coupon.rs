@@ -8,7 +8,8 @@
 //! as the treasury fold grants them, and parks (without blocking other
 //! requests) only when a request needs credit that has not arrived yet.
 //! Once the treasury fold shows the budget all leased out, requests that do
-//! not fit are denied at once. Failed orders become releases; near a
+//! not fit are denied at once (a free-up-to credit first takes whatever is
+//! left in the partition, so the budget's last cents are not stranded). Failed orders become releases; near a
 //! campaign's end an idle partition returns what it does not use.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -21,7 +22,7 @@ use schemas::{
 };
 use tokio::sync::Notify;
 
-use crate::campaign::{Campaigns, Offer};
+use crate::campaign::{Campaigns, CreditRule, Offer};
 use crate::ledger::{
     self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, TreasuryFold, Verdict, lease_size,
 };
@@ -250,7 +251,18 @@ impl CouponStage {
                     Verdict::Grant => (credit, None),
                     Verdict::AlreadyUsed => (0, Some(ledger::ALREADY_USED)),
                     Verdict::OverAllowance if t.exhausted(&intent.campaign_id) => {
-                        (0, Some(BUDGET_EXHAUSTED))
+                        // The last of the budget: a free-up-to credit takes
+                        // what is left rather than strand it.
+                        let left = st.fold.unused(&intent.campaign_id);
+                        let partial = matches!(
+                            self.campaigns.get(&intent.campaign_id).map(|c| c.credit),
+                            Some(CreditRule::FreeUpToCents(_))
+                        );
+                        if partial && left > 0 {
+                            (left, None)
+                        } else {
+                            (0, Some(BUDGET_EXHAUSTED))
+                        }
                     }
                     Verdict::OverAllowance => {
                         self.request_ahead(st, t, &intent.campaign_id, now_ms, out);

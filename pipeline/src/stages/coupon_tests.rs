@@ -109,7 +109,7 @@ fn the_first_request_waits_for_a_lease_then_grants() {
     assert_eq!(outcome(&finished[0]), (DecisionOutcome::Granted, 80, None));
     let credit = records(&emits, Topic::Decisions);
     assert!(
-        matches!(&credit[..], [Record::Treasury(t)] if t.kind == TreasuryKind::LeaseCredit && t.amount == 250)
+        matches!(&credit[..], [Record::Treasury(t)] if t.kind == TreasuryKind::LeaseCredit && t.amount == 200)
     );
 }
 
@@ -179,14 +179,46 @@ fn once_the_budget_is_leased_out_denials_need_no_round_trip() {
     deliver(&s, &emits);
     deliver(&s, &finished[0]);
     // 50 left, leased to the partition: a request for 100 cannot fit, and
-    // the treasury has nothing left, so it is denied without waiting.
+    // the treasury has nothing left, so it is decided without waiting ...
     let step = s.handle(&mut st, Record::Intent(intent("r2", "u2", 100)), 2);
     assert!(!step.parked);
-    assert_eq!(outcome(&step.emits).2.as_deref(), Some(BUDGET_EXHAUSTED));
     assert!(records(&step.emits, Topic::Treasury).is_empty());
-    // A smaller order still fits what is left.
-    let step = s.handle(&mut st, Record::Intent(intent("r3", "u3", 50)), 2);
+    // ... except that the last 50 goes to the next request as a partial
+    // credit, so nothing is stranded; after that everyone is denied.
     assert_eq!(outcome(&step.emits), (DecisionOutcome::Granted, 50, None));
+    let step = s.handle(&mut st, Record::Intent(intent("r3", "u3", 10)), 2);
+    assert_eq!(outcome(&step.emits).2.as_deref(), Some(BUDGET_EXHAUSTED));
+}
+
+#[test]
+fn a_fixed_credit_campaign_is_denied_once_whole_credits_run_out() {
+    let s = stage(250, |c| c.credit = CreditRule::FixedCents(100));
+    let mut st = s.new_state(0);
+    let mut granted = 0;
+    for i in 0..5 {
+        let step = s.handle(
+            &mut st,
+            Record::Intent(intent(&format!("r{i}"), &format!("u{i}"), 100)),
+            i,
+        );
+        deliver(&s, &step.emits);
+        let mut emits = step.emits;
+        for out in s.poll(&mut st, i) {
+            if let Output::Finished(f) = out {
+                deliver(&s, &f);
+                emits.extend(f);
+            }
+        }
+        if let Some(Record::Decision(d)) = records(&emits, Topic::Decisions)
+            .into_iter()
+            .find(|r| matches!(r, Record::Decision(_)))
+        {
+            granted += d.credit_cents;
+            assert!(d.credit_cents == 0 || d.credit_cents == 100);
+        }
+    }
+    // Two whole credits; the last 50 cannot make a third.
+    assert_eq!(granted, 200);
 }
 
 #[test]
