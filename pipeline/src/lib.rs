@@ -41,6 +41,8 @@ pub mod extract;
 pub mod ledger;
 pub mod runtime;
 pub mod send;
+#[cfg(test)]
+mod sim;
 pub mod stages;
 pub mod topics;
 

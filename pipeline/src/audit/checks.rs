@@ -355,13 +355,34 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         ),
     });
 
-    // 8. Not stranded: a campaign that denied anyone for budget granted all
-    // of it but 0.01% (or one order's credit, if that is more).
+    // 8. Not stranded: a campaign whose demand exceeded its budget and that
+    // denied anyone for budget granted all of it but 0.01% (or one order's
+    // credit, if that is more).
     let campaign_of: HashMap<&str, &str> = logs
         .intents
         .iter()
         .map(|i| (i.request_id.as_str(), i.campaign_id.as_str()))
         .collect();
+    // Demand: what the campaign would have granted every request, counting
+    // each request once and each user at most up to the per-user limit.
+    let mut demand: HashMap<&str, i64> = HashMap::new();
+    let mut asked: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut seen: HashSet<&str> = HashSet::new();
+    for i in &logs.intents {
+        if i.outcome != IntentOutcome::Extracted || !seen.insert(&i.request_id) {
+            continue;
+        }
+        let (Some(c), crate::campaign::Offer::Credit(credit)) =
+            (campaigns.get(&i.campaign_id), campaigns.offer(i))
+        else {
+            continue;
+        };
+        let n = asked.entry((&c.id, &i.user_id)).or_default();
+        if *n < c.per_user_limit {
+            *n += 1;
+            *demand.entry(&c.id).or_default() += credit;
+        }
+    }
     let mut short = Vec::new();
     let mut lines = Vec::new();
     for c in campaigns.iter() {
@@ -380,13 +401,15 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
             })
             .count();
         let slack = (c.budget_cents / 10_000).max(c.credit.unit_cents());
-        if denied > 0 && gross < c.budget_cents - slack {
+        let wanted = demand.get(c.id.as_str()).copied().unwrap_or(0);
+        if denied > 0 && wanted > c.budget_cents && gross < c.budget_cents - slack {
             short.push(c.id.as_str());
         }
         let used = 100.0 * gross as f64 / c.budget_cents.max(1) as f64;
         lines.push(format!(
-            "{}: {used:.3}% granted, {denied} denied for budget",
-            c.id
+            "{}: {used:.3}% granted, demand {}, {denied} denied for budget",
+            c.id,
+            yuan(wanted)
         ));
         figures.push(("budget used", lines.last().cloned().unwrap_or_default()));
     }
@@ -394,7 +417,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         "budget utilisation",
         &short,
         lines.join("; "),
-        "campaigns that denied for budget with more than 0.01% (or one credit) not granted",
+        "campaigns whose demand exceeded the budget that denied for budget with more than 0.01% (or one credit) not granted",
     ));
 
     let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();

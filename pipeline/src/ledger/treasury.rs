@@ -67,6 +67,8 @@ pub struct TreasuryAccount {
     leases: Vec<Vec<(String, i64)>>,
     /// Per partition: cents returned.
     returned_by: Vec<i64>,
+    /// Per partition: lease requests folded (granted or refused).
+    requests_by: Vec<u64>,
 }
 
 impl TreasuryAccount {
@@ -81,6 +83,15 @@ impl TreasuryAccount {
             .ok()
             .and_then(|p| self.leases.get(p))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// How many lease requests of `partition` were folded.
+    pub fn requests_by(&self, partition: i32) -> u64 {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.requests_by.get(p))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Cents leased to `partition` and not returned.
@@ -114,6 +125,7 @@ impl TreasuryFold {
                     budget: c.budget_cents,
                     leases: vec![Vec::new(); n],
                     returned_by: vec![0; n],
+                    requests_by: vec![0; n],
                     ..TreasuryAccount::default()
                 };
                 (c.id.clone(), account)
@@ -137,6 +149,11 @@ impl TreasuryFold {
     /// What became of lease request `lease_id`; `None` until it is folded.
     pub fn status(&self, lease_id: &str) -> Option<LeaseStatus> {
         self.status.get(lease_id).copied()
+    }
+
+    /// Whether a return with this id was taken back.
+    pub fn has_return(&self, return_id: &str) -> bool {
+        self.returns.contains(return_id)
     }
 
     /// Whether every cent of the campaign's budget is leased out.
@@ -172,6 +189,7 @@ impl TreasuryFold {
                     return TreasuryEffect::Ignored;
                 }
                 account.requests += 1;
+                account.requests_by[p] += 1;
                 let amount = lease_size(account.remaining(), self.partitions, unit);
                 if amount == 0 {
                     account.refused += 1;

@@ -34,6 +34,10 @@ pub const LEASE_RETRY_MS: i64 = 5_000;
 /// Near a campaign's end, a partition that saw no request for this long
 /// returns its unused allowance.
 pub const RETURN_IDLE_MS: i64 = 2_000;
+/// While a return of ours is on its way to the treasury (fulfillment
+/// forwards it), requests that need credit wait for it rather than being
+/// denied, for at most this long.
+pub const RETURN_LAND_MS: i64 = 30_000;
 
 /// This process's view of `campaign.treasury`, folded as it is followed.
 pub struct Treasury {
@@ -79,6 +83,11 @@ pub struct CouponState {
     seen: HashMap<String, usize>,
     /// Campaign → when a request for it last arrived.
     last_demand_ms: HashMap<String, i64>,
+    /// Returns written here that the treasury has not folded yet:
+    /// `(campaign, return id, when)`. Bounded: one per poll, forgotten once
+    /// folded or after `RETURN_LAND_MS` (a return the log found invalid
+    /// never arrives).
+    returning: Vec<(String, String, i64)>,
     next_id: u64,
 }
 
@@ -187,6 +196,9 @@ impl CouponStage {
                     let record = Record::Treasury(credit);
                     st.fold.apply(&record);
                     out.push(Emit::new(Topic::Decisions, record));
+                    // A lease was asked for because of demand here, which may
+                    // not have been redelivered yet: not idle.
+                    st.last_demand_ms.insert(c.to_owned(), now_ms);
                 }
             }
             *st.seen.entry(c.to_owned()).or_default() = leases.len();
@@ -206,6 +218,7 @@ impl CouponStage {
         st: &mut CouponState,
         t: &TreasuryFold,
         campaign: &str,
+        force: bool,
         now_ms: i64,
         out: &mut Vec<Emit>,
     ) {
@@ -217,8 +230,19 @@ impl CouponStage {
         if next == 0 || st.pending.contains_key(campaign) {
             return;
         }
-        if st.fold.unused(campaign) < (next / 2).max(unit) {
-            let id = self.id(st, "lease", campaign, now_ms);
+        // In the one-credit tail a spare lease would sit unused in this
+        // partition while others run dry, so leases are then only asked
+        // for by a request that is waiting (`force`).
+        let tail = next <= unit;
+        if (force || !tail) && st.fold.unused(campaign) < (next / 2).max(unit) {
+            // The id is the partition's next request number as the treasury
+            // shows it, so instances with the same view (a restarted one, a
+            // zombie) ask for the same lease and the treasury grants it once.
+            let id = format!(
+                "{campaign}/{}/lease/{}",
+                st.partition,
+                account.requests_by(st.partition) + 1
+            );
             let request = self.movement(
                 st,
                 id.clone(),
@@ -230,6 +254,21 @@ impl CouponStage {
             st.pending.insert(campaign.to_owned(), (id, now_ms));
             out.push(Emit::new(Topic::Treasury, Record::Treasury(request)));
         }
+    }
+
+    /// Whether `campaign` has no budget left anywhere this partition could
+    /// get it from: the treasury has leased it all out, and no return from
+    /// this partition is on its way back to the treasury.
+    fn exhausted(
+        &self,
+        st: &mut CouponState,
+        t: &TreasuryFold,
+        campaign: &str,
+        now_ms: i64,
+    ) -> bool {
+        st.returning
+            .retain(|(_, id, at)| !t.has_return(id) && now_ms - at < RETURN_LAND_MS);
+        t.exhausted(campaign) && !st.returning.iter().any(|(c, _, _)| c == campaign)
     }
 
     /// The decision for `intent`, or `None` when it must wait for a lease.
@@ -250,7 +289,9 @@ impl CouponStage {
                 {
                     Verdict::Grant => (credit, None),
                     Verdict::AlreadyUsed => (0, Some(ledger::ALREADY_USED)),
-                    Verdict::OverAllowance if t.exhausted(&intent.campaign_id) => {
+                    Verdict::OverAllowance
+                        if self.exhausted(st, t, &intent.campaign_id, now_ms) =>
+                    {
                         // The last of the budget: a free-up-to credit takes
                         // what is left rather than strand it.
                         let left = st.fold.unused(&intent.campaign_id);
@@ -265,7 +306,7 @@ impl CouponStage {
                         }
                     }
                     Verdict::OverAllowance => {
-                        self.request_ahead(st, t, &intent.campaign_id, now_ms, out);
+                        self.request_ahead(st, t, &intent.campaign_id, true, now_ms, out);
                         return None;
                     }
                 }
@@ -274,17 +315,23 @@ impl CouponStage {
         let decision = decision(intent, credit, reason, now_ms);
         st.fold.apply_decision(&decision);
         if credit > 0 {
-            self.request_ahead(st, t, &intent.campaign_id, now_ms, out);
+            self.request_ahead(st, t, &intent.campaign_id, false, now_ms, out);
         }
         Some(decision)
     }
 
     fn on_intent(&self, st: &mut CouponState, intent: IntentEvent, now_ms: i64) -> Step {
-        if intent.outcome != IntentOutcome::Extracted
-            || st.fold.is_decided(&intent.request_id)
-            || st.parked_ids.contains(&intent.request_id)
-        {
+        if intent.outcome != IntentOutcome::Extracted || st.fold.is_decided(&intent.request_id) {
             return Step::default();
+        }
+        if st.parked_ids.contains(&intent.request_id) {
+            // A repeat of a waiting request finishes with it, so its offset
+            // is not stored before the original is decided.
+            st.parked.push_back(intent);
+            return Step {
+                emits: vec![],
+                parked: true,
+            };
         }
         st.last_demand_ms.insert(intent.campaign_id.clone(), now_ms);
         let treasury = Arc::clone(&self.treasury);
@@ -316,9 +363,12 @@ impl CouponStage {
         if order.outcome != OrderOutcome::Failed {
             return Step::default();
         }
-        match st.fold.grant(&order.request_id) {
-            Some(g) if !g.released => {}
-            _ => return Step::default(),
+        // Fulfillment orders only valid grants, so a failed order with
+        // credit has one to release, even if this state (say, restored
+        // before the grant was acknowledged) does not know it yet: the log's
+        // fold, not this state, decides whether the release counts.
+        if order.credit_cents <= 0 || st.fold.grant(&order.request_id).is_some_and(|g| g.released) {
+            return Step::default();
         }
         let release = CouponDecision {
             request_id: order.request_id,
@@ -355,10 +405,14 @@ impl CouponStage {
             let c = campaign.id.as_str();
             let unused = st.fold.unused(c);
             let near_end = now_ms >= campaign.ends_ms.saturating_sub(self.return_before_end_ms);
-            let idle = now_ms - st.last_demand_ms.get(c).copied().unwrap_or(i64::MIN / 2)
-                >= RETURN_IDLE_MS;
-            let ended = now_ms >= campaign.ends_ms;
-            if unused > 0 && (ended || (idle && (near_end || t.exhausted(c)))) {
+            // A partition just taken over counts as busy: it may hold
+            // requests the broker has yet to redeliver.
+            let last = *st.last_demand_ms.entry(c.to_owned()).or_insert(now_ms);
+            let idle = now_ms - last >= RETURN_IDLE_MS;
+            // Even after the end, requests sent before it may still be on
+            // their way (a backlog), so returns wait for the partition to
+            // be idle.
+            if unused > 0 && idle && (near_end || t.exhausted(c)) {
                 let id = self.id(st, "return", c, now_ms);
                 let record = Record::Treasury(self.movement(
                     st,
@@ -369,10 +423,15 @@ impl CouponStage {
                     now_ms,
                 ));
                 st.fold.apply(&record);
+                st.returning.push((c.to_owned(), id_of(&record), now_ms));
                 out.push(Emit::new(Topic::Decisions, record));
             }
         }
     }
+}
+
+fn id_of(record: &Record) -> String {
+    record.request_id().to_owned()
 }
 
 /// A decision record for `intent`.
@@ -427,6 +486,7 @@ impl Stage for CouponStage {
             pending: HashMap::new(),
             seen: HashMap::new(),
             last_demand_ms: HashMap::new(),
+            returning: Vec::new(),
             next_id: 0,
         }
     }
@@ -453,6 +513,11 @@ impl Stage for CouponStage {
             .map(|e| Output::Emit(Box::new(e)))
             .collect();
         while let Some(intent) = st.parked.front() {
+            if st.fold.is_decided(&intent.request_id) {
+                st.parked.pop_front();
+                polled.push(Output::Finished(vec![]));
+                continue;
+            }
             let mut emits = Vec::new();
             let intent = intent.clone();
             let Some(d) = self.decide(st, &t, &intent, now_ms, &mut emits) else {

@@ -174,19 +174,21 @@ fn once_the_budget_is_leased_out_denials_need_no_round_trip() {
     deliver(&s, &step.emits);
     let (emits, finished) = split(s.poll(&mut st, 1));
     assert_eq!(outcome(&finished[0]).0, DecisionOutcome::Granted);
-    // The grant left nothing unused, so it asked ahead for the last 50.
-    assert_eq!(records(&finished[0], Topic::Treasury).len(), 1);
+    // In the one-credit tail nothing is asked for ahead: a spare would sit
+    // here while other partitions run dry.
+    assert!(records(&finished[0], Topic::Treasury).is_empty());
     deliver(&s, &emits);
-    deliver(&s, &finished[0]);
-    // 50 left, leased to the partition: a request for 100 cannot fit, and
-    // the treasury has nothing left, so it is decided without waiting ...
+    // The next request waits for the last 50, and (a free-up-to credit)
+    // takes it rather than leave it stranded.
     let step = s.handle(&mut st, Record::Intent(intent("r2", "u2", 100)), 2);
+    assert!(step.parked);
+    deliver(&s, &step.emits);
+    let (_, finished) = split(s.poll(&mut st, 3));
+    assert_eq!(outcome(&finished[0]), (DecisionOutcome::Granted, 50, None));
+    // Now the treasury shows everything leased out: denied at once.
+    let step = s.handle(&mut st, Record::Intent(intent("r3", "u3", 10)), 4);
     assert!(!step.parked);
     assert!(records(&step.emits, Topic::Treasury).is_empty());
-    // ... except that the last 50 goes to the next request as a partial
-    // credit, so nothing is stranded; after that everyone is denied.
-    assert_eq!(outcome(&step.emits), (DecisionOutcome::Granted, 50, None));
-    let step = s.handle(&mut st, Record::Intent(intent("r3", "u3", 10)), 2);
     assert_eq!(outcome(&step.emits).2.as_deref(), Some(BUDGET_EXHAUSTED));
 }
 
