@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatcart::campaign::{CampaignConfig, Campaigns, CreditRule};
-use chatcart::ledger::{DecisionsFold, TreasuryFold};
+use chatcart::ledger::{DecisionsFold, Effect, TreasuryFold};
 use chatcart::runtime::{Emit, Output, Stage};
 use chatcart::stages::CouponStage;
 use chatcart::stages::coupon::{CouponState, Treasury};
@@ -181,8 +181,16 @@ fn bench_decisions_fold(c: &mut Criterion) {
     let mut check = DecisionsFold::new(Arc::clone(&campaigns));
     let mut effects = std::collections::BTreeMap::<String, usize>::new();
     for r in &log {
-        let e = format!("{:?}", check.apply(r));
-        let kind = e.split('(').next().unwrap_or_default().to_owned();
+        let kind = match check.apply(r) {
+            Effect::Granted(_) => "granted".to_owned(),
+            Effect::Credited(_) => "lease credit".to_owned(),
+            Effect::Denied(Some(reason)) => format!("denied {reason} (by the fold)"),
+            Effect::Denied(None) => match r {
+                Record::Decision(d) => format!("denied {}", d.reason.as_deref().unwrap_or("")),
+                _ => "denied".to_owned(),
+            },
+            other => format!("{other:?}"),
+        };
         *effects.entry(kind).or_default() += 1;
     }
     eprintln!(
@@ -316,7 +324,7 @@ fn bench_coupon_handle(c: &mut Criterion) {
     let mut g = c.benchmark_group("coupon_handle");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.sample_size(30);
-    g.measurement_time(Duration::from_secs(10));
+    g.measurement_time(Duration::from_secs(20));
 
     // A budget so large that the first lease (1/48 of it) covers every
     // request: the pure hot path (offer, verdict, fold, decision record).

@@ -411,7 +411,6 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
             c.id,
             yuan(wanted)
         ));
-        figures.push(("budget used", lines.last().cloned().unwrap_or_default()));
     }
     checks.push(check(
         "budget utilisation",

@@ -1,1 +1,262 @@
-mod placeholder {}
+//! The auditor catches each kind of fault: every test starts from the logs
+//! of an honest simulated run (releases, budget denials and all) and breaks
+//! one promise.
+
+use schemas::{DecisionOutcome, OrderOutcome, Record, ReplyOutcome, TreasuryKind};
+
+use super::{Logs, Report, audit};
+use crate::campaign::Campaigns;
+use crate::ledger::{self, Fault, with_fault};
+use crate::sim;
+
+/// A seed whose run has grants, releases after failed orders, denials for
+/// budget and demand above the budget, with no zombies.
+const SEED: u64 = 9;
+
+fn honest() -> (Logs, Campaigns, i32) {
+    sim::logs(SEED)
+}
+
+fn failed(report: &Report) -> Vec<&'static str> {
+    report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name)
+        .collect()
+}
+
+fn check(logs: &Logs, campaigns: &Campaigns, partitions: i32) -> Vec<&'static str> {
+    failed(&audit(campaigns, partitions, logs))
+}
+
+#[test]
+fn an_honest_run_is_clean_and_exercises_every_outcome() {
+    let (logs, campaigns, partitions) = honest();
+    let report = audit(&campaigns, partitions, &logs);
+    assert!(report.clean(), "{report}");
+    let outcomes: std::collections::HashSet<_> = logs.replies.iter().map(|r| r.outcome).collect();
+    for o in [
+        ReplyOutcome::OrderPlaced,
+        ReplyOutcome::OrderFailed,
+        ReplyOutcome::Denied,
+    ] {
+        assert!(outcomes.contains(&o), "{o:?}");
+    }
+    let released = logs
+        .decisions
+        .iter()
+        .any(|(_, r)| matches!(r, Record::Decision(d) if d.outcome == DecisionOutcome::Released));
+    assert!(released);
+}
+
+#[test]
+fn an_order_without_a_valid_grant_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    let mut order = logs.orders[0].clone();
+    order.request_id = "no-such-grant".into();
+    logs.orders.push(order);
+    assert_eq!(
+        check(&logs, &campaigns, partitions),
+        ["orders backed by grants"]
+    );
+}
+
+#[test]
+fn a_lost_order_or_release_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    let placed = logs
+        .orders
+        .iter()
+        .position(|o| o.outcome == OrderOutcome::Placed)
+        .unwrap();
+    logs.orders.remove(placed);
+    assert!(check(&logs, &campaigns, partitions).contains(&"grants settled once"));
+
+    let (mut logs, campaigns, partitions) = honest();
+    let release = logs
+        .decisions
+        .iter()
+        .position(
+            |(_, r)| matches!(r, Record::Decision(d) if d.outcome == DecisionOutcome::Released),
+        )
+        .unwrap();
+    logs.decisions.remove(release);
+    assert!(check(&logs, &campaigns, partitions).contains(&"grants settled once"));
+}
+
+#[test]
+fn missing_duplicate_and_contradicting_replies_are_caught() {
+    let (mut missing, campaigns, partitions) = honest();
+    missing.replies.pop();
+    assert_eq!(
+        check(&missing, &campaigns, partitions),
+        ["one reply per request"]
+    );
+
+    let (mut duplicate, ..) = honest();
+    let again = duplicate.replies[0].clone();
+    duplicate.replies.push(again);
+    assert_eq!(
+        check(&duplicate, &campaigns, partitions),
+        ["one reply per request"]
+    );
+
+    let (mut contradicting, ..) = honest();
+    let placed = contradicting
+        .replies
+        .iter_mut()
+        .find(|r| r.outcome == ReplyOutcome::OrderPlaced)
+        .unwrap();
+    placed.outcome = ReplyOutcome::Denied;
+    assert_eq!(
+        check(&contradicting, &campaigns, partitions),
+        ["replies match outcomes"]
+    );
+
+    let (mut wrong_reason, ..) = honest();
+    let denied = wrong_reason
+        .replies
+        .iter_mut()
+        .find(|r| r.reason.as_deref() == Some(ledger::BUDGET_EXHAUSTED))
+        .unwrap();
+    denied.reason = Some(ledger::ALREADY_USED.into());
+    assert_eq!(
+        check(&wrong_reason, &campaigns, partitions),
+        ["replies match outcomes"]
+    );
+}
+
+#[test]
+fn a_lost_prompt_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    logs.undecodable_prompts = 1;
+    assert_eq!(
+        check(&logs, &campaigns, partitions),
+        ["prompts accounted for"]
+    );
+}
+
+#[test]
+fn a_lease_credit_or_return_the_other_log_does_not_back_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    let (p, credit) = logs
+        .decisions
+        .iter()
+        .find_map(|(p, r)| match r {
+            Record::Treasury(t) if t.kind == TreasuryKind::LeaseCredit => Some((*p, t.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let mut forged = credit.clone();
+    forged.request_id = "forged-lease".into();
+    logs.decisions.push((p, Record::Treasury(forged)));
+    assert!(check(&logs, &campaigns, partitions).contains(&"leases match the treasury"));
+
+    let (mut logs, ..) = honest();
+    let mut forged = credit;
+    forged.kind = TreasuryKind::LeaseReturn;
+    forged.request_id = "forged-return".into();
+    logs.treasury.push(forged);
+    assert!(check(&logs, &campaigns, partitions).contains(&"leases match the treasury"));
+}
+
+#[test]
+fn a_fold_that_ignores_the_allowance_is_caught_as_overspending() {
+    // Grants beyond the allowance written by a broken coupon stage and
+    // counted by an equally broken fold: the auditor's own sums catch it.
+    let (mut logs, campaigns, partitions) = honest();
+    let (p, grant) = logs
+        .decisions
+        .iter()
+        .find_map(|(p, r)| match r {
+            Record::Decision(d) if d.outcome == DecisionOutcome::Granted => Some((*p, d.clone())),
+            _ => None,
+        })
+        .unwrap();
+    for i in 0..3 {
+        let mut extra = grant.clone();
+        extra.request_id = format!("extra-{i}");
+        extra.user_id = format!("extra-user-{i}");
+        logs.decisions.push((p, Record::Decision(extra)));
+    }
+    let failed = with_fault(Fault::IgnoreAllowance, || {
+        check(&logs, &campaigns, partitions)
+    });
+    assert!(failed.contains(&"budget"), "{failed:?}");
+    // With the real fold the extra grants are simply invalid: no overspend,
+    // and they have no orders, so nothing else fails but their replies.
+    assert!(!check(&logs, &campaigns, partitions).contains(&"budget"));
+}
+
+#[test]
+fn a_fold_that_ignores_the_per_user_limit_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    // Make room in the partition, then grant a user a second time.
+    let (p, grant) = logs
+        .decisions
+        .iter()
+        .find_map(|(p, r)| match r {
+            Record::Decision(d) if d.outcome == DecisionOutcome::Granted => Some((*p, d.clone())),
+            _ => None,
+        })
+        .unwrap();
+    let mut credit = logs
+        .decisions
+        .iter()
+        .find_map(|(q, r)| match r {
+            Record::Treasury(t) if *q == p && t.kind == TreasuryKind::LeaseCredit => {
+                Some(t.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    credit.request_id = "room".into();
+    logs.decisions.push((p, Record::Treasury(credit)));
+    let mut again = grant;
+    again.request_id = "second-free-order".into();
+    logs.decisions.push((p, Record::Decision(again)));
+    let failed = with_fault(Fault::IgnoreUserLimit, || {
+        check(&logs, &campaigns, partitions)
+    });
+    assert!(failed.contains(&"per-user limit"), "{failed:?}");
+}
+
+#[test]
+fn budget_left_ungranted_while_demand_was_denied_is_caught() {
+    let (mut logs, campaigns, partitions) = honest();
+    // Turn the last fifteen valid grants into budget denials (and drop
+    // their orders, releases and replies): budget is left while people were
+    // told it ran out. (Released grants count as granted, so the run's
+    // grants add up to more than the budget; fifteen takes it below.)
+    let granted: Vec<String> = logs
+        .orders
+        .iter()
+        .rev()
+        .take(15)
+        .map(|o| o.request_id.clone())
+        .collect();
+    for (_, r) in logs.decisions.iter_mut() {
+        if let Record::Decision(d) = r
+            && granted.contains(&d.request_id)
+            && d.outcome == DecisionOutcome::Granted
+        {
+            d.outcome = DecisionOutcome::Denied;
+            d.credit_cents = 0;
+            d.reason = Some(ledger::BUDGET_EXHAUSTED.into());
+        }
+    }
+    logs.decisions.retain(|(_, r)| {
+        !matches!(r, Record::Decision(d) if d.outcome == DecisionOutcome::Released && granted.contains(&d.request_id))
+    });
+    logs.orders.retain(|o| !granted.contains(&o.request_id));
+    for r in logs
+        .replies
+        .iter_mut()
+        .filter(|r| granted.contains(&r.request_id))
+    {
+        r.outcome = ReplyOutcome::Denied;
+        r.reason = Some(ledger::BUDGET_EXHAUSTED.into());
+    }
+    assert_eq!(check(&logs, &campaigns, partitions), ["budget utilisation"]);
+}

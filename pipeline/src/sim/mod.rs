@@ -21,4 +21,4 @@ mod world;
 #[cfg(test)]
 mod tests;
 
-pub use world::run;
+pub use world::{logs, run};

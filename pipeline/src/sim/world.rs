@@ -113,6 +113,19 @@ struct World {
     made: usize,
 }
 
+/// The logs of seed `seed`'s run after it drained, the campaigns it ran and
+/// its partition count (for the auditor's own tests).
+pub fn logs(seed: u64) -> (Logs, Campaigns, i32) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let cfg = SimConfig::from_seed(&mut rng);
+    let mut w = World::new(rng, cfg.clone());
+    for _ in 0..cfg.steps {
+        w.step();
+    }
+    assert!(w.drain().is_ok(), "seed {seed} drains");
+    (w.logs(), (*w.campaigns).clone(), cfg.partitions)
+}
+
 /// Runs seed `seed`; returns the audit report and the run's shape.
 pub fn run(seed: u64) -> (Report, SimConfig) {
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -621,9 +634,14 @@ impl World {
         })
     }
 
-    /// Replies (by the real reply stage, reading every partition) and the
-    /// auditor's checks over everything the run wrote.
+    /// The auditor's checks over everything the run wrote.
     fn audit(&self) -> Report {
+        audit::audit(&self.campaigns, self.cfg.partitions, &self.logs())
+    }
+
+    /// Everything the run wrote, with replies written by the real reply
+    /// stage reading every partition.
+    fn logs(&self) -> Logs {
         // Parsed once: the built-in catalog and templates are TOML.
         static BUILT_IN: std::sync::OnceLock<(Catalog, Templates)> = std::sync::OnceLock::new();
         let (catalog, templates) =
@@ -671,7 +689,7 @@ impl World {
             }));
         }
         logs.treasury = self.treasury.clone();
-        audit::audit(&self.campaigns, self.cfg.partitions, &logs)
+        logs
     }
 }
 
