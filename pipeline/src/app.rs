@@ -210,7 +210,7 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
 }
 
 /// Follows `campaign.treasury` from its start for the coupon stage, folding
-/// every record into `treasury`, until `shutdown` fires.
+/// every record into `treasury`, until `shutdown` fires or the stage is gone.
 async fn follow_treasury(
     ctx: Context,
     treasury: Arc<Treasury>,
@@ -224,7 +224,9 @@ async fn follow_treasury(
             topic,
             0,
             0,
-            || shutdown.is_fired(),
+            // Also stop once the stage is gone (its task aborted), so this
+            // blocking thread never outlives it.
+            || shutdown.is_fired() || Arc::strong_count(&treasury) == 1,
             |message| match ctx
                 .codec
                 .decode(rdkafka::Message::payload(message).unwrap_or_default())
