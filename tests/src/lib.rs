@@ -46,18 +46,24 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Settings for one test: its own topic prefix, consumer groups and
-/// ClickHouse database, so tests can share the services and run at once.
-pub fn settings(test: &str, partitions: i32) -> Settings {
-    init_logging();
-    let unique = format!(
-        "{test}-{}-{}",
+/// `name` made unique to this process and moment, for topic prefixes and
+/// consumer groups that must not collide with another run's.
+pub fn unique_name(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or_default()
-    );
+    )
+}
+
+/// Settings for one test: its own topic prefix, consumer groups and
+/// ClickHouse database, so tests can share the services and run at once.
+pub fn settings(test: &str, partitions: i32) -> Settings {
+    init_logging();
+    let unique = unique_name(test);
     let mut s = Settings::default();
     s.kafka.bootstrap_servers = kafka();
     s.kafka.topic_prefix = format!("{unique}.");
@@ -141,6 +147,17 @@ pub async fn create_topics(settings: &Settings) {
 pub async fn publish(settings: &Settings, prompts: &[Prompt]) {
     let topics = TopicNames::new(&settings.kafka);
     let producer = settings.kafka.producer().expect("producer");
+    produce_prompts(&producer, &topics, prompts).await;
+    producer.flush(Duration::from_secs(10)).expect("flush");
+}
+
+/// Produces `prompts` to `chat.prompts` with `producer`, keyed by user, and
+/// waits until the broker has acknowledged them all.
+pub async fn produce_prompts(
+    producer: &rdkafka::producer::FutureProducer,
+    topics: &TopicNames,
+    prompts: &[Prompt],
+) {
     let codec = Codec::new();
     let mut deliveries = Vec::with_capacity(prompts.len());
     for p in prompts {
@@ -148,12 +165,11 @@ pub async fn publish(settings: &Settings, prompts: &[Prompt]) {
         let record = FutureRecord::to(topics.name(Topic::Prompts))
             .key(p.user_id.as_str())
             .payload(&bytes[..]);
-        deliveries.push(enqueue(&producer, record).await.expect("enqueue"));
+        deliveries.push(enqueue(producer, record).await.expect("enqueue"));
     }
     for d in deliveries {
         assert!(matches!(d.await, Ok(Ok(_))), "prompt not delivered");
     }
-    producer.flush(Duration::from_secs(10)).expect("flush");
 }
 
 /// Publishes raw bytes to partition `partition` of a topic.
@@ -266,15 +282,14 @@ pub async fn clickhouse_counts(
     }
 }
 
-/// Runs the auditor (`chatcart audit`'s checks) over the test's topics and
-/// fails the test on any violation; also checks that exactly the published
-/// requests were answered. Returns the replies.
-pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<Reply> {
+/// Runs the auditor over the test's topics, fails the test unless it is
+/// clean, and returns the report and every reply.
+pub async fn clean_audit(settings: &Settings) -> (chatcart::audit::Report, Vec<Reply>) {
     let report = chatcart::audit::run(settings, Duration::from_secs(60))
         .await
         .expect("audit ran");
     assert!(report.clean(), "{report}");
-    let replies: Vec<Reply> = records(settings, Topic::Replies)
+    let replies = records(settings, Topic::Replies)
         .await
         .into_iter()
         .filter_map(|r| match r {
@@ -282,6 +297,14 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
             _ => None,
         })
         .collect();
+    (report, replies)
+}
+
+/// Runs the auditor (`chatcart audit`'s checks) over the test's topics and
+/// fails the test on any violation; also checks that exactly the published
+/// requests were answered. Returns the replies.
+pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<Reply> {
+    let (_, replies) = clean_audit(settings).await;
     let answered: std::collections::HashSet<&str> =
         replies.iter().map(|r| r.request_id.as_str()).collect();
     for p in requests {
@@ -308,4 +331,348 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
         "{orders} {denials} {rejections}"
     );
     replies
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for running stages as `chatcart` child processes (tests/ledger.rs).
+// ---------------------------------------------------------------------------
+
+/// The `chatcart` binary of this workspace, for tests that run stages as
+/// separate processes (so they can be SIGKILLed).
+///
+/// `CHATCART_TEST_BIN` names a binary to use as is. Otherwise it is built
+/// once per test process with `cargo build -p chatcart --tests --bin
+/// chatcart`, into the target directory and profile this test executable
+/// was built in (`<target>/<profile>/deps/<test>` → `<target>/<profile>/
+/// chatcart`), so a test never runs a stale binary left over from an
+/// earlier build (`cargo test -p chatcart-tests` alone does not rebuild it).
+/// `--tests` resolves features as the workspace's test build does, so after
+/// `cargo nextest run --workspace` (or `cargo test --workspace`) has built
+/// everything this is a no-op of well under a second; after a build of
+/// this crate alone, the first call compiles chatcart's tests once.
+pub fn chatcart_bin() -> std::path::PathBuf {
+    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("CHATCART_TEST_BIN") {
+            return bin.into();
+        }
+        let exe = std::env::current_exe().expect("path of the test executable");
+        let profile_dir = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .expect("the test executable lies in <target>/<profile>/deps")
+            .to_path_buf();
+        let target_dir = profile_dir
+            .parent()
+            .expect("the profile directory lies in the target directory");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        let started = Instant::now();
+        let out = std::process::Command::new(&cargo)
+            .args([
+                "build", "--quiet", "-p", "chatcart", "--tests", "--bin", "chatcart",
+            ])
+            .arg("--manifest-path")
+            .arg(manifest)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .args(["--profile", &profile])
+            .output()
+            .expect("running cargo to build the chatcart binary");
+        assert!(
+            out.status.success(),
+            "cargo build -p chatcart --tests --bin chatcart failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = profile_dir.join(format!("chatcart{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        eprintln!(
+            "chatcart binary: {} (checked with {} build in {} ms)",
+            bin.display(),
+            std::path::Path::new(&cargo).display(),
+            started.elapsed().as_millis()
+        );
+        bin
+    })
+    .clone()
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Writes `settings` as a configuration file for `chatcart --config`, and
+/// checks that loading it gives back exactly `settings`, so child processes
+/// run with the same settings (campaigns included) as the test's in-process
+/// stages and auditor. Panics if a `CHATCART__…` variable in the
+/// environment would change them.
+pub fn write_config(settings: &Settings, path: &std::path::Path) {
+    use std::fmt::Write as _;
+    let s = settings;
+    let mut t = String::new();
+    let _ = writeln!(t, "[kafka]");
+    let _ = writeln!(
+        t,
+        "bootstrap_servers = {}",
+        toml_string(&s.kafka.bootstrap_servers)
+    );
+    let _ = writeln!(t, "topic_prefix = {}", toml_string(&s.kafka.topic_prefix));
+    let _ = writeln!(t, "group_prefix = {}", toml_string(&s.kafka.group_prefix));
+    let _ = writeln!(t, "partitions = {}", s.kafka.partitions);
+    let _ = writeln!(t, "replication_factor = {}", s.kafka.replication_factor);
+    let _ = writeln!(t, "[kafka.properties]");
+    for (k, v) in &s.kafka.properties {
+        let _ = writeln!(t, "{} = {}", toml_string(k), toml_string(v));
+    }
+    let c = &s.clickhouse;
+    let _ = writeln!(t, "[clickhouse]");
+    let _ = writeln!(t, "url = {}", toml_string(&c.url));
+    let _ = writeln!(t, "database = {}", toml_string(&c.database));
+    let _ = writeln!(t, "user = {}", toml_string(&c.user));
+    let _ = writeln!(t, "password = {}", toml_string(&c.password));
+    let _ = writeln!(t, "batch_rows = {}", c.batch_rows);
+    let _ = writeln!(t, "batch_max_wait_ms = {}", c.batch_max_wait_ms);
+    let _ = writeln!(t, "validation = {}", c.validation);
+    let _ = writeln!(t, "[coupon]");
+    let _ = writeln!(
+        t,
+        "return_before_end_secs = {}",
+        s.coupon.return_before_end_secs
+    );
+    let _ = writeln!(t, "[intent]");
+    if let Some(catalog) = &s.intent.catalog {
+        let _ = writeln!(t, "catalog = {}", toml_string(&catalog.to_string_lossy()));
+    }
+    let _ = writeln!(t, "max_quantity = {}", s.intent.max_quantity);
+    let r = &s.runtime;
+    let _ = writeln!(t, "[runtime]");
+    let _ = writeln!(t, "max_in_flight = {}", r.max_in_flight);
+    let _ = writeln!(t, "restore_timeout_secs = {}", r.restore_timeout_secs);
+    let _ = writeln!(t, "shutdown_timeout_secs = {}", r.shutdown_timeout_secs);
+    let _ = writeln!(t, "[codec.confluent_schemas]");
+    for (id, schema) in &s.codec.confluent_schemas {
+        let _ = writeln!(
+            t,
+            "{} = {}",
+            toml_string(id),
+            toml_string(&schema.to_string_lossy())
+        );
+    }
+    for campaign in &s.campaigns {
+        let _ = writeln!(t, "[[campaigns]]");
+        let _ = writeln!(t, "id = {}", toml_string(&campaign.id));
+        let _ = writeln!(t, "budget_cents = {}", campaign.budget_cents);
+        let credit = match campaign.credit {
+            chatcart::campaign::CreditRule::FreeUpToCents(n) => format!("free_up_to_cents = {n}"),
+            chatcart::campaign::CreditRule::FixedCents(n) => format!("fixed_cents = {n}"),
+        };
+        let _ = writeln!(t, "credit = {{ {credit} }}");
+        let _ = writeln!(t, "per_user_limit = {}", campaign.per_user_limit);
+        if let Some(at) = &campaign.starts_at {
+            let _ = writeln!(t, "starts_at = {}", toml_string(at));
+        }
+        if let Some(at) = &campaign.ends_at {
+            let _ = writeln!(t, "ends_at = {}", toml_string(at));
+        }
+        let skus: Vec<String> = campaign
+            .eligible_skus
+            .iter()
+            .map(|s| toml_string(s))
+            .collect();
+        let _ = writeln!(t, "eligible_skus = [{}]", skus.join(", "));
+    }
+    std::fs::write(path, &t).expect("writing the configuration file");
+    let loaded = Settings::load(Some(path))
+        .unwrap_or_else(|e| panic!("{} does not load: {e}\n{t}", path.display()));
+    assert_eq!(
+        &loaded,
+        settings,
+        "{} does not load as the test's settings (is a CHATCART__ variable set?)",
+        path.display()
+    );
+}
+
+/// A scratch directory for one test's files (configuration, child logs).
+pub fn scratch_dir(settings: &Settings) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "chatcart-test-{}",
+        settings.kafka.group_prefix.trim_end_matches('.')
+    ));
+    std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+    dir
+}
+
+/// `chatcart <args…> --config <config>` running as a child process, its
+/// standard error (the logs) going to a file. Dropping it kills it.
+pub struct ChildProcess {
+    child: std::process::Child,
+    pub name: String,
+    pub log: std::path::PathBuf,
+    started: Instant,
+}
+
+impl ChildProcess {
+    /// Starts `chatcart <args>` with `config`. The child's log filter is
+    /// `CHATCART_TEST_CHILD_LOG` when set, else `RUST_LOG` when set, else
+    /// `info`.
+    pub fn spawn(name: &str, config: &std::path::Path, args: &[&str]) -> Self {
+        let dir = config.parent().expect("the configuration's directory");
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("creating the child's log file");
+        let mut cmd = std::process::Command::new(chatcart_bin());
+        cmd.arg("--config")
+            .arg(config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file);
+        if let Some(filter) = std::env::var_os("CHATCART_TEST_CHILD_LOG") {
+            cmd.env("RUST_LOG", filter);
+        } else if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting chatcart {args:?}: {e}"));
+        Self {
+            child,
+            name: name.to_owned(),
+            log,
+            started: Instant::now(),
+        }
+    }
+
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// How long ago it was started.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Whether it has exited (without reaping a status twice).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("checking a child process")
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until its log contains `needle`; false on timeout or exit.
+    pub async fn wait_for_log(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if self.exited().is_some() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// SIGKILL: no drain, no commit, no leaving the consumer group.
+    pub fn kill9(mut self) -> std::process::ExitStatus {
+        // `Child::kill` sends SIGKILL on Unix.
+        let _ = self.child.kill();
+        self.child.wait().expect("reaping a killed child")
+    }
+
+    /// SIGTERM, then waits up to `within` for it to drain and exit.
+    pub fn terminate(mut self, within: Duration) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "{} did not drain within {within:?} of SIGTERM:\n{}",
+                    self.name,
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs the auditor and fails the test unless it is clean; checks that every
+/// published request has exactly one reply and nothing else was answered.
+/// Unlike [`check_invariants`], it does not require every kind of outcome
+/// to occur. Returns the report and the replies.
+pub async fn audit_exactly_once(
+    settings: &Settings,
+    requests: &[Prompt],
+) -> (chatcart::audit::Report, Vec<Reply>) {
+    let (report, replies) = clean_audit(settings).await;
+    let mut per_request: HashMap<&str, usize> = HashMap::new();
+    for r in &replies {
+        *per_request.entry(r.request_id.as_str()).or_default() += 1;
+    }
+    let unanswered: Vec<&str> = requests
+        .iter()
+        .map(|p| p.request_id.as_str())
+        .filter(|id| !per_request.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(
+        unanswered.is_empty(),
+        "requests without a reply: {unanswered:?}"
+    );
+    let repeated: Vec<(&str, usize)> = per_request
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, n)| (*id, *n))
+        .take(5)
+        .collect();
+    assert!(
+        repeated.is_empty(),
+        "requests with more than one reply: {repeated:?}"
+    );
+    assert_eq!(
+        per_request.len(),
+        requests.len(),
+        "replies for requests never published"
+    );
+    (report, replies)
 }
