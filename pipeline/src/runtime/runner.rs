@@ -36,6 +36,8 @@ struct Pending {
     partition: i32,
     /// The input offset to store; `None` for outputs of no input.
     offset: Option<i64>,
+    /// The partition's [`Parked`] epoch when the input was handled.
+    epoch: u64,
     acked: Acked,
 }
 
@@ -46,8 +48,43 @@ enum Acked {
     Abandoned,
 }
 
-/// Senders that finish parked records, per partition, oldest first.
-type Parked = HashMap<i32, VecDeque<tokio::sync::oneshot::Sender<Vec<Delivery>>>>;
+/// Parked records, and which inputs may still store their offsets.
+#[derive(Default)]
+struct Parked {
+    /// Senders that finish parked records, per partition, oldest first.
+    queues: HashMap<i32, VecDeque<tokio::sync::oneshot::Sender<Vec<Delivery>>>>,
+    /// Per partition, bumped when its parked records are abandoned (revoke,
+    /// shutdown). An input handled in an older epoch must not store its
+    /// offset: it would store past an abandoned record, which would then
+    /// never be redelivered.
+    epochs: HashMap<i32, u64>,
+}
+
+impl Parked {
+    fn epoch(&self, partition: i32) -> u64 {
+        self.epochs.get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Drops `partition`'s parked records (their inputs are redelivered) and
+    /// starts a new epoch for it.
+    fn abandon(&mut self, partition: i32) {
+        self.queues.remove(&partition);
+        *self.epochs.entry(partition).or_default() += 1;
+    }
+
+    /// Abandons every partition that has parked records.
+    fn abandon_all(&mut self) {
+        let waiting: Vec<i32> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in waiting {
+            self.abandon(p);
+        }
+    }
+}
 
 /// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
 /// outputs, stores and commits their offsets, flushes, and leaves the group.
@@ -75,7 +112,7 @@ pub async fn run_stage<S: Stage>(
     let max_in_flight = ctx.settings.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
     let mut inflight: InFlight = FuturesOrdered::new();
-    let mut parked = Parked::new();
+    let mut parked = Parked::default();
     let wakeup = stage.wakeup();
     let polls = wakeup.is_some();
     let wakeup = wakeup.unwrap_or_default();
@@ -93,7 +130,7 @@ pub async fn run_stage<S: Stage>(
             biased;
             () = shutdown.wait() => break,
             Some(done) = inflight.next(), if !inflight.is_empty() => {
-                store(&consumer, &ctx, done)?;
+                store(&consumer, &ctx, &parked, done)?;
             }
             () = wakeup.notified(), if polls => {
                 run.poll(&mut states, &mut parked, &mut inflight).await?;
@@ -115,11 +152,11 @@ pub async fn run_stage<S: Stage>(
 
     tracing::info!(stage = name, in_flight = inflight.len(), "draining");
     // Parked records are not finished; they are redelivered after a restart.
-    parked.clear();
+    parked.abandon_all();
     let timeout = Duration::from_secs(ctx.settings.runtime.shutdown_timeout_secs);
     let drained = tokio::time::timeout(timeout, async {
         while let Some(done) = inflight.next().await {
-            store(&consumer, &ctx, done)?;
+            store(&consumer, &ctx, &parked, done)?;
         }
         anyhow::Ok(())
     })
@@ -200,7 +237,7 @@ impl<S: Stage> Run<'_, S> {
                 } = self.stage.handle(state, record, now_ms());
                 if park {
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    parked.entry(partition).or_default().push_back(tx);
+                    parked.queues.entry(partition).or_default().push_back(tx);
                     later = Some(rx);
                 }
                 produce(self.producer, ctx, partition, emits).await?
@@ -218,11 +255,13 @@ impl<S: Stage> Run<'_, S> {
                 vec![dead_letter(self.producer, ctx, name, message, &error).await?]
             }
         };
+        let epoch = parked.epoch(partition);
         inflight.push_back(acknowledged(
             name,
             topic,
             partition,
             Some(offset),
+            epoch,
             deliveries,
             later,
         ));
@@ -250,6 +289,7 @@ impl<S: Stage> Run<'_, S> {
                             Topic::Dlq,
                             *partition,
                             None,
+                            parked.epoch(*partition),
                             deliveries,
                             None,
                         ));
@@ -257,7 +297,7 @@ impl<S: Stage> Run<'_, S> {
                     Output::Finished(emits) => {
                         let deliveries =
                             produce(self.producer, self.ctx, *partition, emits).await?;
-                        let Some(tx) = parked.get_mut(partition).and_then(VecDeque::pop_front)
+                        let Some(tx) = parked.queues.get_mut(partition).and_then(VecDeque::pop_front)
                         else {
                             anyhow::bail!(
                                 "{name}: partition {partition} finished a record it never parked"
@@ -280,6 +320,7 @@ fn acknowledged(
     topic: Topic,
     partition: i32,
     offset: Option<i64>,
+    epoch: u64,
     deliveries: Vec<Delivery>,
     later: Option<tokio::sync::oneshot::Receiver<Vec<Delivery>>>,
 ) -> BoxFuture<'static, Pending> {
@@ -299,6 +340,7 @@ fn acknowledged(
             topic,
             partition,
             offset,
+            epoch,
             acked,
         }
     }
@@ -334,9 +376,15 @@ async fn wait_all(
 fn store(
     consumer: &StreamConsumer<Rebalances>,
     ctx: &Context,
+    parked: &Parked,
     done: Pending,
 ) -> anyhow::Result<()> {
     let topic = ctx.topics.name(done.topic);
+    if done.epoch != parked.epoch(done.partition) {
+        // Handled before the partition's parked records were abandoned: its
+        // offset may lie past one of them. It is redelivered and recognised.
+        return Ok(());
+    }
     let offset = match (done.acked, done.offset) {
         (Acked::Failed(e), Some(offset)) => {
             return Err(anyhow::Error::new(e).context(format!(
@@ -374,7 +422,9 @@ fn drop_revoked<St>(
         return;
     }
     states.retain(|p, _| !revoked.contains(p));
-    parked.retain(|p, _| !revoked.contains(p));
+    for p in revoked {
+        parked.abandon(p);
+    }
 }
 
 /// Rebuilds the state of `partitions` by folding the stage's own output, in
