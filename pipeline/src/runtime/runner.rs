@@ -297,7 +297,10 @@ impl<S: Stage> Run<'_, S> {
                     Output::Finished(emits) => {
                         let deliveries =
                             produce(self.producer, self.ctx, *partition, emits).await?;
-                        let Some(tx) = parked.queues.get_mut(partition).and_then(VecDeque::pop_front)
+                        let Some(tx) = parked
+                            .queues
+                            .get_mut(partition)
+                            .and_then(VecDeque::pop_front)
                         else {
                             anyhow::bail!(
                                 "{name}: partition {partition} finished a record it never parked"
