@@ -17,6 +17,17 @@ fn honest() -> (Logs, Campaigns, i32) {
     sim::logs(SEED)
 }
 
+/// The first granted decision in the logs, and its partition.
+fn first_grant(logs: &Logs) -> (i32, schemas::CouponDecision) {
+    logs.decisions
+        .iter()
+        .find_map(|(p, r)| match r {
+            Record::Decision(d) if d.outcome == DecisionOutcome::Granted => Some((*p, d.clone())),
+            _ => None,
+        })
+        .expect("the run granted something")
+}
+
 fn failed(report: &Report) -> Vec<&'static str> {
     report
         .checks
@@ -166,14 +177,7 @@ fn a_fold_that_ignores_the_allowance_is_caught_as_overspending() {
     // Grants beyond the allowance written by a broken coupon stage and
     // counted by an equally broken fold: the auditor's own sums catch it.
     let (mut logs, campaigns, partitions) = honest();
-    let (p, grant) = logs
-        .decisions
-        .iter()
-        .find_map(|(p, r)| match r {
-            Record::Decision(d) if d.outcome == DecisionOutcome::Granted => Some((*p, d.clone())),
-            _ => None,
-        })
-        .unwrap();
+    let (p, grant) = first_grant(&logs);
     for i in 0..3 {
         let mut extra = grant.clone();
         extra.request_id = format!("extra-{i}");
@@ -193,14 +197,7 @@ fn a_fold_that_ignores_the_allowance_is_caught_as_overspending() {
 fn a_fold_that_ignores_the_per_user_limit_is_caught() {
     let (mut logs, campaigns, partitions) = honest();
     // Make room in the partition, then grant a user a second time.
-    let (p, grant) = logs
-        .decisions
-        .iter()
-        .find_map(|(p, r)| match r {
-            Record::Decision(d) if d.outcome == DecisionOutcome::Granted => Some((*p, d.clone())),
-            _ => None,
-        })
-        .unwrap();
+    let (p, grant) = first_grant(&logs);
     let mut credit = logs
         .decisions
         .iter()

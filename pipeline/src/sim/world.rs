@@ -323,25 +323,7 @@ impl World {
         }
         let p = keys[self.rng.usize(0..keys.len())];
         let topic = self.rng.usize(0..2);
-        let Some(h) = held.get_mut(&p) else { return };
-        let Some(record) = self.logs[topic][p as usize].get(h.next[topic]).cloned() else {
-            return;
-        };
-        let offset = h.next[topic];
-        h.next[topic] += 1;
-        let step = inst.stage.handle(&mut h.state, record, self.now);
-        let mut last = None;
-        for emit in step.emits {
-            last = Some(inst.next_seq);
-            inst.outbox.push_back((inst.next_seq, p, emit));
-            inst.next_seq += 1;
-        }
-        h.entries.push_back(Entry {
-            topic,
-            offset,
-            last,
-            parked: step.parked,
-        });
+        self.handle_at(i, zombie, p, topic);
     }
 
     /// An instance polls its partitions: lease credits, parked requests,
@@ -570,7 +552,7 @@ impl World {
                             if h.next[topic] >= self.logs[topic][p as usize].len() {
                                 break;
                             }
-                            self.handle_at(i, p, topic);
+                            self.handle_at(i, false, p, topic);
                         }
                     }
                 }
@@ -599,12 +581,21 @@ impl World {
         }
     }
 
-    fn handle_at(&mut self, i: usize, p: i32, topic: usize) {
+    /// Instance `i` handles the next record of `topic` in partition `p`,
+    /// as its owner or (`zombie`) as a zombie, if there is one.
+    fn handle_at(&mut self, i: usize, zombie: bool, p: i32, topic: usize) {
         let inst = &mut self.instances[i];
-        let Some(h) = inst.owned.get_mut(&p) else {
+        let held = if zombie {
+            &mut inst.zombies
+        } else {
+            &mut inst.owned
+        };
+        let Some(h) = held.get_mut(&p) else {
             return;
         };
-        let record = self.logs[topic][p as usize][h.next[topic]].clone();
+        let Some(record) = self.logs[topic][p as usize].get(h.next[topic]).cloned() else {
+            return;
+        };
         let offset = h.next[topic];
         h.next[topic] += 1;
         let step = inst.stage.handle(&mut h.state, record, self.now);
