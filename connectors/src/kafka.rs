@@ -321,16 +321,37 @@ pub fn read_partitions_until(
     topic: &str,
     ends: &[(i32, i64)],
     timeout: Duration,
+    f: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<u64, ConnectorError> {
+    let ranges: Vec<(i32, i64, i64)> = ends.iter().map(|(p, end)| (*p, 0, *end)).collect();
+    read_ranges(config, topic, &ranges, timeout, f)
+}
+
+/// As [`read_partitions_until`], but each `(partition, from, end)` starts
+/// at offset `from`.
+pub fn read_ranges(
+    config: &KafkaConfig,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
+    timeout: Duration,
     mut f: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<u64, ConnectorError> {
-    let ends: HashMap<i32, i64> = ends.iter().copied().filter(|(_, end)| *end > 0).collect();
-    if ends.is_empty() {
+    let ranges: HashMap<i32, (i64, i64)> = ranges
+        .iter()
+        .filter(|(_, from, end)| *end > *from)
+        .map(|(p, from, end)| (*p, (*from, *end)))
+        .collect();
+    if ranges.is_empty() {
         return Ok(0);
     }
     let consumer = reader(config, "restore", true)?;
-    let from: Vec<(&str, i32, i64)> = ends.keys().map(|p| (topic, *p, 0)).collect();
+    let from: Vec<(&str, i32, i64)> = ranges
+        .iter()
+        .map(|(p, (from, _))| (topic, *p, *from))
+        .collect();
     assign_from(&consumer, &from, timeout)?;
-    let mut open: HashSet<i32> = ends.keys().copied().collect();
+    let mut open: HashSet<i32> = ranges.keys().copied().collect();
+    let end_of = |p: i32| ranges.get(&p).map_or(0, |(_, end)| *end);
     let deadline = Instant::now() + timeout;
     let mut read = 0u64;
     while !open.is_empty() {
@@ -352,19 +373,56 @@ pub fn read_partitions_until(
                 if !open.contains(&p) {
                     continue;
                 }
-                if message.offset() >= ends.get(&p).copied().unwrap_or(0) {
+                if message.offset() >= end_of(p) {
                     open.remove(&p);
                     continue;
                 }
                 f(&message);
                 read += 1;
-                if message.offset() + 1 >= ends.get(&p).copied().unwrap_or(0) {
+                if message.offset() + 1 >= end_of(p) {
                     open.remove(&p);
                 }
             }
         }
     }
     Ok(read)
+}
+
+/// Follows a changing set of partitions of one topic without a consumer
+/// group: the reader of a process's background folds. Blocking: use it from
+/// a blocking thread.
+pub struct Tail {
+    consumer: BaseConsumer<Reader>,
+    topic: String,
+}
+
+impl Tail {
+    pub fn new(config: &KafkaConfig, topic: &str) -> Result<Self, ConnectorError> {
+        Ok(Self {
+            consumer: reader(config, "tail", false)?,
+            topic: topic.to_owned(),
+        })
+    }
+
+    /// Reads `(partition, next offset)`s from now on, and nothing else.
+    pub fn assign(&self, from: &[(i32, i64)]) -> Result<(), ConnectorError> {
+        if from.is_empty() {
+            self.consumer.unassign()?;
+            return Ok(());
+        }
+        let from: Vec<(&str, i32, i64)> = from
+            .iter()
+            .map(|(p, o)| (self.topic.as_str(), *p, *o))
+            .collect();
+        assign_from(&self.consumer, &from, Duration::from_secs(30))
+    }
+
+    /// The next record, if one arrives within `timeout`.
+    pub fn poll(&self, timeout: Duration) -> Option<Result<BorrowedMessage<'_>, ConnectorError>> {
+        self.consumer
+            .poll(timeout)
+            .map(|r| r.map_err(ConnectorError::from))
+    }
 }
 
 /// Reads the given `(topic, partition, start offset)`s without a consumer

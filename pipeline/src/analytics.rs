@@ -187,7 +187,7 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
         .consumer_config("analytics")
         .create_with_context(Rebalances::new("analytics", Arc::clone(&ctx.ready), None))
         .context("creating consumer")?;
-    let topics: Vec<&str> = Topic::ALL.iter().map(|t| ctx.topics.name(*t)).collect();
+    let topics: Vec<&str> = Topic::EVENTS.iter().map(|t| ctx.topics.name(*t)).collect();
     consumer.subscribe(&topics).context("subscribing")?;
     tracing::info!(database = %ch.database, "analytics sink running");
 

@@ -94,6 +94,12 @@ pub struct RuntimeConfig {
     pub restore_timeout_secs: u64,
     /// How long a drain (SIGINT/SIGTERM) may take before the process gives up.
     pub shutdown_timeout_secs: u64,
+    /// A partition's state is checkpointed once this many records were
+    /// written after its last checkpoint (more, for large states: see
+    /// `runtime::checkpoint`). 0 turns checkpoints off.
+    pub checkpoint_min_records: u64,
+    /// Largest piece of a checkpoint image in one record, in bytes.
+    pub checkpoint_chunk_bytes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -102,6 +108,8 @@ impl Default for RuntimeConfig {
             max_in_flight: 5_000,
             restore_timeout_secs: 120,
             shutdown_timeout_secs: 30,
+            checkpoint_min_records: 100_000,
+            checkpoint_chunk_bytes: 256 * 1024,
         }
     }
 }
@@ -179,6 +187,12 @@ impl Settings {
             return Err(invalid(
                 "runtime.max_in_flight",
                 "must be between 1 and 1000000",
+            ));
+        }
+        if !(1024..=900 * 1024).contains(&self.runtime.checkpoint_chunk_bytes) {
+            return Err(invalid(
+                "runtime.checkpoint_chunk_bytes",
+                "must be between 1024 and 921600 (below the broker's message size limit)",
             ));
         }
         if self.runtime.restore_timeout_secs == 0 || self.runtime.shutdown_timeout_secs == 0 {

@@ -232,7 +232,15 @@ async fn await_analytics(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let kafka = settings.kafka.clone();
-    let layout = topics.layout();
+    let layout: Vec<(String, i32)> = Topic::EVENTS
+        .iter()
+        .map(|t| {
+            (
+                topics.name(*t).to_owned(),
+                t.partitions(settings.kafka.partitions),
+            )
+        })
+        .collect();
     let total = tokio::task::spawn_blocking(move || {
         let mut total = 0u64;
         for (name, partitions) in layout {
@@ -245,7 +253,7 @@ async fn await_analytics(
     let client = settings.clickhouse.client();
     let deadline = Instant::now() + timeout;
     loop {
-        let names: Vec<&str> = Topic::ALL.iter().map(|t| topics.name(*t)).collect();
+        let names: Vec<&str> = Topic::EVENTS.iter().map(|t| topics.name(*t)).collect();
         let held = client
             .query("SELECT uniqExact(topic, partition, offset) FROM events WHERE has(?, topic)")
             .bind(names)

@@ -3,7 +3,8 @@
 //! Every pipeline topic has the same partition count and is keyed by user id,
 //! so partition `p` of every topic is one independent shard of the pipeline.
 //! `campaign.treasury` is the exception: one partition, a single log order
-//! for leases of campaign budget and stock.
+//! for leases of campaign budget and stock. `chatcart.checkpoints` holds
+//! images of stage state (see `runtime::checkpoint`), not events.
 
 use connectors::KafkaConfig;
 
@@ -17,11 +18,25 @@ pub enum Topic {
     Replies,
     Treasury,
     Dlq,
+    Checkpoints,
 }
 
 impl Topic {
     /// Every topic, in flow order.
-    pub const ALL: [Topic; 7] = [
+    pub const ALL: [Topic; 8] = [
+        Topic::Prompts,
+        Topic::Intents,
+        Topic::Decisions,
+        Topic::Orders,
+        Topic::Replies,
+        Topic::Treasury,
+        Topic::Dlq,
+        Topic::Checkpoints,
+    ];
+
+    /// The topics that carry events (every one but the checkpoints): what
+    /// analytics records and the auditor reads.
+    pub const EVENTS: [Topic; 7] = [
         Topic::Prompts,
         Topic::Intents,
         Topic::Decisions,
@@ -41,6 +56,7 @@ impl Topic {
             Topic::Replies => "chat.replies",
             Topic::Treasury => "campaign.treasury",
             Topic::Dlq => "chatcart.dlq",
+            Topic::Checkpoints => "chatcart.checkpoints",
         }
     }
 
@@ -60,7 +76,7 @@ impl Topic {
 /// Full topic names, with the configured prefix, computed once.
 #[derive(Debug, Clone)]
 pub struct TopicNames {
-    names: [String; 7],
+    names: [String; 8],
     partitions: i32,
 }
 

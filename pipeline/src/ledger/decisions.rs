@@ -71,7 +71,7 @@ pub struct Account {
     /// Allowance handed back by returns, in cents.
     pub returned: i64,
     /// Unreleased valid grants per user.
-    users: HashMap<String, u32>,
+    pub(super) users: HashMap<String, u32>,
 }
 
 impl Account {
@@ -82,7 +82,7 @@ impl Account {
 }
 
 /// A valid grant, remembered so it can be released once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     pub campaign_id: String,
     pub user_id: String,
@@ -93,15 +93,15 @@ pub struct Grant {
 /// The state of one decisions partition.
 #[derive(Debug, Clone)]
 pub struct DecisionsFold {
-    campaigns: Arc<Campaigns>,
-    accounts: HashMap<String, Account>,
+    pub(super) campaigns: Arc<Campaigns>,
+    pub(super) accounts: HashMap<String, Account>,
     /// Every valid grant, by request id; bounded by the budget.
-    grants: HashMap<String, Grant>,
+    pub(super) grants: HashMap<String, Grant>,
     /// Recent decided request ids, oldest first; at most `DEDUP_WINDOW`.
-    recent: VecDeque<Arc<str>>,
-    recent_set: HashSet<Arc<str>>,
+    pub(super) recent: VecDeque<Arc<str>>,
+    pub(super) recent_set: HashSet<Arc<str>>,
     /// Lease ids credited and return ids seen.
-    movements: HashSet<String>,
+    pub(super) movements: HashSet<String>,
 }
 
 impl DecisionsFold {
@@ -253,7 +253,7 @@ impl DecisionsFold {
         }
     }
 
-    fn remember(&mut self, request_id: &str) {
+    pub(super) fn remember(&mut self, request_id: &str) {
         let id: Arc<str> = Arc::from(request_id);
         if self.recent.len() == DEDUP_WINDOW
             && let Some(old) = self.recent.pop_front()

@@ -10,13 +10,16 @@
 //! - [`decisions`]: the fold over one `commerce.decisions` partition: grants
 //!   are valid within the partition's allowance (leases credited minus
 //!   leases returned) and the per-user limit; releases give credit back.
+//! - [`image`]: a decisions fold's state as bytes, for checkpoints.
 //!
 //! `docs/ledger.md` states why these folds keep the campaign's promises.
 
 pub mod decisions;
+pub mod image;
 pub mod treasury;
 
 pub use decisions::{DecisionsFold, Effect, Verdict};
+pub use image::ImageError;
 pub use treasury::{LeaseStatus, TreasuryEffect, TreasuryFold, lease_size};
 
 /// Reason: the campaign's budget is used up.
@@ -41,6 +44,9 @@ pub enum Fault {
     IgnoreAllowance,
     /// Grants are valid even beyond the per-user limit.
     IgnoreUserLimit,
+    /// Checkpoint images leave out who was granted, so a fold restored from
+    /// one lets those users be granted again.
+    ImageForgetsUsers,
 }
 
 #[cfg(test)]
@@ -54,6 +60,16 @@ pub fn with_fault<T>(fault: Fault, f: impl FnOnce() -> T) -> T {
     FAULT.with(|c| c.set(Some(fault)));
     let out = f();
     FAULT.with(|c| c.set(None));
+    out
+}
+
+/// Runs `f` with no fault injected (for checkers that must see the truth
+/// while the system under test runs with one).
+#[cfg(test)]
+pub fn without_fault<T>(f: impl FnOnce() -> T) -> T {
+    let saved = FAULT.with(|c| c.replace(None));
+    let out = f();
+    FAULT.with(|c| c.set(saved));
     out
 }
 

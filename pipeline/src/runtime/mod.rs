@@ -10,8 +10,11 @@
 //! # Layout
 //! - [`runner`]: the consume → handle → produce → store-offset loop.
 //! - [`rebalance`]: consumer-group events: revoked partitions, readiness.
+//! - [`checkpoint`]: images of restored state, so a restore reads a
+//!   checkpoint and a bounded tail rather than the whole partition.
 //! - [`shutdown`]: the drain signal every long-running task listens to.
 
+pub mod checkpoint;
 pub mod rebalance;
 pub mod runner;
 pub mod shutdown;
@@ -21,6 +24,7 @@ use std::sync::Arc;
 use schemas::{Codec, CodecError, Record};
 
 use crate::config::Settings;
+use crate::ledger::ImageError;
 use crate::topics::{Topic, TopicNames};
 
 pub use rebalance::Ready;
@@ -63,6 +67,18 @@ pub trait Stage: Send + Sync + 'static {
 
     /// Folds one record of the stage's own output back into its state.
     fn restore(&self, _state: &mut Self::State, _record: &Record) {}
+
+    /// The restored part of `state` (what [`Stage::restore`] built) as an
+    /// image for a checkpoint, or `None` for a stage without checkpoints.
+    fn image(&self, _state: &Self::State) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Replaces the restored part of a fresh `state` with `image`, as if
+    /// every record the image covers had been restored.
+    fn load_image(&self, _state: &mut Self::State, _image: &[u8]) -> Result<(), ImageError> {
+        Ok(())
+    }
 
     /// An input topic whose records before the resume point are folded into
     /// the state on restore ([`Stage::replay`]), for state that is a fold

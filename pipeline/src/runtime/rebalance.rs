@@ -46,7 +46,7 @@ pub struct Rebalances {
     counted: AtomicBool,
     /// Bounded by the partition count.
     revoked: Mutex<HashSet<i32>>,
-    assigned: Mutex<HashSet<i32>>,
+    assigned: Arc<Mutex<HashSet<i32>>>,
     /// The stage's producer, flushed before partitions are given up.
     producer: Option<FutureProducer>,
 }
@@ -61,9 +61,15 @@ impl Rebalances {
             ready,
             counted: AtomicBool::new(false),
             revoked: Mutex::new(HashSet::new()),
-            assigned: Mutex::new(HashSet::new()),
+            assigned: Arc::default(),
             producer,
         }
+    }
+
+    /// The assigned partitions, kept up to date, for tasks that work on
+    /// them beside the stage (the checkpointer).
+    pub fn assignment(&self) -> Arc<Mutex<HashSet<i32>>> {
+        Arc::clone(&self.assigned)
     }
 
     /// Whether `partition` (of the stage's inputs) is assigned now.

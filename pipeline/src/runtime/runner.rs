@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_partitions, read_partitions_until};
+use connectors::kafka::{enqueue, read_partitions_until, read_ranges};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -26,6 +26,7 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::checkpoint::{self, run_checkpointer};
 use super::rebalance::Rebalances;
 use super::{Context, Emit, Output, Shutdown, Stage, Step, TICK, now_ms};
 use crate::topics::Topic;
@@ -108,6 +109,17 @@ pub async fn run_stage<S: Stage>(
     let inputs: Vec<&str> = stage.inputs().iter().map(|t| ctx.topics.name(*t)).collect();
     consumer.subscribe(&inputs).context("subscribing")?;
     tracing::info!(stage = name, inputs = ?inputs, "stage running");
+    // The checkpointer stops on shutdown, or once this is dropped.
+    let running = Arc::new(());
+    if checkpoints(&*stage, &ctx) {
+        tokio::spawn(run_checkpointer(
+            Arc::clone(&stage),
+            ctx.clone(),
+            consumer.context().assignment(),
+            Arc::downgrade(&running),
+            shutdown.clone(),
+        ));
+    }
 
     let max_in_flight = ctx.settings.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
@@ -470,22 +482,38 @@ async fn restore<S: Stage>(
             );
         }
         let topic = ctx.topics.name(source);
-        let mut undecodable = 0u64;
-        let read = read_partitions(
-            &ctx.settings.kafka,
-            topic,
-            &partitions,
-            timeout,
-            |message| {
-                let Some(state) = states.get_mut(&message.partition()) else {
-                    return;
+        let mut from: HashMap<i32, i64> = HashMap::new();
+        if checkpoints(&*stage, &ctx) {
+            for (p, state) in &mut states {
+                let Some((manifest, image)) = checkpoint::latest(&ctx, stage.name(), *p, timeout)?
+                else {
+                    continue;
                 };
-                match ctx.codec.decode(message.payload().unwrap_or_default()) {
-                    Ok(record) => stage.restore(state, &record),
-                    Err(_) => undecodable += 1,
+                match stage.load_image(state, &image) {
+                    Ok(()) => {
+                        from.insert(*p, manifest.covers);
+                    }
+                    Err(error) => {
+                        tracing::warn!(stage = stage.name(), partition = p, %error, "checkpoint skipped");
+                        *state = stage.new_state(*p);
+                    }
                 }
-            },
-        )?;
+            }
+        }
+        let ranges: Vec<(i32, i64, i64)> = partitions
+            .iter()
+            .map(|p| (*p, from.get(p).copied().unwrap_or(0), i64::MAX))
+            .collect();
+        let mut undecodable = 0u64;
+        let read = read_ranges(&ctx.settings.kafka, topic, &ranges, timeout, |message| {
+            let Some(state) = states.get_mut(&message.partition()) else {
+                return;
+            };
+            match ctx.codec.decode(message.payload().unwrap_or_default()) {
+                Ok(record) => stage.restore(state, &record),
+                Err(_) => undecodable += 1,
+            }
+        })?;
         if undecodable > 0 {
             tracing::warn!(
                 stage = stage.name(),
@@ -498,6 +526,7 @@ async fn restore<S: Stage>(
             stage = stage.name(),
             topic,
             ?partitions,
+            from_checkpoint = ?from,
             records = read,
             ms = started.elapsed().as_millis() as u64,
             "state restored"
@@ -505,6 +534,11 @@ async fn restore<S: Stage>(
         anyhow::Ok(states)
     })
     .await?
+}
+
+/// Whether `stage` keeps checkpoints (it has images, and they are on).
+fn checkpoints<S: Stage>(stage: &S, ctx: &Context) -> bool {
+    ctx.settings.runtime.checkpoint_min_records > 0 && stage.image(&stage.new_state(0)).is_some()
 }
 
 /// The group's committed offset of `topic` for each of `partitions`: where

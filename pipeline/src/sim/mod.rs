@@ -13,8 +13,9 @@
 //! The model of the runner: an instance's outputs wait in an outbox until
 //! "acknowledged" (written to the log, in order); an input's offset is
 //! stored once it and everything before it is finished and acknowledged,
-//! and committed later; a new owner restores from the decisions log and
-//! resumes at the committed offsets.
+//! and committed later; a new owner restores from the decisions log (often
+//! through a checkpoint image of a prefix of it) and resumes at the
+//! committed offsets.
 
 mod world;
 

@@ -111,6 +111,9 @@ struct World {
     fulfillment: FulfillmentStage,
     fulfilled: Vec<(FulfillmentState, usize)>,
     made: usize,
+    /// Restores through a checkpoint whose state differed from folding the
+    /// whole log: `(partition, cut, log length)`.
+    bad_restores: Vec<(i32, usize, usize)>,
 }
 
 /// The logs of seed `seed`'s run after it drained, the campaigns it ran and
@@ -184,6 +187,7 @@ impl World {
             fulfillment: FulfillmentStage::new(Arc::clone(&campaigns)),
             fulfilled: Vec::new(),
             made: 0,
+            bad_restores: Vec::new(),
             cfg,
         };
         w.fulfilled = (0..w.cfg.partitions)
@@ -222,12 +226,47 @@ impl World {
         }
     }
 
-    /// Gives partition `p` to instance `i`, restored from the log.
+    /// Gives partition `p` to instance `i`, restored from the log: usually
+    /// from a checkpoint (a reader's fold of a random prefix, through its
+    /// image) and the records after it, as the runner restores.
     fn assign(&mut self, p: i32, i: usize) {
+        let log = &self.decisions[p as usize];
+        let mut cut = if self.rng.bool() {
+            self.rng.usize(0..=log.len())
+        } else {
+            0
+        };
         let inst = &mut self.instances[i];
         let mut state = inst.stage.new_state(p);
-        for record in &self.decisions[p as usize] {
+        if cut > 0 {
+            let mut reader = inst.stage.new_state(p);
+            for record in &log[..cut] {
+                inst.stage.restore(&mut reader, record);
+            }
+            let image = inst
+                .stage
+                .image(&reader)
+                .expect("the coupon stage has images");
+            if inst.stage.load_image(&mut state, &image).is_err() {
+                // As the runner does: restore from the first record.
+                state = inst.stage.new_state(p);
+                cut = 0;
+            }
+        }
+        for record in &log[cut..] {
             inst.stage.restore(&mut state, record);
+        }
+        if cut > 0 {
+            let mut whole = inst.stage.new_state(p);
+            for record in log {
+                inst.stage.restore(&mut whole, record);
+            }
+            let same = crate::ledger::without_fault(|| {
+                inst.stage.image(&whole) == inst.stage.image(&state)
+            });
+            if !same {
+                self.bad_restores.push((p, cut, log.len()));
+            }
         }
         let at = self.committed[p as usize];
         inst.owned.insert(
@@ -627,7 +666,19 @@ impl World {
 
     /// The auditor's checks over everything the run wrote.
     fn audit(&self) -> Report {
-        audit::audit(&self.campaigns, self.cfg.partitions, &self.logs())
+        let mut report = audit::audit(&self.campaigns, self.cfg.partitions, &self.logs());
+        report.checks.push(audit::Check {
+            name: "checkpoint restores",
+            ok: self.bad_restores.is_empty(),
+            detail: match self.bad_restores.first() {
+                None => "every restore through a checkpoint matched folding the whole log".into(),
+                Some((p, cut, len)) => format!(
+                    "{} restores differed from folding the whole log, e.g. partition {p} cut at {cut} of {len}",
+                    self.bad_restores.len()
+                ),
+            },
+        });
+        report
     }
 
     /// Everything the run wrote, with replies written by the real reply

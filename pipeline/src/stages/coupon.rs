@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 
 use crate::campaign::{Campaigns, CreditRule, Offer};
 use crate::ledger::{
-    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, TreasuryFold, Verdict, lease_size,
+    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, ImageError, TreasuryFold, Verdict, lease_size,
 };
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
@@ -493,6 +493,15 @@ impl Stage for CouponStage {
 
     fn restore(&self, st: &mut CouponState, record: &Record) {
         st.fold.apply(record);
+    }
+
+    fn image(&self, st: &CouponState) -> Option<Vec<u8>> {
+        Some(st.fold.image())
+    }
+
+    fn load_image(&self, st: &mut CouponState, image: &[u8]) -> Result<(), ImageError> {
+        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+        Ok(())
     }
 
     fn handle(&self, st: &mut CouponState, record: Record, now_ms: i64) -> Step {
