@@ -466,6 +466,8 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
     let _ = writeln!(t, "max_in_flight = {}", r.max_in_flight);
     let _ = writeln!(t, "restore_timeout_secs = {}", r.restore_timeout_secs);
     let _ = writeln!(t, "shutdown_timeout_secs = {}", r.shutdown_timeout_secs);
+    let _ = writeln!(t, "checkpoint_min_records = {}", r.checkpoint_min_records);
+    let _ = writeln!(t, "checkpoint_chunk_bytes = {}", r.checkpoint_chunk_bytes);
     let _ = writeln!(t, "[codec.confluent_schemas]");
     for (id, schema) in &s.codec.confluent_schemas {
         let _ = writeln!(

@@ -436,6 +436,10 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
     // again.)
     let session = Duration::from_secs(4);
     let mut coupon_settings = settings.clone();
+    // Checkpoints every hundred-odd decisions of a partition, so most
+    // restores after a kill start from a checkpoint a crash may have cut.
+    coupon_settings.runtime.checkpoint_min_records = 100;
+    coupon_settings.runtime.checkpoint_chunk_bytes = 4096;
     for (k, v) in [
         ("session.timeout.ms", session.as_millis().to_string()),
         ("heartbeat.interval.ms", "800".to_owned()),
@@ -565,6 +569,10 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
 
     let (report, replies) = t::audit_exactly_once(&settings, &requests).await;
     println!("{report}");
+    let from_checkpoint = restores_from_checkpoints(&dir);
+    // How many depends on where the kills fall; `checkpoint.rs` shows a
+    // restore from a checkpoint for certain.
+    println!("restores from a checkpoint: {from_checkpoint}");
     let outcomes = tally(&replies);
     println!("replies: {outcomes:?}");
     let mut granted = 0;
@@ -614,6 +622,21 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
     if std::env::var("CHATCART_TEST_KEEP").as_deref() != Ok("1") {
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// How many restores in the coupon processes' logs under `dir` started
+/// from a checkpoint.
+fn restores_from_checkpoints(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("log folder").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        n += text
+            .lines()
+            .filter(|l| l.contains("state restored") && l.contains("from_checkpoint"))
+            .filter(|l| !l.contains("{}"))
+            .count();
+    }
+    n
 }
 
 /// Demand worth ten times the budget arrives in one burst, skewed: most
