@@ -9,6 +9,8 @@
 //!   decisions log, as the coupon stage writes it (lease credits, then
 //!   grants and denials of requests from 20k users), with ~2% repeated
 //!   records (redeliveries). This is what every restore and the auditor do.
+//!   `decisions_image`: writing and reading a checkpoint image of the fold
+//!   of that log (a restore from a checkpoint reads one).
 //! - `treasury_fold`: [`TreasuryFold::apply`] over `campaign.treasury` lease
 //!   requests from 12 partitions (with some repeats and returns).
 //! - `coupon_handle`: [`CouponStage::handle`] for extracted intents, one
@@ -214,6 +216,30 @@ fn bench_decisions_fold(c: &mut Criterion) {
             },
             BatchSize::PerIteration,
         );
+    });
+    g.finish();
+
+    // Checkpoint images of the fold of that whole log: writing one, and
+    // reading one back (what a restore does instead of folding the log).
+    let mut whole = DecisionsFold::new(Arc::clone(&campaigns));
+    for r in &log {
+        whole.apply(r);
+    }
+    let image = whole.image();
+    eprintln!(
+        "decisions_image: {} bytes for the fold of {} records",
+        image.len(),
+        log.len()
+    );
+    let mut g = c.benchmark_group("decisions_image");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Bytes(image.len() as u64));
+    g.bench_function("write", |b| b.iter(|| black_box(whole.image())));
+    g.bench_function("read", |b| {
+        b.iter(|| {
+            DecisionsFold::from_image(Arc::clone(&campaigns), black_box(&image)).expect("own image")
+        })
     });
     g.finish();
 }
