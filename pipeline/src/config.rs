@@ -11,6 +11,7 @@ use connectors::{ClickHouseConfig, ConnectorError, KafkaConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{CampaignConfig, CampaignError, Campaigns};
+use crate::llm::{LlmConfig, LlmConfigError};
 
 /// Everything a chatcart process can be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +74,9 @@ pub struct IntentConfig {
     pub catalog: Option<PathBuf>,
     /// Largest quantity of one item a prompt may order.
     pub max_quantity: i32,
+    /// The LLM fallback for prompts the rules read with low confidence
+    /// (`[intent.llm]`); off by default.
+    pub llm: LlmConfig,
 }
 
 impl Default for IntentConfig {
@@ -80,6 +84,7 @@ impl Default for IntentConfig {
         Self {
             catalog: None,
             max_quantity: 50,
+            llm: LlmConfig::default(),
         }
     }
 }
@@ -132,6 +137,8 @@ pub enum ConfigError {
     Invalid(#[from] ConnectorError),
     #[error(transparent)]
     Campaign(#[from] CampaignError),
+    #[error("invalid configuration: {0}")]
+    Llm(#[from] LlmConfigError),
     #[error("invalid configuration `{key}`: {message}")]
     Value { key: &'static str, message: String },
 }
@@ -183,6 +190,7 @@ impl Settings {
                 "must be between 1 and 10000",
             ));
         }
+        self.intent.llm.validate()?;
         if !(1..=1_000_000).contains(&self.runtime.max_in_flight) {
             return Err(invalid(
                 "runtime.max_in_flight",
@@ -288,6 +296,26 @@ mod tests {
             err.contains("campaign 0") && err.contains("starts_at `soon`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn llm_section_is_read_and_checked() {
+        let f = file(
+            "[intent.llm]\nenabled = true\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"local\"\napi_key_env = \"\"\n",
+        );
+        let s = Settings::load(Some(f.path())).unwrap();
+        assert!(s.intent.llm.enabled);
+        assert_eq!(s.intent.llm.model, "local");
+        assert_eq!(s.intent.llm.timeout_ms, 2_000, "unset keys keep defaults");
+        let f = file("[intent.llm]\nbase_url = \"api.example.com\"\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(
+            err.contains("intent.llm.base_url: must be an http(s) URL"),
+            "{err}"
+        );
+        let f = file("[intent.llm]\ntimeout = 5\n");
+        let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+        assert!(err.contains("timeout"), "{err}");
     }
 
     #[test]
