@@ -25,7 +25,8 @@
 //! - [`ledger`]: the pure folds that decide which grants and leases count,
 //!   shared by the stages and the [`audit`]; [`campaign`]: what each campaign
 //!   grants, to whom and when.
-//! - [`catalog`], [`extract`]: what can be bought, and reading it out of a prompt.
+//! - [`catalog`], [`extract`]: what can be bought, and reading it out of a
+//!   prompt; [`lines`] runs the extractor over lines of text (`chatcart extract`).
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
 //! - [`config`], [`topics`]: settings and topic names.
 //! - [`app`]: wiring stages into a process; [`demo`] and [`send`] for trying it.
@@ -39,6 +40,7 @@ pub mod config;
 pub mod demo;
 pub mod extract;
 pub mod ledger;
+pub mod lines;
 pub mod runtime;
 pub mod send;
 #[cfg(test)]
