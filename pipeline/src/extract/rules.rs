@@ -427,6 +427,14 @@ impl<'t, 'a> Reader<'t, 'a> {
                 continue;
             }
             let clause = self.clause_of(i);
+            let c = self.clauses[clause];
+            if (c.start..c.end).any(|j| self.toks[j].lex == Lex::Both) {
+                // `都要大杯`, `both iced`: for every item named so far.
+                for m in self.mentions.iter_mut().filter(|m| m.at < i) {
+                    m.options.push(o);
+                }
+                continue;
+            }
             let in_clause = |m: &&Mention| m.clause == clause;
             let owner = self
                 .mentions

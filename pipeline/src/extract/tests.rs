@@ -104,6 +104,8 @@ const CASES: &[(&str, Want)] = &[
     ("3 medium bubble teas half sugar less ice", Items(&[("bubble-milk-tea", 3, &[("size", "medium"), ("sugar", "half"), ("temperature", "less-ice")])])),
     ("不加糖的拿铁", Items(&[("latte", 1, &[("sugar", "none")])])),
     ("latte, large, iced", Items(&[("latte", 1, &[("size", "large"), ("temperature", "iced")])])),
+    ("get me a latte and an americano, both iced", Items(&[("latte", 1, &[("temperature", "iced")]), ("americano", 1, &[("temperature", "iced")])])),
+    ("一杯拿铁和一杯美式，都要大杯", Items(&[("latte", 1, &[("size", "large")]), ("americano", 1, &[("size", "large")])])),
     // Emoji and punctuation noise.
     ("🧋🧋两杯珍珠奶茶！！！🙏", Items(&[("bubble-milk-tea", 2, &[])])),
     ("【急】拿铁×2～～", Items(&[("latte", 2, &[])])),
