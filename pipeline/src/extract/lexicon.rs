@@ -30,7 +30,7 @@ pub enum Lex {
         sku: u16,
         plural: bool,
     },
-    /// An option value (index into [`Lexicon::options`]).
+    /// An option value (index into the lexicon's option table).
     Opt(u16),
     /// A measure word; `一打` counts twelve.
     Measure(i64),

@@ -4,15 +4,15 @@
 //! stage runs it inline.
 //!
 //! The prompt goes through four steps, one module each:
-//! - [`text`]: normalise (full-width forms, case) and cut into pieces;
-//! - [`scan`]: segment Chinese with jieba and look every phrase up in the
-//!   [`lexicon`] (catalog words and built-in keywords), assembling numbers
-//!   ([`numbers`]) on the way;
-//! - [`rules`]: bind quantities and options to items, clause by clause, and
+//! - `text`: normalise (full-width forms, case) and cut into pieces;
+//! - `scan`: segment Chinese with jieba and look every phrase up in the
+//!   `lexicon` (catalog words and built-in keywords), assembling numbers
+//!   (`numbers`) on the way;
+//! - `rules`: bind quantities and options to items, clause by clause, and
 //!   judge the prompt as a whole;
-//! - [`validate`]: check the result against the catalog and the limits and
-//!   price it. An LLM's answer goes through [`validate`] too, so it can do
-//!   no more than the rules can.
+//! - `validate`: check the result against the catalog and the limits and
+//!   price it. An LLM's answer goes through [`validate()`] too, so it can
+//!   do no more than the rules can.
 //!
 //! The text is untrusted. Nothing in it can raise a limit, choose another
 //! user, set a price or grant credit: the reader's only output is catalog
@@ -36,7 +36,7 @@ use std::fmt;
 use schemas::Item;
 use serde::Serialize;
 
-pub use lexicon::Lexicon;
+pub(crate) use lexicon::Lexicon;
 pub use validate::{MAX_LINES, RawItem, RawOrder, coupon_code, validate};
 
 use crate::catalog::Catalog;

@@ -65,6 +65,7 @@ struct Mention {
     times: i64,
     /// A measure word with or without a number (`来杯奶茶`).
     measured: bool,
+    /// (value, strong): strong unless it came from `a`/`an`.
     quantity: Option<(i64, bool)>,
     options: Vec<u16>,
     negated: bool,
@@ -96,6 +97,39 @@ pub fn read(lexicon: &Lexicon, catalog: &Catalog, toks: &[Tok<'_>]) -> Reading {
     r.judge(lexicon, catalog, unknown_mentions)
 }
 
+/// Whether token `i` is a number that may count items.
+fn may_count(lexicon: &Lexicon, toks: &[Tok<'_>], i: usize) -> bool {
+    if !matches!(toks[i].lex, Lex::Num(_)) {
+        return false;
+    }
+    let next = toks.get(i + 1);
+    let prev = i.checked_sub(1).and_then(|p| toks.get(p)).map(|t| t.lex);
+    // 3号楼, 3点, 30元, 3pm: a unit after the number says what it counts,
+    // and it is not items. jieba may have glued the unit to the word after
+    // it (`3点前`), so a word starting with a unit counts as one.
+    let unit = |lex| matches!(lex, Some(Lex::AddressUnit | Lex::NotQtyUnit | Lex::Point));
+    let unit_next = next.is_some_and(|t| match t.lex {
+        Lex::Word { .. } => t.text.chars().next().is_some_and(|c| {
+            let mut buf = [0; 4];
+            unit(lexicon.get(c.encode_utf8(&mut buf)))
+        }),
+        lex => unit(Some(lex)),
+    });
+    if unit_next {
+        return false;
+    }
+    // An item or measure word right after it makes it a quantity even after
+    // an address (`3楼 2杯奶茶`); otherwise a number after `room`, `#`, `¥`
+    // or 送到 is not one.
+    let counts = next.is_some_and(|t| {
+        matches!(
+            t.lex,
+            Lex::Measure(_) | Lex::Item { .. } | Lex::Opt(_) | Lex::Times
+        )
+    });
+    counts || !matches!(prev, Some(Lex::AddressUnit | Lex::Delivery | Lex::Currency))
+}
+
 impl<'t, 'a> Reader<'t, 'a> {
     fn new(lexicon: &Lexicon, toks: &'t [Tok<'a>]) -> Self {
         let n = toks.len();
@@ -109,39 +143,8 @@ impl<'t, 'a> Reader<'t, 'a> {
             }
             delivery[i] = inside;
         }
-        let lex = |i: Option<usize>| i.and_then(|i| toks.get(i)).map(|t| t.lex);
         let quantity = (0..n)
-            .map(|i| {
-                if !matches!(toks[i].lex, Lex::Num(_)) || delivery[i] {
-                    return false;
-                }
-                let next = lex(Some(i + 1));
-                let prev = lex(i.checked_sub(1));
-                // 3号楼, 3点, 30元, 3pm: a unit after the number says what
-                // it counts, and it is not items.
-                // jieba may have glued the unit to what follows (`3点前`).
-                let unit =
-                    |lex| matches!(lex, Some(Lex::AddressUnit | Lex::NotQtyUnit | Lex::Point));
-                let glued = toks.get(i + 1).and_then(|t| match t.lex {
-                    Lex::Word { .. } => t.text.chars().next(),
-                    _ => None,
-                });
-                let glued_unit = glued.is_some_and(|c| {
-                    let mut buf = [0; 4];
-                    unit(lexicon.get(c.encode_utf8(&mut buf)))
-                });
-                if unit(next) || glued_unit {
-                    return false;
-                }
-                // An item or measure word right after it makes it a
-                // quantity even after an address (3楼 2杯奶茶); otherwise
-                // a number after `room`, `#`, `¥` or 送到 is not one.
-                let counts = matches!(
-                    next,
-                    Some(Lex::Measure(_) | Lex::Item { .. } | Lex::Opt(_) | Lex::Times)
-                );
-                counts || !matches!(prev, Some(Lex::AddressUnit | Lex::Delivery | Lex::Currency))
-            })
+            .map(|i| !delivery[i] && may_count(lexicon, toks, i))
             .collect();
         let mut clauses = Vec::new();
         let mut start = 0;
