@@ -87,7 +87,7 @@ struct CatalogFile {
 /// A catalog that failed to load or check.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read catalog {path}: {source}")]
+    #[error("cannot read catalog {path}")]
     Read {
         path: String,
         source: std::io::Error,
