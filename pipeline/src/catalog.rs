@@ -1,15 +1,28 @@
-//! The campaign catalog: what can be bought, under which names, at what price.
+//! The campaign catalog: what can be bought, under which names, in which
+//! options, at what price.
 //!
 //! Loaded from TOML (the built-in `data/catalog.toml`, or `intent.catalog`)
-//! and checked once at start, so the extractor can trust it.
+//! and checked once at start, so the extractor can trust it: ids are
+//! well-formed and unique, every word (name, option word, measure word)
+//! means one thing only, SKUs offer only option values that exist, and
+//! prices are positive and small enough that no order total can overflow.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde::Deserialize;
 
+use crate::extract::Lexicon;
+use crate::extract::text::phrase_key;
+
 /// The catalog shipped with chatcart.
 pub const BUILT_IN: &str = include_str!("../data/catalog.toml");
+
+/// Highest unit price, and highest option surcharge, in cents (¥10,000).
+/// With `intent.max_quantity` at most 10,000 this keeps every total far
+/// from `i64` overflow.
+pub const MAX_PRICE_CENTS: i64 = 1_000_000;
 
 /// One thing that can be bought.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -17,19 +30,64 @@ pub const BUILT_IN: &str = include_str!("../data/catalog.toml");
 pub struct Sku {
     pub id: String,
     pub price_cents: i64,
-    pub names: Vec<String>,
+    /// Chinese names; the first is the one replies use.
+    pub zh: Vec<String>,
+    /// English names, singular; the first is the one replies use.
+    pub en: Vec<String>,
+    /// English plurals ("lattes"). Listed rather than guessed, because
+    /// English plurals are irregular and a wrong guess would match words
+    /// that are not this SKU.
+    #[serde(default)]
+    pub en_plural: Vec<String>,
+    /// Option group → the values this SKU comes in.
+    #[serde(default)]
+    pub options: BTreeMap<String, Vec<String>>,
 }
+
+impl Sku {
+    /// The name a reply shows: the first Chinese name for `zh`, else the
+    /// first English one.
+    pub fn display_name(&self, zh: bool) -> &str {
+        let names = if zh { &self.zh } else { &self.en };
+        names.first().map_or(self.id.as_str(), String::as_str)
+    }
+
+    /// Whether this SKU comes with `value` of option `group`.
+    pub fn offers(&self, group: &str, value: &str) -> bool {
+        self.options
+            .get(group)
+            .is_some_and(|values| values.iter().any(|v| v == value))
+    }
+}
+
+/// One value of an option group, such as `size = large`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionValue {
+    /// Added to the unit price when chosen.
+    #[serde(default)]
+    pub extra_cents: i64,
+    /// What people call it ("大杯", "large").
+    pub words: Vec<String>,
+}
+
+/// Option group → value id → value.
+pub type Options = BTreeMap<String, BTreeMap<String, OptionValue>>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
+    #[serde(default)]
+    measure_words: Vec<String>,
+    #[serde(default)]
+    options: Options,
     sku: Vec<Sku>,
 }
 
 /// A catalog that failed to load or check.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("cannot read catalog {path}: {source}")]
+    #[error("cannot read catalog {path}")]
     Read {
         path: String,
         source: std::io::Error,
@@ -40,22 +98,34 @@ pub enum CatalogError {
     Invalid(String),
 }
 
-/// The checked catalog, with its names ready for matching.
+fn invalid(message: impl Into<String>) -> CatalogError {
+    CatalogError::Invalid(message.into())
+}
+
+/// The checked catalog.
 #[derive(Debug, Clone)]
 pub struct Catalog {
     skus: Vec<Sku>,
-    /// Lower-cased names as characters with the index of their SKU, longest
-    /// first, so a longer name always wins over a shorter one inside it.
-    names: Vec<(Vec<char>, usize)>,
+    options: Options,
+    measure_words: Vec<String>,
+    /// The extractor's word tables and segmenter for this catalog, built on
+    /// first use (it takes a fraction of a second) and shared by clones.
+    lexicon: Arc<OnceLock<Lexicon>>,
 }
+
+/// The built-in catalog, parsed once per process so that its lexicon is
+/// built once too.
+static BUILT_IN_CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
+    // The built-in file is checked by a unit test, so this cannot fail in
+    // a released binary.
+    #[allow(clippy::expect_used)]
+    Catalog::parse(BUILT_IN).expect("built-in catalog is valid")
+});
 
 impl Catalog {
     /// The built-in catalog.
     pub fn built_in() -> Self {
-        // The built-in file is checked by a unit test, so this cannot fail
-        // in a released binary.
-        #[allow(clippy::expect_used)]
-        Self::parse(BUILT_IN).expect("built-in catalog is valid")
+        BUILT_IN_CATALOG.clone()
     }
 
     /// Loads `path`, or the built-in catalog when `None`.
@@ -76,61 +146,104 @@ impl Catalog {
     pub fn parse(text: &str) -> Result<Self, CatalogError> {
         let file: CatalogFile = toml::from_str(text)?;
         if file.sku.is_empty() {
-            return Err(CatalogError::Invalid("it lists no [[sku]]".into()));
+            return Err(invalid("it lists no [[sku]]"));
         }
-        let mut ids = HashSet::new();
-        let mut seen_names = HashSet::new();
-        let mut names = Vec::new();
-        for (index, sku) in file.sku.iter().enumerate() {
-            let id_ok = !sku.id.is_empty()
-                && sku
-                    .id
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !id_ok {
-                return Err(CatalogError::Invalid(format!(
-                    "sku id `{}` must be non-empty lower-case ASCII letters, digits and '-'",
+        // Every word, keyed as the extractor will see it, with what it
+        // stands for, so a second use can name both.
+        let mut words: HashMap<String, String> = HashMap::new();
+        let mut claim = |word: &str, owner: String| -> Result<(), CatalogError> {
+            check_word(word, &owner)?;
+            let key = phrase_key(word);
+            match words.get(&key) {
+                Some(first) => Err(invalid(format!(
+                    "`{word}` is used twice: by {first} and by {owner}"
+                ))),
+                None => {
+                    words.insert(key, owner);
+                    Ok(())
+                }
+            }
+        };
+        for word in &file.measure_words {
+            claim(word, "measure_words".into())?;
+        }
+        for (group, values) in &file.options {
+            check_id(group, "option group")?;
+            if values.is_empty() {
+                return Err(invalid(format!("option group `{group}` has no values")));
+            }
+            for (id, value) in values {
+                check_id(id, "option value")?;
+                let owner = format!("option {group}.{id}");
+                if !(0..=MAX_PRICE_CENTS).contains(&value.extra_cents) {
+                    return Err(invalid(format!(
+                        "{owner}: extra_cents must be between 0 and {MAX_PRICE_CENTS}"
+                    )));
+                }
+                if value.words.is_empty() {
+                    return Err(invalid(format!("{owner} needs at least one word")));
+                }
+                for word in &value.words {
+                    claim(word, owner.clone())?;
+                }
+            }
+        }
+        let mut ids = HashMap::new();
+        for sku in &file.sku {
+            check_id(&sku.id, "sku id")?;
+            if ids.insert(sku.id.as_str(), ()).is_some() {
+                return Err(invalid(format!("sku id `{}` appears twice", sku.id)));
+            }
+            if !(1..=MAX_PRICE_CENTS).contains(&sku.price_cents) {
+                return Err(invalid(format!(
+                    "sku `{}`: price_cents must be between 1 and {MAX_PRICE_CENTS}, not {}",
+                    sku.id, sku.price_cents
+                )));
+            }
+            if sku.zh.is_empty() || sku.en.is_empty() {
+                return Err(invalid(format!(
+                    "sku `{}` needs at least one Chinese (zh) and one English (en) name",
                     sku.id
                 )));
             }
-            if !ids.insert(sku.id.clone()) {
-                return Err(CatalogError::Invalid(format!(
-                    "sku id `{}` appears twice",
-                    sku.id
-                )));
+            for name in sku.zh.iter().chain(&sku.en).chain(&sku.en_plural) {
+                claim(name, format!("sku `{}`", sku.id))?;
             }
-            if sku.price_cents <= 0 {
-                return Err(CatalogError::Invalid(format!(
-                    "sku `{}` needs a price_cents above zero",
-                    sku.id
-                )));
-            }
-            if sku.names.is_empty() {
-                return Err(CatalogError::Invalid(format!(
-                    "sku `{}` needs at least one name",
-                    sku.id
-                )));
-            }
-            for name in &sku.names {
-                let lower = name.trim().to_lowercase();
-                if lower.is_empty() {
-                    return Err(CatalogError::Invalid(format!(
-                        "sku `{}` has an empty name",
+            for (group, values) in &sku.options {
+                let Some(known) = file.options.get(group) else {
+                    return Err(invalid(format!(
+                        "sku `{}` lists option `{group}`, which [options] does not define",
+                        sku.id
+                    )));
+                };
+                if values.is_empty() {
+                    return Err(invalid(format!(
+                        "sku `{}`: option `{group}` lists no values",
                         sku.id
                     )));
                 }
-                if !seen_names.insert(lower.clone()) {
-                    return Err(CatalogError::Invalid(format!(
-                        "name `{name}` is used by more than one sku"
-                    )));
+                for (i, value) in values.iter().enumerate() {
+                    if !known.contains_key(value) {
+                        return Err(invalid(format!(
+                            "sku `{}`: `{value}` is not a value of option `{group}` (known: {})",
+                            sku.id,
+                            known.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )));
+                    }
+                    if values[..i].contains(value) {
+                        return Err(invalid(format!(
+                            "sku `{}`: option `{group}` lists `{value}` twice",
+                            sku.id
+                        )));
+                    }
                 }
-                names.push((lower.chars().collect::<Vec<_>>(), index));
             }
         }
-        names.sort_by_key(|(name, _)| std::cmp::Reverse(name.len()));
         Ok(Self {
             skus: file.sku,
-            names,
+            options: file.options,
+            measure_words: file.measure_words,
+            lexicon: Arc::default(),
         })
     }
 
@@ -144,28 +257,88 @@ impl Catalog {
         self.skus.iter().find(|s| s.id == id)
     }
 
-    /// The longest catalog name starting at `text[at..]`, as (its length in
-    /// characters, its SKU). Latin names must stand as whole words.
-    pub fn match_at(&self, text: &[char], at: usize) -> Option<(usize, &Sku)> {
-        let before_is_letter = at > 0 && text[at - 1].is_ascii_alphabetic();
-        self.names.iter().find_map(|(name, sku)| {
-            let end = at + name.len();
-            if end > text.len() || text[at..end] != name[..] {
-                return None;
-            }
-            let latin = name[0].is_ascii_alphabetic();
-            let after_is_letter = text.get(end).is_some_and(|c| c.is_ascii_alphabetic());
-            if latin && (before_is_letter || after_is_letter) {
-                return None;
-            }
-            Some((name.len(), &self.skus[*sku]))
-        })
+    /// Every option group and its values.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Words that count things ("杯", "cups").
+    pub fn measure_words(&self) -> &[String] {
+        &self.measure_words
+    }
+
+    /// The unit price of `sku` with `options` (group → value id): the SKU's
+    /// price plus each option's surcharge. `None` when the SKU does not come
+    /// with one of the options.
+    pub fn unit_price(&self, sku: &Sku, options: &BTreeMap<String, String>) -> Option<i64> {
+        options
+            .iter()
+            .try_fold(sku.price_cents, |price, (group, value)| {
+                if !sku.offers(group, value) {
+                    return None;
+                }
+                let extra = self.options.get(group)?.get(value)?.extra_cents;
+                Some(price + extra)
+            })
+    }
+
+    /// Builds the extractor's tables now rather than on the first prompt.
+    pub fn prepare(&self) {
+        self.lexicon();
+    }
+
+    /// The extractor's tables for this catalog.
+    pub(crate) fn lexicon(&self) -> &Lexicon {
+        self.lexicon.get_or_init(|| Lexicon::new(self))
+    }
+}
+
+/// Ids are what travel on topics and in configuration: lower-case ASCII.
+fn check_id(id: &str, what: &str) -> Result<(), CatalogError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{what} `{id}` must be 1 to 64 lower-case ASCII letters, digits and '-'"
+        )))
+    }
+}
+
+/// A word must be letters (of any script) with spaces, '-' or '\'' between:
+/// the extractor reads digits as numbers and punctuation as separators, so
+/// a word with either could never be matched.
+fn check_word(word: &str, owner: &str) -> Result<(), CatalogError> {
+    let letters = word.chars().filter(|c| c.is_alphabetic()).count();
+    let ok = letters > 0
+        && word.chars().count() <= 40
+        && word
+            .chars()
+            .all(|c| c.is_alphabetic() || matches!(c, ' ' | '-' | '\''));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "{owner}: `{word}` must be letters, with only spaces, '-' or '\\'' between them"
+        )))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SMALL: &str = "measure_words = ['杯']\n[options.size]\nlarge = { extra_cents = 300, words = ['大杯', 'large'] }\nsmall = { words = ['小杯'] }\n[[sku]]\nid = 'a'\nprice_cents = 100\nzh = ['甲']\nen = ['aa']\noptions = { size = ['large', 'small'] }\n";
+
+    fn error(text: &str) -> String {
+        Catalog::parse(text)
+            .expect_err("catalog is refused")
+            .to_string()
+    }
 
     #[test]
     fn built_in_catalog_is_valid_and_complete() {
@@ -185,43 +358,62 @@ mod tests {
         ] {
             assert!(c.sku(id).is_some(), "{id} missing");
         }
+        for group in ["size", "sugar", "temperature"] {
+            assert!(c.options().contains_key(group), "{group} missing");
+        }
+        let latte = c.sku("latte").expect("latte");
+        assert_eq!(latte.display_name(true), "拿铁");
+        assert_eq!(latte.display_name(false), "latte");
     }
 
     #[test]
-    fn longest_name_wins() {
-        let c = Catalog::built_in();
-        let text: Vec<char> = "珍珠奶茶".chars().collect();
-        assert_eq!(c.match_at(&text, 0).unwrap().1.id, "bubble-milk-tea");
-        let text: Vec<char> = "coconut latte".chars().collect();
-        assert_eq!(c.match_at(&text, 0).unwrap().1.id, "coconut-latte");
+    fn unit_price_adds_option_surcharges() {
+        let c = Catalog::parse(SMALL).expect("valid");
+        let sku = c.sku("a").expect("a");
+        let mut options = BTreeMap::new();
+        assert_eq!(c.unit_price(sku, &options), Some(100));
+        options.insert("size".to_owned(), "large".to_owned());
+        assert_eq!(c.unit_price(sku, &options), Some(400));
+        options.insert("size".to_owned(), "huge".to_owned());
+        assert_eq!(c.unit_price(sku, &options), None);
     }
 
     #[test]
-    fn latin_names_need_word_boundaries() {
-        let c = Catalog::built_in();
-        let text: Vec<char> = "lattes".chars().collect();
-        assert_eq!(c.match_at(&text, 0).unwrap().0, 6);
-        let text: Vec<char> = "bobas".chars().collect();
-        assert!(c.match_at(&text, 0).is_none());
+    fn bad_catalogs_are_refused_with_reasons() {
+        Catalog::parse(SMALL).expect("the base case is valid");
+        let dup_id =
+            format!("{SMALL}[[sku]]\nid = 'a'\nprice_cents = 1\nzh = ['乙']\nen = ['b']\n");
+        assert!(error(&dup_id).contains("appears twice"));
+        let dup_name =
+            format!("{SMALL}[[sku]]\nid = 'b'\nprice_cents = 1\nzh = ['乙']\nen = ['AA']\n");
+        let e = error(&dup_name);
+        assert!(e.contains("used twice") && e.contains("sku `a`"), "{e}");
+        let clash = SMALL.replace("zh = ['甲']", "zh = ['大杯']");
+        assert!(error(&clash).contains("option size.large"));
+        let unknown_value = SMALL.replace("['large', 'small']", "['large', 'huge']");
+        assert!(error(&unknown_value).contains("`huge` is not a value of option `size`"));
+        let unknown_group = SMALL.replace("options = { size", "options = { colour");
+        assert!(error(&unknown_group).contains("colour"));
+        let price = SMALL.replace("price_cents = 100", "price_cents = 0");
+        assert!(error(&price).contains("price_cents"));
+        let price = SMALL.replace("price_cents = 100", "price_cents = 99999999999");
+        assert!(error(&price).contains("price_cents"));
+        let extra = SMALL.replace("extra_cents = 300", "extra_cents = -5");
+        assert!(error(&extra).contains("extra_cents"));
+        let digits = SMALL.replace("en = ['aa']", "en = ['7up']");
+        assert!(error(&digits).contains("must be letters"));
+        let id = SMALL.replace("id = 'a'", "id = 'A b'");
+        assert!(error(&id).contains("sku id"));
+        let unknown_field = format!("{SMALL}colour = 'red'\n");
+        assert!(error(&unknown_field).contains("colour"));
+        assert!(error("sku = []\n").contains("no [[sku]]"));
     }
 
     #[test]
-    fn bad_catalogs_are_rejected_with_reasons() {
-        let dup = "[[sku]]\nid='a'\nprice_cents=1\nnames=['x']\n[[sku]]\nid='b'\nprice_cents=1\nnames=['X']\n";
-        assert!(
-            Catalog::parse(dup)
-                .unwrap_err()
-                .to_string()
-                .contains("more than one")
-        );
-        let price = "[[sku]]\nid='a'\nprice_cents=0\nnames=['x']\n";
-        assert!(
-            Catalog::parse(price)
-                .unwrap_err()
-                .to_string()
-                .contains("price")
-        );
-        let unknown = "[[sku]]\nid='a'\nprice_cents=1\nnames=['x']\ncolour='red'\n";
-        assert!(Catalog::parse(unknown).is_err());
+    fn loading_a_missing_file_names_it() {
+        let e = Catalog::load(Some(Path::new("/nonexistent/catalog.toml")))
+            .expect_err("missing")
+            .to_string();
+        assert!(e.contains("/nonexistent/catalog.toml"), "{e}");
     }
 }

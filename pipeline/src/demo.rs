@@ -92,15 +92,12 @@ pub fn prompts(count: usize, seed: u64) -> Vec<Prompt> {
             } else {
                 let sku = &catalog.skus()[rng.below(catalog.skus().len())];
                 let q = 1 + rng.below(4);
-                let zh = sku.names.iter().find(|n| !n.is_ascii());
-                let en = sku.names.iter().find(|n| n.is_ascii());
-                match (rng.below(4), zh, en) {
-                    (0, Some(zh), _) => format!("帮我买{q}杯{zh}"),
-                    (1, Some(zh), _) => format!("{zh}{q}份，谢谢"),
-                    (2, _, Some(en)) => format!("I'd like {q} {en} please"),
-                    (_, _, Some(en)) => format!("order {en} x{q}"),
-                    (_, Some(zh), None) => format!("来{q}个{zh}"),
-                    (_, None, None) => "hello".to_owned(),
+                let (zh, en) = (sku.display_name(true), sku.display_name(false));
+                match rng.below(4) {
+                    0 => format!("帮我买{q}杯{zh}"),
+                    1 => format!("{zh}{q}份，谢谢"),
+                    2 => format!("I'd like {q} {en} please"),
+                    _ => format!("order {en} x{q}"),
                 }
             };
             Prompt {

@@ -25,7 +25,8 @@
 //! - [`ledger`]: the pure folds that decide which grants and leases count,
 //!   shared by the stages and the [`audit`]; [`campaign`]: what each campaign
 //!   grants, to whom and when.
-//! - [`catalog`], [`extract`]: what can be bought, and reading it out of a prompt;
+//! - [`catalog`], [`extract`]: what can be bought, and reading it out of a
+//!   prompt; [`lines`] runs the extractor over lines of text (`chatcart extract`);
 //!   [`llm`]: the optional LLM fallback for prompts the rules read with low confidence.
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
 //! - [`config`], [`topics`]: settings and topic names.
@@ -40,6 +41,7 @@ pub mod config;
 pub mod demo;
 pub mod extract;
 pub mod ledger;
+pub mod lines;
 pub mod llm;
 pub mod runtime;
 pub mod send;

@@ -1,12 +1,16 @@
 //! The `chatcart` command line.
 
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use chatcart::Settings;
 use chatcart::app::{self, StageName};
+use chatcart::catalog::Catalog;
 use chatcart::demo::{self, DemoOptions};
+use chatcart::lines;
 use chatcart::runtime::Shutdown;
 use chatcart::send::{self, Format};
 use clap::{Parser, Subcommand};
@@ -63,6 +67,15 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Read prompts from stdin, one per line, and print what each orders as a JSON line.
+    Extract {
+        /// A catalog TOML file (default: intent.catalog, else the built-in catalog).
+        #[arg(long, value_name = "PATH")]
+        catalog: Option<PathBuf>,
+        /// Largest quantity of one item (default: intent.max_quantity).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=10_000))]
+        max_quantity: Option<i32>,
+    },
     /// Run the whole pipeline in-process on a mock Kafka cluster (nothing to install).
     Demo {
         /// How many prompts to send.
@@ -98,7 +111,7 @@ enum TopicsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo { .. }) {
+    let default_level = if matches!(cli.command, Command::Demo { .. } | Command::Extract { .. }) {
         "warn"
     } else {
         "info"
@@ -107,7 +120,7 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(io::stderr)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -155,6 +168,27 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             });
+        }
+        Command::Extract {
+            catalog,
+            max_quantity,
+        } => {
+            let settings = settings()?;
+            let path = catalog.or(settings.intent.catalog);
+            let catalog = Catalog::load(path.as_deref()).with_context(|| {
+                let name = path
+                    .as_ref()
+                    .map_or("built-in".into(), |p| p.display().to_string());
+                format!("loading the catalog ({name})")
+            })?;
+            catalog.prepare();
+            let max_quantity = max_quantity.unwrap_or(settings.intent.max_quantity);
+            lines::extract_lines(
+                &catalog,
+                max_quantity,
+                io::stdin().lock(),
+                io::stdout().lock(),
+            )?;
         }
         Command::Audit { timeout } => {
             let report = chatcart::audit::run(&settings()?, Duration::from_secs(timeout)).await?;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use chatcart::app::StageName;
 use chatcart::campaign::CreditRule;
 use chatcart::catalog::Catalog;
-use chatcart::extract::{Extraction, extract};
+use chatcart::extract::{Extraction, Reason, extract};
 use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
 use rdkafka::producer::Producer;
@@ -58,26 +58,32 @@ const MENU: &[(&str, i64)] = &[
     ("fruit tea x1 please", 1_900),
 ];
 
-/// Texts that are not orders: rejected as `not_understood`.
+/// Texts that are not orders: rejected as `not_a_purchase`.
 const CHATTER: &[&str] = &["hello", "where is my order?", "你好", "谢谢！"];
 
 fn check_menu() {
     let catalog = Catalog::built_in();
     for (text, total) in MENU {
         match extract(&catalog, 50, text) {
-            Extraction::Items(items) => {
+            Extraction::Items { items, .. } => {
                 let sum: i64 = items
                     .iter()
                     .map(|i| i.unit_price_cents * i64::from(i.quantity))
                     .sum();
                 assert_eq!(sum, *total, "{text}");
             }
-            Extraction::Rejected(reason) => panic!("{text} is not understood: {reason}"),
+            Extraction::Rejected { reason, .. } => panic!("{text} is not understood: {reason}"),
         }
     }
     for text in CHATTER {
         assert!(
-            matches!(extract(&catalog, 50, text), Extraction::Rejected(_)),
+            matches!(
+                extract(&catalog, 50, text),
+                Extraction::Rejected {
+                    reason: Reason::NotAPurchase,
+                    ..
+                }
+            ),
             "{text}"
         );
     }
@@ -603,7 +609,7 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
         count("Denied", "already_used"),
         traffic.orders - traffic.credit_of.len()
     );
-    assert_eq!(count("Rejected", "not_understood"), traffic.chatter);
+    assert_eq!(count("Rejected", "not_a_purchase"), traffic.chatter);
     assert_eq!(
         placed + count("Denied", "already_used") + traffic.chatter,
         requests.len(),

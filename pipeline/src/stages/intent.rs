@@ -19,6 +19,8 @@ pub struct IntentStage {
 
 impl IntentStage {
     pub fn new(catalog: Catalog, max_quantity: i32, default_campaign: String) -> Self {
+        // Build the extractor's tables now, not on the first prompt.
+        catalog.prepare();
         Self {
             catalog,
             max_quantity,
@@ -29,12 +31,22 @@ impl IntentStage {
     /// The intent for one prompt. Pure, so it can be tested without a broker.
     pub fn intent(&self, prompt: Prompt, now_ms: i64) -> IntentEvent {
         let locale = locale(prompt.locale.as_deref(), &prompt.text);
-        let (outcome, items, reason) = match extract(&self.catalog, self.max_quantity, &prompt.text)
-        {
-            Extraction::Items(items) => (IntentOutcome::Extracted, items, None),
-            Extraction::Rejected(reason) => {
-                (IntentOutcome::Rejected, vec![], Some(reason.to_owned()))
-            }
+        let extraction = extract(&self.catalog, self.max_quantity, &prompt.text);
+        tracing::debug!(
+            request_id = %prompt.request_id,
+            confidence = ?extraction.confidence(),
+            "extracted"
+        );
+        let (outcome, items, coupon_code, reason) = match extraction {
+            Extraction::Items {
+                items, coupon_code, ..
+            } => (IntentOutcome::Extracted, items, coupon_code, None),
+            Extraction::Rejected { reason, .. } => (
+                IntentOutcome::Rejected,
+                vec![],
+                None,
+                Some(reason.as_str().to_owned()),
+            ),
         };
         let total_cents = items
             .iter()
@@ -67,7 +79,7 @@ impl IntentStage {
             locale: locale.to_owned(),
             outcome,
             items,
-            coupon_code: None,
+            coupon_code,
             total_cents,
             reason,
         }
@@ -150,11 +162,30 @@ mod tests {
     }
 
     #[test]
+    fn fills_options_prices_and_coupon_code() {
+        let i = stage().intent(
+            prompt("two large iced lattes and an egg tart, coupon code spring50"),
+            2_000,
+        );
+        assert_eq!(i.outcome, IntentOutcome::Extracted);
+        assert_eq!(i.coupon_code.as_deref(), Some("SPRING50"));
+        assert_eq!(i.items.len(), 2);
+        assert_eq!(i.items[0].sku, "latte");
+        assert_eq!(i.items[0].options["size"], "large");
+        assert_eq!(i.items[0].options["temperature"], "iced");
+        assert_eq!(i.items[0].unit_price_cents, 2_500);
+        assert_eq!(i.total_cents, 2 * 2_500 + 900);
+    }
+
+    #[test]
     fn rejects_with_reason() {
         let i = stage().intent(prompt("hello there"), 2_000);
         assert_eq!(i.outcome, IntentOutcome::Rejected);
-        assert_eq!(i.reason.as_deref(), Some("not_understood"));
+        assert_eq!(i.reason.as_deref(), Some("not_a_purchase"));
         assert_eq!(i.locale, "en");
+        assert!(i.items.is_empty() && i.total_cents == 0 && i.coupon_code.is_none());
+        let i = stage().intent(prompt("asdf qwerty"), 2_000);
+        assert_eq!(i.reason.as_deref(), Some("not_understood"));
     }
 
     #[test]

@@ -107,19 +107,11 @@ impl Templates {
     }
 }
 
-/// The catalog name of `sku` in the reply's language: the first Chinese
-/// name for `zh`, the first Latin one otherwise.
+/// The catalog name of `sku` in the reply's language.
 fn display_name(catalog: &Catalog, sku: &str, zh: bool) -> String {
     catalog
         .sku(sku)
-        .and_then(|s| {
-            s.names
-                .iter()
-                .find(|n| n.is_ascii() != zh)
-                .or_else(|| s.names.first())
-        })
-        .cloned()
-        .unwrap_or_else(|| sku.to_owned())
+        .map_or_else(|| sku.to_owned(), |s| s.display_name(zh).to_owned())
 }
 
 fn money(cents: i64) -> String {
@@ -379,6 +371,7 @@ mod tests {
                     Some("not_a_purchase"),
                     Some("quantity_limit"),
                     Some("no_item"),
+                    Some("unknown_item"),
                     Some("something_new"),
                 ],
             ),

@@ -1,0 +1,195 @@
+//! Reads what a chat prompt orders: catalog items with quantities and
+//! options, and a coupon code if one is named, or the reason nothing can be
+//! ordered. Pure (no IO) and fast (microseconds per prompt), so the intent
+//! stage runs it inline.
+//!
+//! The prompt goes through four steps, one module each:
+//! - `text`: normalise (full-width forms, case) and cut into pieces;
+//! - `scan`: segment Chinese with jieba and look every phrase up in the
+//!   `lexicon` (catalog words and built-in keywords), assembling numbers
+//!   (`numbers`) on the way;
+//! - `rules`: bind quantities and options to items, clause by clause, and
+//!   judge the prompt as a whole;
+//! - `validate`: check the result against the catalog and the limits and
+//!   price it. An LLM's answer goes through [`validate()`] too, so it can
+//!   do no more than the rules can.
+//!
+//! The text is untrusted. Nothing in it can raise a limit, choose another
+//! user, set a price or grant credit: the reader's only output is catalog
+//! ids, bounded quantities, catalog options and a code-shaped string.
+//!
+//! Every result carries a [`Confidence`]. It is low when the rules had to
+//! guess, which is when an LLM fallback is worth asking.
+
+mod lexicon;
+mod numbers;
+mod rules;
+mod scan;
+pub mod text;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use schemas::Item;
+use serde::Serialize;
+
+pub(crate) use lexicon::Lexicon;
+pub use validate::{MAX_LINES, RawItem, RawOrder, coupon_code, validate};
+
+use crate::catalog::Catalog;
+
+/// Longest prompt read, in characters. A shopping prompt is a line or two;
+/// anything much longer is not one, and reading it would only cost time.
+pub const MAX_PROMPT_CHARS: usize = 500;
+
+/// How sure the reader is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Every word was accounted for.
+    High,
+    /// Something was guessed; a second opinion may be worth asking.
+    Low,
+}
+
+/// Why a prompt orders nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// A greeting, question, refund, cancellation, tracking request…
+    NotAPurchase,
+    /// A purchase of something the catalog does not have.
+    UnknownItem,
+    /// A purchase that names nothing to buy (or only zero of something).
+    NoItem,
+    /// More of an item than one order may contain.
+    QuantityLimit,
+    /// Neither a purchase nor anything else recognisable.
+    NotUnderstood,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::NotAPurchase,
+        Reason::UnknownItem,
+        Reason::NoItem,
+        Reason::QuantityLimit,
+        Reason::NotUnderstood,
+    ];
+
+    /// The reason code carried on `commerce.intents` and in replies.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::NotAPurchase => "not_a_purchase",
+            Reason::UnknownItem => "unknown_item",
+            Reason::NoItem => "no_item",
+            Reason::QuantityLimit => "quantity_limit",
+            Reason::NotUnderstood => "not_understood",
+        }
+    }
+
+    /// The reason with this code.
+    pub fn parse(code: &str) -> Option<Reason> {
+        Self::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reason code: not a purchase.
+pub const NOT_A_PURCHASE: &str = Reason::NotAPurchase.as_str();
+/// Reason code: an item the catalog does not have.
+pub const UNKNOWN_ITEM: &str = Reason::UnknownItem.as_str();
+/// Reason code: nothing to buy was named.
+pub const NO_ITEM: &str = Reason::NoItem.as_str();
+/// Reason code: an item's quantity was above the configured maximum.
+pub const QUANTITY_LIMIT: &str = Reason::QuantityLimit.as_str();
+/// Reason code: nothing recognisable.
+pub const NOT_UNDERSTOOD: &str = Reason::NotUnderstood.as_str();
+
+/// What a prompt orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Extraction {
+    /// Catalog items, merged per SKU and options, in order of mention,
+    /// priced from the catalog.
+    #[serde(rename = "extracted")]
+    Items {
+        items: Vec<Item>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        coupon_code: Option<String>,
+        confidence: Confidence,
+    },
+    /// Nothing can be ordered, and why.
+    Rejected {
+        reason: Reason,
+        confidence: Confidence,
+    },
+}
+
+impl Extraction {
+    pub fn rejected(reason: Reason, confidence: Confidence) -> Self {
+        Extraction::Rejected { reason, confidence }
+    }
+
+    pub fn confidence(&self) -> Confidence {
+        match self {
+            Extraction::Items { confidence, .. } | Extraction::Rejected { confidence, .. } => {
+                *confidence
+            }
+        }
+    }
+
+    /// The rejection reason, if rejected.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Extraction::Items { .. } => None,
+            Extraction::Rejected { reason, .. } => Some(*reason),
+        }
+    }
+
+    /// The items, empty if rejected.
+    pub fn items(&self) -> &[Item] {
+        match self {
+            Extraction::Items { items, .. } => items,
+            Extraction::Rejected { .. } => &[],
+        }
+    }
+
+    /// The result with its confidence lowered to `Low` if `low`.
+    fn doubted(mut self, low: bool) -> Self {
+        if low {
+            match &mut self {
+                Extraction::Items { confidence, .. } | Extraction::Rejected { confidence, .. } => {
+                    *confidence = Confidence::Low
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Reads what `text` orders from `catalog`, with at most `max_quantity` of
+/// each line.
+pub fn extract(catalog: &Catalog, max_quantity: i32, text: &str) -> Extraction {
+    if text.chars().nth(MAX_PROMPT_CHARS).is_some() {
+        return Extraction::rejected(Reason::NotUnderstood, Confidence::Low);
+    }
+    let lexicon = catalog.lexicon();
+    let normalised = text::normalise(text);
+    let toks = scan::scan(lexicon, &normalised);
+    let reading = rules::read(lexicon, catalog, &toks);
+    match reading.result {
+        Ok(raw) => {
+            validate(catalog, max_quantity, &raw).doubted(reading.confidence == Confidence::Low)
+        }
+        Err(reason) => Extraction::rejected(reason, reading.confidence),
+    }
+}

@@ -1,0 +1,384 @@
+//! From normalised text to tokens that mean something to the rules.
+//!
+//! 1. [`pieces`] cuts the text into Chinese runs, words, separators and
+//!    symbols; jieba segments each Chinese run (with the catalog and the
+//!    keywords as user words) and tags its parts of speech.
+//! 2. A Chinese word the lexicon does not know is split into known words
+//!    and numerals when it is made of nothing else: jieba's dictionary has
+//!    words such as `两杯`, `四十个` or `来杯`, which the rules need as a
+//!    number and a measure word, or a verb and a measure word. A word that
+//!    does not split completely (`三明治`, `一下`) stays whole.
+//! 3. The longest known phrase wins at each position, over up to
+//!    [`Lexicon::max_tokens`] tokens, so "bubble milk tea" is one item and
+//!    "no sugar" an option rather than a negation.
+//! 4. English number words are assembled (`twenty five`, `a dozen`) and a
+//!    code after a coupon keyword becomes one [`Lex::Code`] token.
+
+use super::lexicon::{Lex, Lexicon};
+use super::numbers::{self, Word};
+use super::text::{Kind, joins_with_space, pieces};
+
+/// A token: what it means, and where it is in the normalised text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tok<'a> {
+    pub lex: Lex,
+    pub text: &'a str,
+    pub start: usize,
+    /// A quantity from `a`/`an`, which a later `each` may override.
+    pub weak: bool,
+}
+
+/// A segment of text before its meaning is looked up.
+#[derive(Debug, Clone, Copy)]
+struct Atom<'a> {
+    text: &'a str,
+    kind: Kind,
+    start: usize,
+    /// jieba tagged it as a noun.
+    noun: bool,
+}
+
+impl Atom<'_> {
+    fn end(&self) -> usize {
+        self.start + self.text.len()
+    }
+}
+
+/// The tokens of normalised `text`.
+pub fn scan<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Tok<'a>> {
+    let atoms = atoms(lexicon, text);
+    let toks = match_phrases(lexicon, text, &atoms);
+    let toks = assemble_numbers(toks);
+    find_codes(text, toks)
+}
+
+fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
+    let mut out = Vec::new();
+    for piece in pieces(text) {
+        match piece.kind {
+            Kind::Han => {
+                for tag in lexicon.jieba().tag(piece.text, true) {
+                    let start = piece.start + tag.byte_start;
+                    let word = &text[start..piece.start + tag.byte_end];
+                    let known = lexicon.knows(word) || numbers::chinese(word).is_some();
+                    match (known, decompose(lexicon, word)) {
+                        (false, Some(parts)) => out.extend(parts.into_iter().map(|(s, e)| Atom {
+                            text: &word[s..e],
+                            kind: Kind::Han,
+                            start: start + s,
+                            noun: false,
+                        })),
+                        _ => out.push(Atom {
+                            text: word,
+                            kind: Kind::Han,
+                            start,
+                            noun: tag.tag.starts_with('n'),
+                        }),
+                    }
+                }
+            }
+            Kind::Word => {
+                for (s, e) in split_word(piece.text) {
+                    out.push(Atom {
+                        text: &piece.text[s..e],
+                        kind: Kind::Word,
+                        start: piece.start + s,
+                        noun: true,
+                    });
+                }
+            }
+            Kind::Sep | Kind::Symbol => out.push(Atom {
+                text: piece.text,
+                kind: piece.kind,
+                start: piece.start,
+                noun: false,
+            }),
+        }
+    }
+    out
+}
+
+/// Splits a Chinese word into known words and numerals, as byte ranges,
+/// or `None` unless it splits completely into at least two parts.
+fn decompose(lexicon: &Lexicon, word: &str) -> Option<Vec<(usize, usize)>> {
+    let bounds: Vec<usize> = word
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([word.len()])
+        .collect();
+    let chars = bounds.len() - 1;
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < chars {
+        let known = (1..=(chars - at).min(4))
+            .rev()
+            .find(|len| lexicon.knows(&word[bounds[at]..bounds[at + len]]));
+        let len = known.or_else(|| {
+            let run = word[bounds[at]..]
+                .chars()
+                .take_while(|c| numbers::is_chinese_numeral(*c))
+                .count();
+            (run > 0 && numbers::chinese(&word[bounds[at]..bounds[at + run]]).is_some())
+                .then_some(run)
+        })?;
+        parts.push((bounds[at], bounds[at + len]));
+        at += len;
+    }
+    (parts.len() > 1).then_some(parts)
+}
+
+/// Splits a word piece where letters and digits meet in a way the rules
+/// read: `x4` and `4x` (times a number), `2cups`, `3pm` (a number and a
+/// word). Anything else mixed (`b2`, `save20`) stays whole: a code or an
+/// address part, never a quantity.
+fn split_word(word: &str) -> Vec<(usize, usize)> {
+    let digits = word.bytes().take_while(u8::is_ascii_digit).count();
+    let len = word.len();
+    if digits == 0
+        && len > 1
+        && word.starts_with('x')
+        && word[1..].bytes().all(|b| b.is_ascii_digit())
+    {
+        return vec![(0, 1), (1, len)];
+    }
+    if digits > 0 && digits < len && !word.contains('.') {
+        let rest = &word[digits..];
+        if rest.chars().all(char::is_alphabetic) {
+            return vec![(0, digits), (digits, len)];
+        }
+    }
+    vec![(0, len)]
+}
+
+fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Vec<Tok<'a>> {
+    let mut toks = Vec::with_capacity(atoms.len());
+    let mut key = String::new();
+    let mut i = 0;
+    while i < atoms.len() {
+        let atom = atoms[i];
+        let lex = match atom.kind {
+            Kind::Sep => match atom.text {
+                "?" => Lex::QuestionMark,
+                "+" | "&" => Lex::Conj,
+                _ => Lex::Sep,
+            },
+            Kind::Symbol => match atom.text {
+                "×" | "*" => Lex::Times,
+                "#" => Lex::AddressUnit,
+                "%" => Lex::NotQtyUnit,
+                _ => Lex::Currency,
+            },
+            Kind::Han | Kind::Word => {
+                // The longest phrase starting here, over adjacent atoms.
+                key.clear();
+                let mut best: Option<(usize, Lex)> = None;
+                for j in i..atoms.len().min(i + lexicon.max_tokens()) {
+                    let next = atoms[j];
+                    if !matches!(next.kind, Kind::Han | Kind::Word) {
+                        break;
+                    }
+                    if j > i {
+                        let prev = atoms[j - 1];
+                        if !text[prev.end()..next.start]
+                            .chars()
+                            .all(char::is_whitespace)
+                        {
+                            break;
+                        }
+                        if joins_with_space(prev.kind, next.kind) {
+                            key.push(' ');
+                        }
+                    }
+                    key.push_str(next.text);
+                    if let Some(lex) = lexicon.get(&key) {
+                        best = Some((j, lex));
+                    }
+                }
+                if let Some((j, lex)) = best {
+                    toks.push(Tok {
+                        lex,
+                        text: &text[atom.start..atoms[j].end()],
+                        start: atom.start,
+                        weak: false,
+                    });
+                    i = j + 1;
+                    continue;
+                }
+                unknown(atom)
+            }
+        };
+        toks.push(Tok {
+            lex,
+            text: atom.text,
+            start: atom.start,
+            weak: false,
+        });
+        i += 1;
+    }
+    toks
+}
+
+/// What an atom no phrase matched is: a number, or an unknown word.
+fn unknown(atom: Atom<'_>) -> Lex {
+    let number = match atom.kind {
+        Kind::Han => numbers::chinese(atom.text),
+        _ => numbers::digits(atom.text),
+    };
+    if let Some(n) = number {
+        return Lex::Num(n);
+    }
+    let has_digit = atom.text.bytes().any(|b| b.is_ascii_digit());
+    if has_digit {
+        return Lex::Opaque;
+    }
+    Lex::Word { noun: atom.noun }
+}
+
+/// Turns runs of English number words into numbers, and a number followed
+/// by `dozen` or `hundred` into their product (`2 dozen`).
+fn assemble_numbers(toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
+    let mut out: Vec<Tok<'_>> = Vec::with_capacity(toks.len());
+    let mut i = 0;
+    while i < toks.len() {
+        let tok = toks[i];
+        let words: Vec<Word> = toks[i..]
+            .iter()
+            .map_while(|t| match t.lex {
+                Lex::NumWord(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        if let (
+            Lex::Num(n),
+            Some(Tok {
+                lex: Lex::NumWord(Word::Times(m)),
+                ..
+            }),
+        ) = (tok.lex, toks.get(i + 1))
+        {
+            out.push(Tok {
+                lex: Lex::Num(n.saturating_mul(*m)),
+                ..tok
+            });
+            i += 2;
+        } else if let Some((value, used)) = numbers::english(&words) {
+            out.push(Tok {
+                lex: Lex::Num(value),
+                weak: used == 1 && words[0] == Word::Article,
+                ..tok
+            });
+            i += used.max(1);
+        } else if !words.is_empty() {
+            out.push(Tok {
+                lex: Lex::Filler,
+                ..tok
+            });
+            i += 1;
+        } else {
+            out.push(tok);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Longest coupon code accepted; longer runs are not codes.
+const MAX_CODE: usize = 32;
+
+/// After a coupon keyword (and an optional `is`/`是`), a run of ASCII
+/// letters, digits, `-` and `_` is the code, whatever words it contains.
+fn find_codes<'a>(text: &'a str, mut toks: Vec<Tok<'a>>) -> Vec<Tok<'a>> {
+    let mut i = 0;
+    while i < toks.len() {
+        if toks[i].lex != Lex::CouponKw {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        if toks
+            .get(j)
+            .is_some_and(|t| matches!(t.text, "is" | "是" | "为" | "用"))
+        {
+            j += 1;
+        }
+        let Some(first) = toks.get(j) else { break };
+        let len = text[first.start..]
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            .count();
+        // A known word is a code only when more of the run follows it
+        // (`boba-2024`), so `coupon for 2 lattes` has none.
+        let codeish = matches!(first.lex, Lex::Num(_) | Lex::Word { .. } | Lex::Opaque)
+            || len > first.text.len();
+        if codeish && (3..=MAX_CODE).contains(&len) {
+            let end = first.start + len;
+            let last = toks[j..].iter().take_while(|t| t.start < end).count();
+            toks.splice(
+                j..j + last,
+                [Tok {
+                    lex: Lex::Code,
+                    text: &text[first.start..end],
+                    start: first.start,
+                    weak: false,
+                }],
+            );
+        }
+        i = j;
+    }
+    toks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::extract::text::normalise;
+
+    fn lexes(text: &str) -> Vec<(String, Lex)> {
+        let catalog = Catalog::built_in();
+        let text = normalise(text);
+        scan(catalog.lexicon(), &text)
+            .into_iter()
+            .map(|t| (t.text.to_owned(), t.lex))
+            .collect()
+    }
+
+    #[test]
+    fn chinese_words_numbers_and_measures() {
+        let toks = lexes("帮我买四十个蛋挞");
+        assert_eq!(
+            toks.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+            ["帮我买", "四十", "个", "蛋挞"]
+        );
+        assert_eq!(toks[1].1, Lex::Num(40));
+        assert_eq!(toks[2].1, Lex::Measure(1));
+        assert!(matches!(toks[3].1, Lex::Item { .. }));
+        let toks = lexes("来杯水果茶");
+        assert_eq!(toks[0].1, Lex::Purchase);
+        assert_eq!(toks[1].1, Lex::Measure(1));
+        let toks = lexes("三明治");
+        assert_eq!(toks, [("三明治".to_owned(), Lex::Word { noun: true })]);
+    }
+
+    #[test]
+    fn english_phrases_and_numbers() {
+        let toks = lexes("Twenty-five bubble milk teas, no sugar");
+        assert_eq!(toks[0].1, Lex::Num(25));
+        assert!(matches!(toks[1].1, Lex::Item { plural: true, .. }));
+        assert_eq!(toks[2].1, Lex::Sep);
+        assert!(matches!(toks[3].1, Lex::Opt(_)));
+        assert_eq!(lexes("2 dozen")[0].1, Lex::Num(24));
+        assert_eq!(lexes("a couple of")[0].1, Lex::Num(2));
+        let x = lexes("latte x4");
+        assert_eq!(x[1].1, Lex::Times);
+        assert_eq!(x[2].1, Lex::Num(4));
+    }
+
+    #[test]
+    fn coupon_codes_become_one_token() {
+        let toks = lexes("coupon code SPRING-50 please");
+        assert_eq!(toks[1], ("spring-50".to_owned(), Lex::Code));
+        let toks = lexes("优惠码是SAVE20");
+        assert_eq!(toks.last().map(|t| t.1), Some(Lex::Code));
+    }
+}
