@@ -13,6 +13,7 @@ use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::ledger::TreasuryFold;
+use crate::llm::{CatalogDescription, Llm};
 use crate::runtime::shutdown::Trigger;
 use crate::runtime::{Context, Ready, Shutdown, run_stage};
 use crate::stages::coupon::Treasury;
@@ -150,7 +151,11 @@ pub async fn run(
         match name {
             StageName::Intent => {
                 let default = campaigns.default_id().to_owned();
-                let stage = IntentStage::new(catalog, s.intent.max_quantity, default);
+                let llm = Llm::from_config(&s.intent.llm, &describe(&catalog))?;
+                if llm.is_some() {
+                    tracing::info!(model = %s.intent.llm.model, "LLM fallback on for low-confidence prompts");
+                }
+                let stage = IntentStage::new(catalog, s.intent.max_quantity, default).with_llm(llm);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Coupon => {
@@ -193,6 +198,31 @@ pub async fn run(
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// What the LLM fallback is told about the catalog: every SKU's names, and
+/// every option's values.
+fn describe(catalog: &Catalog) -> CatalogDescription {
+    CatalogDescription {
+        skus: catalog
+            .skus()
+            .iter()
+            .map(|s| {
+                let names =
+                    s.zh.iter()
+                        .chain(&s.en)
+                        .chain(&s.en_plural)
+                        .cloned()
+                        .collect();
+                (s.id.clone(), names)
+            })
+            .collect(),
+        options: catalog
+            .options()
+            .iter()
+            .map(|(group, values)| (group.clone(), values.keys().cloned().collect()))
+            .collect(),
+    }
 }
 
 /// Refuses campaigns whose eligible SKUs are not in the catalog, which

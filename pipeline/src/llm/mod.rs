@@ -26,7 +26,7 @@ mod cache;
 mod config;
 mod prompt;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -299,7 +299,7 @@ impl Llm {
     }
 
     /// [`Llm::new`] with environment variables looked up by `env`.
-    fn with_env(
+    pub(crate) fn with_env(
         config: &LlmConfig,
         catalog: &CatalogDescription,
         env: impl FnOnce(&str) -> Option<String>,

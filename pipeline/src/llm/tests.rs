@@ -14,7 +14,7 @@ use super::*;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     /// Header names lower-cased.
     headers: Vec<(String, String)>,
     body: Value,
@@ -30,16 +30,16 @@ impl Received {
 }
 
 /// The server's answer to one request.
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-    delay: Duration,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
+    pub(crate) delay: Duration,
     /// Send `Content-Length`; without it the body ends when the connection
     /// closes.
-    with_length: bool,
+    pub(crate) with_length: bool,
 }
 
-fn ok(content: &str) -> Reply {
+pub(crate) fn ok(content: &str) -> Reply {
     Reply {
         status: 200,
         body: completion(content),
@@ -48,7 +48,7 @@ fn ok(content: &str) -> Reply {
     }
 }
 
-fn status(status: u16) -> Reply {
+pub(crate) fn status(status: u16) -> Reply {
     Reply {
         status,
         body: br#"{"error":{"message":"nope"}}"#.to_vec(),
@@ -57,7 +57,7 @@ fn status(status: u16) -> Reply {
     }
 }
 
-fn completion(content: &str) -> Vec<u8> {
+pub(crate) fn completion(content: &str) -> Vec<u8> {
     json!({
         "id": "chatcmpl-1",
         "object": "chat.completion",
@@ -70,13 +70,15 @@ fn completion(content: &str) -> Vec<u8> {
 
 type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
-struct Server {
-    base_url: String,
+pub(crate) struct Server {
+    pub(crate) base_url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Server {
-    async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn start(
+        handler: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let handler: Handler = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -95,7 +97,7 @@ impl Server {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.received.lock().expect("server log").len()
     }
 
@@ -104,7 +106,7 @@ impl Server {
     }
 
     /// Waits until the server has received `n` requests.
-    async fn wait_for(&self, n: usize) {
+    pub(crate) async fn wait_for(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.count() < n {
             assert!(
@@ -167,7 +169,7 @@ async fn serve(mut stream: TcpStream, handler: Handler, log: Arc<Mutex<Vec<Recei
     let _ = stream.shutdown().await;
 }
 
-fn catalog() -> CatalogDescription {
+pub(crate) fn catalog() -> CatalogDescription {
     CatalogDescription {
         skus: vec![
             ("milk-tea".into(), vec!["奶茶".into(), "milk tea".into()]),
@@ -177,7 +179,7 @@ fn catalog() -> CatalogDescription {
     }
 }
 
-fn config(server: &Server) -> LlmConfig {
+pub(crate) fn config(server: &Server) -> LlmConfig {
     LlmConfig {
         enabled: true,
         base_url: server.base_url.clone(),
@@ -187,7 +189,7 @@ fn config(server: &Server) -> LlmConfig {
     }
 }
 
-fn build(config: &LlmConfig) -> Llm {
+pub(crate) fn build(config: &LlmConfig) -> Llm {
     Llm::with_env(config, &catalog(), |_| None).expect("adapter builds")
 }
 

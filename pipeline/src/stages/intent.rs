@@ -1,13 +1,24 @@
 //! Intent stage: `chat.prompts` → `commerce.intents`. Decides what the person
-//! wants (catalog items and quantities) or why it cannot be ordered. Stateless:
-//! a redelivered prompt yields the same intent, which later stages recognise
+//! wants (catalog items and quantities) or why it cannot be ordered.
+//!
+//! The rules answer almost every prompt at once. A prompt they read with low
+//! confidence goes to the optional LLM fallback when it has room: the record
+//! is parked until the answer comes (or fails), and the answer is validated
+//! against the catalog and limits exactly like rule output. When the LLM is
+//! busy, its breaker is open, or it fails, the rule result stands, so the
+//! LLM can slow no prompt down by more than its timeout and never stops the
+//! stage. A redelivered prompt yields an intent that later stages recognise
 //! by request id.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
 use crate::catalog::Catalog;
-use crate::extract::{Extraction, extract};
-use crate::runtime::{Emit, Stage, Step};
+use crate::extract::{self, Confidence, Extraction, RawOrder, Reason, extract};
+use crate::llm::{Answer, Attempt, Llm, Pending};
+use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
 
 /// Turns prompts into intents.
@@ -15,6 +26,20 @@ pub struct IntentStage {
     catalog: Catalog,
     max_quantity: i32,
     default_campaign: String,
+    llm: Option<Llm>,
+}
+
+/// Prompts of one partition waiting for the LLM, oldest first (at most the
+/// LLM's concurrency cap, since a full cap answers without it).
+#[derive(Default)]
+pub struct IntentState {
+    waiting: VecDeque<Waiting>,
+}
+
+struct Waiting {
+    prompt: Prompt,
+    rules: Extraction,
+    pending: Pending,
 }
 
 impl IntentStage {
@@ -25,13 +50,50 @@ impl IntentStage {
             catalog,
             max_quantity,
             default_campaign,
+            llm: None,
         }
     }
 
-    /// The intent for one prompt. Pure, so it can be tested without a broker.
+    /// Asks `llm` about prompts the rules read with low confidence.
+    pub fn with_llm(mut self, llm: Option<Llm>) -> Self {
+        self.llm = llm;
+        self
+    }
+
+    /// The intent for one prompt, from the rules alone. Pure, so it can be
+    /// tested without a broker.
     pub fn intent(&self, prompt: Prompt, now_ms: i64) -> IntentEvent {
-        let locale = locale(prompt.locale.as_deref(), &prompt.text);
         let extraction = extract(&self.catalog, self.max_quantity, &prompt.text);
+        self.event(prompt, extraction, now_ms)
+    }
+
+    /// What an LLM answer means, checked like rule output. `None` when it
+    /// names no reason this stage knows (the rule result then stands).
+    fn checked(&self, answer: Answer) -> Option<Extraction> {
+        match answer {
+            Answer::Items { items, coupon_code } => {
+                let raw = RawOrder {
+                    items: items
+                        .into_iter()
+                        .map(|i| extract::RawItem {
+                            sku: i.sku,
+                            quantity: i.quantity,
+                            options: i.options,
+                        })
+                        .collect(),
+                    coupon_code,
+                };
+                Some(extract::validate(&self.catalog, self.max_quantity, &raw))
+            }
+            Answer::Rejected(code) => {
+                Reason::parse(&code).map(|r| Extraction::rejected(r, Confidence::Low))
+            }
+        }
+    }
+
+    /// The intent for `prompt` given what was extracted from it.
+    fn event(&self, prompt: Prompt, extraction: Extraction, now_ms: i64) -> IntentEvent {
+        let locale = locale(prompt.locale.as_deref(), &prompt.text);
         tracing::debug!(
             request_id = %prompt.request_id,
             confidence = ?extraction.confidence(),
@@ -97,8 +159,12 @@ pub fn locale(given: Option<&str>, text: &str) -> &'static str {
     }
 }
 
+fn emit(event: IntentEvent) -> Emit {
+    Emit::new(Topic::Intents, Record::Intent(event))
+}
+
 impl Stage for IntentStage {
-    type State = ();
+    type State = IntentState;
 
     fn name(&self) -> &'static str {
         "intent"
@@ -108,24 +174,72 @@ impl Stage for IntentStage {
         &[Topic::Prompts]
     }
 
-    fn new_state(&self, _partition: i32) {}
+    fn new_state(&self, _partition: i32) -> IntentState {
+        IntentState::default()
+    }
 
     fn decode(&self, codec: &Codec, _topic: Topic, bytes: &[u8]) -> Result<Record, CodecError> {
         codec.decode_prompt(bytes).map(Record::Prompt)
     }
 
-    fn handle(&self, _state: &mut (), record: Record, now_ms: i64) -> Step {
-        match record {
-            Record::Prompt(prompt) => {
-                tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
-                vec![Emit::new(
-                    Topic::Intents,
-                    Record::Intent(self.intent(prompt, now_ms)),
-                )]
-                .into()
+    fn handle(&self, st: &mut IntentState, record: Record, now_ms: i64) -> Step {
+        let Record::Prompt(prompt) = record else {
+            return Step::default();
+        };
+        tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
+        let rules = extract(&self.catalog, self.max_quantity, &prompt.text);
+        let Some(llm) = self
+            .llm
+            .as_ref()
+            .filter(|_| rules.confidence() == Confidence::Low)
+        else {
+            return vec![emit(self.event(prompt, rules, now_ms))].into();
+        };
+        let extraction = match llm.try_extract(&prompt.text) {
+            Attempt::Started(pending) => {
+                st.waiting.push_back(Waiting {
+                    prompt,
+                    rules,
+                    pending,
+                });
+                return Step {
+                    emits: vec![],
+                    parked: true,
+                };
             }
-            _ => Step::default(),
+            Attempt::Cached(answer) => self.checked(answer).unwrap_or(rules),
+            Attempt::Busy | Attempt::BreakerOpen | Attempt::NotSent(_) => rules,
+        };
+        vec![emit(self.event(prompt, extraction, now_ms))].into()
+    }
+
+    fn poll(&self, st: &mut IntentState, now_ms: i64) -> Polled {
+        let mut out = Polled::new();
+        // Parked records finish in order, so the oldest unanswered one
+        // holds back those after it (for at most the LLM's timeout).
+        while let Some(front) = st.waiting.front_mut() {
+            let Some(result) = front.pending.try_result() else {
+                break;
+            };
+            let Some(Waiting { prompt, rules, .. }) = st.waiting.pop_front() else {
+                break;
+            };
+            let extraction = match result {
+                Ok(answer) => self.checked(answer).unwrap_or(rules),
+                Err(error) => {
+                    tracing::debug!(request_id = %prompt.request_id, %error, "LLM fallback failed; the rules' answer stands");
+                    rules
+                }
+            };
+            out.push(Output::Finished(vec![emit(
+                self.event(prompt, extraction, now_ms),
+            )]));
         }
+        out
+    }
+
+    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.llm.as_ref().map(Llm::notify)
     }
 }
 
@@ -194,5 +308,139 @@ mod tests {
         assert_eq!(locale(Some("zh-CN"), "latte"), "zh");
         assert_eq!(locale(None, "two 奶茶"), "zh");
         assert_eq!(locale(Some("fr"), "latte"), "en");
+    }
+
+    mod with_llm {
+        use std::time::Duration;
+
+        use super::*;
+        use crate::llm::LlmConfig;
+        use crate::llm::tests::{Reply, Server, build, config, ok, status};
+
+        async fn stage_with(server: &Server, tune: impl FnOnce(&mut LlmConfig)) -> IntentStage {
+            let mut config = config(server);
+            tune(&mut config);
+            stage().with_llm(Some(build(&config)))
+        }
+
+        /// Handles `text`; returns the intents emitted now, and whether the
+        /// record was parked.
+        fn handle(s: &IntentStage, st: &mut IntentState, text: &str) -> (Vec<IntentEvent>, bool) {
+            let step = s.handle(st, Record::Prompt(prompt(text)), 2_000);
+            (intents(step.emits), step.parked)
+        }
+
+        fn intents(emits: Vec<Emit>) -> Vec<IntentEvent> {
+            emits
+                .into_iter()
+                .filter_map(|e| match e.record {
+                    Record::Intent(i) => Some(i),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Waits for the LLM's answer and returns what poll finished.
+        async fn finished(s: &IntentStage, st: &mut IntentState) -> Vec<IntentEvent> {
+            let notify = s.wakeup().expect("a stage with an LLM has a wakeup");
+            tokio::time::timeout(Duration::from_secs(5), notify.notified())
+                .await
+                .expect("the LLM answered within 5 s");
+            let mut out = Vec::new();
+            for o in s.poll(st, 3_000) {
+                match o {
+                    Output::Finished(emits) => out.extend(intents(emits)),
+                    Output::Emit(_) => panic!("the intent stage emits nothing of its own"),
+                }
+            }
+            out
+        }
+
+        #[tokio::test]
+        async fn a_low_confidence_prompt_waits_for_the_llm_and_its_answer_is_checked() {
+            // A price and a user in the answer must change nothing.
+            let server = Server::start(|_| {
+                ok(r#"{"items":[{"sku":"latte","quantity":2,"price_cents":1,"user_id":"x"}]}"#)
+            })
+            .await;
+            let s = stage_with(&server, |_| {}).await;
+            let mut st = s.new_state(0);
+            let (now, parked) = handle(&s, &mut st, "I want a pizza");
+            assert!(parked && now.is_empty());
+            let done = finished(&s, &mut st).await;
+            assert_eq!(done.len(), 1);
+            let i = &done[0];
+            assert_eq!(i.outcome, IntentOutcome::Extracted);
+            assert_eq!((i.items[0].sku.as_str(), i.items[0].quantity), ("latte", 2));
+            assert_eq!(i.items[0].unit_price_cents, 2_200, "the catalog's price");
+            assert_eq!(i.user_id, "u1");
+            assert_eq!(server.count(), 1);
+        }
+
+        #[tokio::test]
+        async fn confident_prompts_never_reach_the_llm() {
+            let server = Server::start(|_| ok(r#"{"rejected":"not_a_purchase"}"#)).await;
+            let s = stage_with(&server, |_| {}).await;
+            let mut st = s.new_state(0);
+            let (now, parked) = handle(&s, &mut st, "帮我买2杯奶茶");
+            assert!(!parked);
+            assert_eq!(now[0].items[0].sku, "milk-tea");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(server.count(), 0);
+        }
+
+        #[tokio::test]
+        async fn llm_answers_are_held_to_the_catalog_and_the_limits() {
+            for (answer, reason) in [
+                (
+                    r#"{"items":[{"sku":"latte","quantity":5000}]}"#,
+                    "quantity_limit",
+                ),
+                (
+                    r#"{"items":[{"sku":"caviar","quantity":1}]}"#,
+                    "unknown_item",
+                ),
+            ] {
+                let server = Server::start(move |_| ok(answer)).await;
+                let s = stage_with(&server, |_| {}).await;
+                let mut st = s.new_state(0);
+                assert!(handle(&s, &mut st, "I want a pizza").1);
+                let done = finished(&s, &mut st).await;
+                assert_eq!(done[0].outcome, IntentOutcome::Rejected, "{answer}");
+                assert_eq!(done[0].reason.as_deref(), Some(reason), "{answer}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_failing_llm_leaves_the_rules_answer() {
+            let server = Server::start(|_| status(500)).await;
+            let s = stage_with(&server, |_| {}).await;
+            let mut st = s.new_state(0);
+            assert!(handle(&s, &mut st, "I want a pizza").1);
+            let done = finished(&s, &mut st).await;
+            assert_eq!(done[0].reason.as_deref(), Some("unknown_item"));
+        }
+
+        #[tokio::test]
+        async fn a_busy_llm_is_not_waited_for() {
+            let server = Server::start(|_| Reply {
+                delay: Duration::from_millis(500),
+                ..ok(r#"{"items":[{"sku":"latte","quantity":1}]}"#)
+            })
+            .await;
+            let s = stage_with(&server, |c| c.max_concurrency = 1).await;
+            let mut st = s.new_state(0);
+            assert!(handle(&s, &mut st, "I want a pizza").1);
+            // The cap is full: the next unsure prompt is answered by the rules now.
+            let unsure = "a pizza and a burrito please";
+            let rules = extract(&s.catalog, s.max_quantity, unsure);
+            assert_eq!(rules.confidence(), Confidence::Low);
+            let (now, parked) = handle(&s, &mut st, unsure);
+            assert!(!parked);
+            assert_eq!(now[0].outcome, IntentOutcome::Rejected);
+            let done = finished(&s, &mut st).await;
+            assert_eq!(done[0].items[0].sku, "latte");
+            assert_eq!(server.count(), 1);
+        }
     }
 }
