@@ -62,12 +62,17 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                     let word = &text[start..piece.start + tag.byte_end];
                     let known = lexicon.knows(word) || numbers::chinese(word).is_some();
                     match (known, decompose(lexicon, word)) {
-                        (false, Some(parts)) => out.extend(parts.into_iter().map(|(s, e)| Atom {
-                            text: &word[s..e],
-                            kind: Kind::Han,
-                            start: start + s,
-                            noun: false,
-                        })),
+                        (false, Some(parts)) => {
+                            for (s, e) in parts {
+                                out.push(Atom {
+                                    text: &word[s..e],
+                                    kind: Kind::Han,
+                                    start: start + s,
+                                    noun: false,
+                                });
+                                join_numerals(text, &mut out);
+                            }
+                        }
                         _ => out.push(Atom {
                             text: word,
                             kind: Kind::Han,
@@ -75,6 +80,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                             noun: tag.tag.starts_with('n'),
                         }),
                     }
+                    join_numerals(text, &mut out);
                 }
             }
             Kind::Word => {
@@ -96,6 +102,29 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
         }
     }
     out
+}
+
+/// Joins the last atoms of `out` while they are adjacent Chinese numerals
+/// that read as one number: jieba cuts `三十杯` as `三` + `十杯`, and
+/// `五十一杯` as `五十` + `一杯`, which would otherwise be two quantities.
+fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
+    let numeral =
+        |a: &Atom<'_>| a.kind == Kind::Han && a.text.chars().all(numbers::is_chinese_numeral);
+    while let [.., a, b] = out.as_slice()
+        && numeral(a)
+        && numeral(b)
+        && a.end() == b.start
+        && numbers::chinese(&text[a.start..b.end()]).is_some()
+    {
+        let joined = Atom {
+            text: &text[a.start..b.end()],
+            kind: Kind::Han,
+            start: a.start,
+            noun: false,
+        };
+        out.truncate(out.len() - 2);
+        out.push(joined);
+    }
 }
 
 /// Splits a Chinese word into known words and numerals, as byte ranges,
@@ -358,6 +387,16 @@ mod tests {
         assert_eq!(toks[1].1, Lex::Measure(1));
         let toks = lexes("三明治");
         assert_eq!(toks, [("三明治".to_owned(), Lex::Word { noun: true })]);
+    }
+
+    #[test]
+    fn numerals_jieba_cuts_apart_are_one_number() {
+        // jieba cuts these as `五十` + `一杯` and `三` + `十一杯`.
+        for (text, n) in [("五十一杯美式", 51), ("三十一杯拿铁", 31)] {
+            let toks = lexes(text);
+            assert_eq!(toks[0].1, Lex::Num(n), "{text}: {toks:?}");
+            assert_eq!(toks[1].1, Lex::Measure(1), "{text}: {toks:?}");
+        }
     }
 
     #[test]
