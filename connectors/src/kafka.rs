@@ -474,6 +474,17 @@ pub fn follow(
     Ok(())
 }
 
+/// Where `partition` of `topic` ends, as [`end_offsets`] reports it.
+pub fn end_offset(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<i64, ConnectorError> {
+    let consumer: BaseConsumer = config.client_config().create()?;
+    let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+    Ok(high)
+}
+
 /// Where each partition of `topic` ends, as ListOffsets reports it: a lower
 /// bound on Tansu 0.6 (see [`read_partition`]), exact on Kafka.
 pub fn end_offsets(

@@ -78,10 +78,7 @@ pub fn latest(
 ) -> anyhow::Result<Option<(Manifest, Vec<u8>)>> {
     let kafka = &ctx.settings.kafka;
     let topic = ctx.topics.name(Topic::Checkpoints);
-    let high = connectors::kafka::end_offsets(kafka, topic, kafka.partitions)?
-        .get(usize::try_from(partition)?)
-        .copied()
-        .unwrap_or(0);
+    let high = connectors::kafka::end_offset(kafka, topic, partition)?;
     // Read back from the end in growing windows until a manifest turns up.
     // (The high watermark may lag the real end on some brokers; reading runs
     // to the end of the partition in any case.)
