@@ -128,6 +128,30 @@ fn manifest_of(message: &BorrowedMessage<'_>) -> Option<Manifest> {
     (manifest.version == MANIFEST_VERSION).then_some(manifest)
 }
 
+/// Loads the newest checkpoint of `stage`'s `partition` into the fresh
+/// `state` and returns its manifest: the state then folds every record
+/// before `covers`. `None` leaves `state` fresh (no checkpoint, or one whose
+/// image does not load). Blocking.
+pub fn resume<S: Stage>(
+    stage: &S,
+    ctx: &Context,
+    partition: i32,
+    state: &mut S::State,
+    timeout: Duration,
+) -> anyhow::Result<Option<Manifest>> {
+    let Some((manifest, image)) = latest(ctx, stage.name(), partition, timeout)? else {
+        return Ok(None);
+    };
+    match stage.load_image(state, &image) {
+        Ok(()) => Ok(Some(manifest)),
+        Err(error) => {
+            tracing::warn!(stage = stage.name(), partition, %error, "checkpoint skipped");
+            *state = stage.new_state(partition);
+            Ok(None)
+        }
+    }
+}
+
 /// The image `manifest` names, if every chunk is there and the length adds up.
 fn read_image(
     ctx: &Context,
@@ -317,16 +341,8 @@ fn checkpoint_loop<S: Stage>(
                     continue;
                 }
                 let mut state = stage.new_state(p);
-                let (mut next, mut bytes) = (0, 0);
-                if let Some((manifest, image)) = latest(ctx, name, p, timeout)? {
-                    match stage.load_image(&mut state, &image) {
-                        Ok(()) => (next, bytes) = (manifest.covers, manifest.bytes),
-                        Err(e) => {
-                            tracing::warn!(stage = name, partition = p, error = %e, "checkpoint skipped");
-                            state = stage.new_state(p);
-                        }
-                    }
-                }
+                let (next, bytes) = resume(&**stage, ctx, p, &mut state, timeout)?
+                    .map_or((0, 0), |m| (m.covers, m.bytes));
                 let shadow = Shadow {
                     state,
                     next,

@@ -485,18 +485,8 @@ async fn restore<S: Stage>(
         let mut from: HashMap<i32, i64> = HashMap::new();
         if checkpoints(&*stage, &ctx) {
             for (p, state) in &mut states {
-                let Some((manifest, image)) = checkpoint::latest(&ctx, stage.name(), *p, timeout)?
-                else {
-                    continue;
-                };
-                match stage.load_image(state, &image) {
-                    Ok(()) => {
-                        from.insert(*p, manifest.covers);
-                    }
-                    Err(error) => {
-                        tracing::warn!(stage = stage.name(), partition = p, %error, "checkpoint skipped");
-                        *state = stage.new_state(*p);
-                    }
+                if let Some(manifest) = checkpoint::resume(&*stage, &ctx, *p, state, timeout)? {
+                    from.insert(*p, manifest.covers);
                 }
             }
         }
