@@ -235,6 +235,12 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
                 c.id
             );
         }
+        if let Some(sku) = c.stock.keys().find(|s| catalog.sku(s).is_none()) {
+            anyhow::bail!(
+                "campaign {}: stock is set for `{sku}`, which is not in the catalog; fix campaigns.stock or the catalog",
+                c.id
+            );
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! the same `[[campaigns]]` settings, or they would disagree on which grants
 //! count.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::UNIX_EPOCH;
 
 use schemas::{IntentEvent, Item};
@@ -36,6 +36,10 @@ pub struct CampaignConfig {
     /// SKUs the credit applies to; empty: every SKU.
     #[serde(default)]
     pub eligible_skus: BTreeSet<String>,
+    /// Units of each SKU the campaign can sell (`[campaigns.stock]`, SKU id
+    /// to units); a SKU not named here is unlimited.
+    #[serde(default)]
+    pub stock: BTreeMap<String, i64>,
 }
 
 fn one() -> u32 {
@@ -52,6 +56,7 @@ impl Default for CampaignConfig {
             starts_at: None,
             ends_at: None,
             eligible_skus: BTreeSet::new(),
+            stock: BTreeMap::new(),
         }
     }
 }
@@ -105,9 +110,16 @@ pub struct Campaign {
     /// Unix milliseconds, exclusive; `i64::MAX` when unset.
     pub ends_ms: i64,
     pub eligible_skus: BTreeSet<String>,
+    /// SKU → units the campaign can sell; absent: unlimited.
+    pub stock: BTreeMap<String, i64>,
 }
 
 impl Campaign {
+    /// The stock of `sku` in units, or `None` when it is unlimited.
+    pub fn stock_of(&self, sku: &str) -> Option<i64> {
+        self.stock.get(sku).copied()
+    }
+
     /// Whether the campaign runs at `time_ms`.
     pub fn is_active(&self, time_ms: i64) -> bool {
         (self.starts_ms..self.ends_ms).contains(&time_ms)
@@ -195,6 +207,11 @@ impl Campaigns {
             if starts_ms >= ends_ms {
                 return Err(err("starts_at must be before ends_at".into()));
             }
+            if let Some((sku, units)) = c.stock.iter().find(|(_, units)| **units < 0) {
+                return Err(err(format!(
+                    "stock of `{sku}` is {units}: give zero or more units, or leave the SKU out for unlimited stock"
+                )));
+            }
             list.push(Campaign {
                 id: c.id.clone(),
                 budget_cents: c.budget_cents,
@@ -203,6 +220,7 @@ impl Campaigns {
                 starts_ms,
                 ends_ms,
                 eligible_skus: c.eligible_skus.clone(),
+                stock: c.stock.clone(),
             });
         }
         Ok(Self { list, index })
@@ -304,7 +322,13 @@ mod tests {
     #[test]
     fn bad_definitions_say_what_is_wrong() {
         type Edit = fn(&mut CampaignConfig);
-        let cases: [(Edit, &str); 5] = [
+        let cases: [(Edit, &str); 6] = [
+            (
+                |c| {
+                    c.stock.insert("latte".into(), -1);
+                },
+                "stock of `latte`",
+            ),
             (|c| c.id = "a b".into(), "id `a b`"),
             (|c| c.budget_cents = -1, "budget_cents"),
             (|c| c.credit = CreditRule::FixedCents(0), "credit"),

@@ -10,16 +10,20 @@
 //! - [`decisions`]: the fold over one `commerce.decisions` partition: grants
 //!   are valid within the partition's allowance (leases credited minus
 //!   leases returned) and the per-user limit; releases give credit back.
+//! - [`stock`]: the fold over one `commerce.orders` partition: placed
+//!   orders are valid within the partition's stock leases, all or nothing.
 //! - [`image`]: a decisions fold's state as bytes, for checkpoints.
 //!
 //! `docs/ledger.md` states why these folds keep the campaign's promises.
 
 pub mod decisions;
 pub mod image;
+pub mod stock;
 pub mod treasury;
 
 pub use decisions::{DecisionsFold, Effect, Verdict};
 pub use image::ImageError;
+pub use stock::{OrderStatus, StockEffect, StockFold};
 pub use treasury::{LeaseStatus, TreasuryEffect, TreasuryFold, lease_size};
 
 /// Reason: the campaign's budget is used up.
@@ -35,6 +39,16 @@ pub const CAMPAIGN_NOT_ACTIVE: &str = "campaign_not_active";
 /// The resource a budget lease moves (stock leases name `stock:<sku>`).
 pub const BUDGET: &str = "budget";
 
+/// The treasury resource holding the campaign's stock of `sku`.
+pub fn stock_resource(sku: &str) -> String {
+    format!("stock:{sku}")
+}
+
+/// The SKU a `stock:<sku>` resource is for.
+pub fn stock_sku(resource: &str) -> Option<&str> {
+    resource.strip_prefix("stock:")
+}
+
 /// A deliberate defect, so tests can show that the simulator and the
 /// auditor catch a broken fold. It can only be switched on in test builds
 /// ([`with_fault`]); everywhere else [`fault`] is always false.
@@ -47,6 +61,8 @@ pub enum Fault {
     /// Checkpoint images leave out who was granted, so a fold restored from
     /// one lets those users be granted again.
     ImageForgetsUsers,
+    /// Placed orders are valid even beyond the partition's stock.
+    IgnoreStock,
 }
 
 #[cfg(test)]

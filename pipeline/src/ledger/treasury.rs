@@ -1,5 +1,8 @@
-//! The treasury fold: campaign budget handed to partitions in leases, decided
-//! by folding the one-partition `campaign.treasury` topic in log order.
+//! The treasury fold: campaign budget and SKU stock handed to partitions in
+//! leases, decided by folding the one-partition `campaign.treasury` topic in
+//! log order. Budget (`resource = budget`, in cents) and the stock of each
+//! SKU the campaign limits (`stock:<sku>`, in units) are separate accounts
+//! of the same kind: everything below holds for each of them.
 //!
 //! A lease request is granted while the campaign has budget left, and the
 //! fold itself sizes the lease from what is left ([`lease_size`]): large
@@ -14,8 +17,8 @@ use std::sync::Arc;
 
 use schemas::{TreasuryKind, TreasuryRecord};
 
-use super::BUDGET;
-use crate::campaign::Campaigns;
+use super::{BUDGET, stock_resource};
+use crate::campaign::{Campaign, Campaigns};
 
 /// A lease is `1 / (LEASE_SHARE × partitions)` of the budget left, so all
 /// partitions asking at once take at most a quarter of it.
@@ -53,10 +56,14 @@ pub enum TreasuryEffect {
     Ignored,
 }
 
-/// One campaign's treasury.
+/// One resource of one campaign: its budget or one SKU's stock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreasuryAccount {
+    /// Cents of budget, or units of stock.
     pub budget: i64,
+    /// The most one order takes (one credit, or one unit): leases are sized
+    /// in whole units of it.
+    pub unit: i64,
     /// Cents leased to partitions, ever.
     pub leased: i64,
     /// Cents returned by partitions, ever.
@@ -72,6 +79,18 @@ pub struct TreasuryAccount {
 }
 
 impl TreasuryAccount {
+    fn new(budget: i64, unit: i64, partitions: i32) -> Self {
+        let n = usize::try_from(partitions.max(1)).unwrap_or(1);
+        Self {
+            budget,
+            unit,
+            leases: vec![Vec::new(); n],
+            returned_by: vec![0; n],
+            requests_by: vec![0; n],
+            ..Self::default()
+        }
+    }
+
     /// Budget not leased out, in cents.
     pub fn remaining(&self) -> i64 {
         (self.budget - self.leased + self.returned).max(0)
@@ -105,9 +124,9 @@ impl TreasuryAccount {
 /// The state of `campaign.treasury` after folding it in log order.
 #[derive(Debug, Clone)]
 pub struct TreasuryFold {
-    campaigns: Arc<Campaigns>,
     partitions: i32,
-    accounts: HashMap<String, TreasuryAccount>,
+    /// Campaign → resource → account.
+    accounts: HashMap<String, HashMap<String, TreasuryAccount>>,
     /// Every lease request's outcome, by lease id.
     status: HashMap<String, LeaseStatus>,
     returns: HashSet<String>,
@@ -119,20 +138,9 @@ impl TreasuryFold {
     pub fn new(campaigns: Arc<Campaigns>, partitions: i32) -> Self {
         let accounts = campaigns
             .iter()
-            .map(|c| {
-                let n = usize::try_from(partitions.max(1)).unwrap_or(1);
-                let account = TreasuryAccount {
-                    budget: c.budget_cents,
-                    leases: vec![Vec::new(); n],
-                    returned_by: vec![0; n],
-                    requests_by: vec![0; n],
-                    ..TreasuryAccount::default()
-                };
-                (c.id.clone(), account)
-            })
+            .map(|c| (c.id.clone(), Self::accounts_of(c, partitions)))
             .collect();
         Self {
-            campaigns,
             partitions,
             accounts,
             status: HashMap::new(),
@@ -141,9 +149,28 @@ impl TreasuryFold {
         }
     }
 
-    /// The campaign's treasury, if it is configured.
+    fn accounts_of(c: &Campaign, partitions: i32) -> HashMap<String, TreasuryAccount> {
+        let budget = TreasuryAccount::new(c.budget_cents, c.credit.unit_cents(), partitions);
+        let stock = c.stock.iter().map(|(sku, units)| {
+            (
+                stock_resource(sku),
+                TreasuryAccount::new(*units, 1, partitions),
+            )
+        });
+        std::iter::once((BUDGET.to_owned(), budget))
+            .chain(stock)
+            .collect()
+    }
+
+    /// The campaign's budget account, if the campaign is configured.
     pub fn account(&self, campaign_id: &str) -> Option<&TreasuryAccount> {
-        self.accounts.get(campaign_id)
+        self.resource(campaign_id, BUDGET)
+    }
+
+    /// The account of `resource` (`budget` or `stock:<sku>`), if the
+    /// campaign is configured and limits that resource.
+    pub fn resource(&self, campaign_id: &str, resource: &str) -> Option<&TreasuryAccount> {
+        self.accounts.get(campaign_id)?.get(resource)
     }
 
     /// What became of lease request `lease_id`; `None` until it is folded.
@@ -158,20 +185,23 @@ impl TreasuryFold {
 
     /// Whether every cent of the campaign's budget is leased out.
     pub fn exhausted(&self, campaign_id: &str) -> bool {
-        self.account(campaign_id).is_none_or(|a| a.remaining() == 0)
+        self.exhausted_of(campaign_id, BUDGET)
+    }
+
+    /// Whether all of `resource` is leased out (or it has no account).
+    pub fn exhausted_of(&self, campaign_id: &str, resource: &str) -> bool {
+        self.resource(campaign_id, resource)
+            .is_none_or(|a| a.remaining() == 0)
     }
 
     /// Folds one treasury record in; returns what it did.
     pub fn apply(&mut self, t: &TreasuryRecord) -> TreasuryEffect {
         self.records += 1;
-        let Some(unit) = self
-            .campaigns
-            .get(&t.campaign_id)
-            .map(|c| c.credit.unit_cents())
+        let Some(account) = self
+            .accounts
+            .get_mut(&t.campaign_id)
+            .and_then(|c| c.get_mut(&t.resource))
         else {
-            return TreasuryEffect::Ignored;
-        };
-        let Some(account) = self.accounts.get_mut(&t.campaign_id) else {
             return TreasuryEffect::Ignored;
         };
         let Some(p) = usize::try_from(t.partition)
@@ -180,9 +210,7 @@ impl TreasuryFold {
         else {
             return TreasuryEffect::Ignored;
         };
-        if t.resource != BUDGET {
-            return TreasuryEffect::Ignored;
-        }
+        let unit = account.unit;
         match t.kind {
             TreasuryKind::LeaseRequest => {
                 if self.status.contains_key(&t.request_id) {
@@ -326,6 +354,39 @@ mod tests {
         other.campaign_id = "nope".into();
         assert_eq!(f.apply(&other), TreasuryEffect::Ignored);
         assert_eq!(f.account("c").unwrap().leases(0).len(), 1);
+    }
+
+    #[test]
+    fn stock_is_leased_one_unit_at_a_time_from_its_own_account() {
+        let c = CampaignConfig {
+            id: "c".into(),
+            budget_cents: 1_000,
+            credit: CreditRule::FreeUpToCents(100),
+            stock: [("latte".to_owned(), 3)].into(),
+            ..CampaignConfig::default()
+        };
+        let mut f = TreasuryFold::new(Arc::new(Campaigns::new(&[c]).unwrap()), 12);
+        let stock = |id: &str, resource: &str| TreasuryRecord {
+            resource: resource.into(),
+            ..record(id, TreasuryKind::LeaseRequest, 5, 0)
+        };
+        let latte = stock_resource("latte");
+        for i in 0..3 {
+            assert_eq!(
+                f.apply(&stock(&format!("s{i}"), &latte)),
+                TreasuryEffect::Leased {
+                    partition: 5,
+                    amount: 1
+                }
+            );
+        }
+        assert_eq!(f.apply(&stock("s3", &latte)), TreasuryEffect::Refused);
+        assert!(f.exhausted_of("c", &latte));
+        // The budget is untouched, and an unlimited SKU has no account.
+        assert_eq!(f.account("c").unwrap().remaining(), 1_000);
+        let unlimited = stock_resource("burger");
+        assert_eq!(f.apply(&stock("s4", &unlimited)), TreasuryEffect::Ignored);
+        assert!(f.resource("c", &unlimited).is_none());
     }
 
     #[test]

@@ -171,6 +171,7 @@ impl World {
             starts_at: None,
             ends_at: cfg.ends.then(|| rfc3339(ends_ms)),
             eligible_skus: Default::default(),
+            stock: Default::default(),
         };
         let campaigns = Arc::new(Campaigns::new(&[campaign]).expect("a valid campaign"));
         let n = usize::try_from(cfg.partitions).unwrap_or(1);
