@@ -12,83 +12,32 @@
 //! left in the partition, so the budget's last cents are not stranded). Failed orders become releases; near a
 //! campaign's end an idle partition returns what it does not use.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::BuildHasher;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 
 use schemas::{
     CouponDecision, DecisionOutcome, IntentEvent, IntentOutcome, OrderEvent, OrderOutcome, Record,
-    TreasuryKind, TreasuryRecord,
 };
 use tokio::sync::Notify;
 
+use super::leases::Leases;
+pub use super::leases::Treasury;
 use crate::campaign::{Campaigns, CreditRule, Offer};
 use crate::ledger::{
-    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, ImageError, TreasuryFold, Verdict, lease_size,
+    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, ImageError, TreasuryFold, Verdict,
 };
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
 
-/// A lease request not seen in the treasury this long is asked again.
-pub const LEASE_RETRY_MS: i64 = 5_000;
-/// Near a campaign's end, a partition that saw no request for this long
-/// returns its unused allowance.
-pub const RETURN_IDLE_MS: i64 = 2_000;
-/// While a return of ours is on its way to the treasury (fulfillment
-/// forwards it), requests that need credit wait for it rather than being
-/// denied, for at most this long.
-pub const RETURN_LAND_MS: i64 = 30_000;
-
-/// This process's view of `campaign.treasury`, folded as it is followed.
-pub struct Treasury {
-    fold: RwLock<TreasuryFold>,
-    changed: Arc<Notify>,
-}
-
-impl Treasury {
-    pub fn new(fold: TreasuryFold) -> Self {
-        Self {
-            fold: RwLock::new(fold),
-            changed: Arc::new(Notify::new()),
-        }
-    }
-
-    /// Folds records in (in log order) and wakes the stage.
-    pub fn apply<'a>(&self, records: impl IntoIterator<Item = &'a TreasuryRecord>) {
-        let mut fold = self.fold.write().unwrap_or_else(PoisonError::into_inner);
-        for record in records {
-            fold.apply(record);
-        }
-        drop(fold);
-        self.changed.notify_one();
-    }
-
-    /// The fold as of now.
-    pub fn read(&self) -> RwLockReadGuard<'_, TreasuryFold> {
-        self.fold.read().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 /// One partition's coupon state.
 pub struct CouponState {
-    partition: i32,
     pub fold: DecisionsFold,
     /// Requests waiting for a lease, in arrival order.
     parked: VecDeque<IntentEvent>,
     parked_ids: HashSet<String>,
-    /// Campaign → our lease request not yet folded by the treasury, and when
-    /// it was made.
-    pending: HashMap<String, (String, i64)>,
-    /// Campaign → how many of this partition's treasury leases were checked.
-    seen: HashMap<String, usize>,
-    /// Campaign → when a request for it last arrived.
-    last_demand_ms: HashMap<String, i64>,
-    /// Returns written here that the treasury has not folded yet:
-    /// `(campaign, return id, when)`. Bounded: one per poll, forgotten once
-    /// folded or after `RETURN_LAND_MS` (a return the log found invalid
-    /// never arrives).
-    returning: Vec<(String, String, i64)>,
-    next_id: u64,
+    /// The partition's side of the budget leases.
+    leases: Leases,
 }
 
 impl CouponState {
@@ -137,38 +86,7 @@ impl CouponStage {
         }
     }
 
-    fn id(&self, st: &mut CouponState, what: &str, campaign: &str, now_ms: i64) -> String {
-        st.next_id += 1;
-        format!(
-            "{campaign}/{}/{what}/{now_ms}-{:x}-{}",
-            st.partition, self.nonce, st.next_id
-        )
-    }
-
-    fn movement(
-        &self,
-        st: &CouponState,
-        id: String,
-        kind: TreasuryKind,
-        campaign: &str,
-        amount: i64,
-        now_ms: i64,
-    ) -> TreasuryRecord {
-        TreasuryRecord {
-            request_id: id,
-            user_id: String::new(),
-            campaign_id: campaign.to_owned(),
-            trace_id: String::new(),
-            event_time_ms: now_ms,
-            kind,
-            resource: BUDGET.to_owned(),
-            partition: st.partition,
-            amount,
-        }
-    }
-
-    /// Credits every lease the treasury granted this partition that its
-    /// decisions log does not have yet, and forgets answered requests.
+    /// Credits every budget lease the treasury granted this partition.
     fn credit_leases(
         &self,
         st: &mut CouponState,
@@ -177,98 +95,9 @@ impl CouponStage {
         out: &mut Vec<Emit>,
     ) {
         for campaign in self.campaigns.iter() {
-            let c = campaign.id.as_str();
-            let Some(account) = t.account(c) else {
-                continue;
-            };
-            let leases = account.leases(st.partition);
-            let seen = st.seen.entry(c.to_owned()).or_default();
-            for (id, amount) in leases.iter().skip(*seen) {
-                if !st.fold.has_movement(id) {
-                    let credit = self.movement(
-                        st,
-                        id.clone(),
-                        TreasuryKind::LeaseCredit,
-                        c,
-                        *amount,
-                        now_ms,
-                    );
-                    let record = Record::Treasury(credit);
-                    st.fold.apply(&record);
-                    out.push(Emit::new(Topic::Decisions, record));
-                    // A lease was asked for because of demand here, which may
-                    // not have been redelivered yet: not idle.
-                    st.last_demand_ms.insert(c.to_owned(), now_ms);
-                }
-            }
-            *st.seen.entry(c.to_owned()).or_default() = leases.len();
-            if let Some((id, at)) = st.pending.get(c)
-                && (t.status(id).is_some() || now_ms - at > LEASE_RETRY_MS)
-            {
-                st.pending.remove(c);
-            }
+            st.leases
+                .credit(&mut st.fold, t, &campaign.id, BUDGET, now_ms, out);
         }
-    }
-
-    /// Asks for the next lease of `campaign` when the allowance left is
-    /// below half the lease the treasury would grant now, so it usually
-    /// arrives before it is needed.
-    fn request_ahead(
-        &self,
-        st: &mut CouponState,
-        t: &TreasuryFold,
-        campaign: &str,
-        force: bool,
-        now_ms: i64,
-        out: &mut Vec<Emit>,
-    ) {
-        let (Some(account), Some(c)) = (t.account(campaign), self.campaigns.get(campaign)) else {
-            return;
-        };
-        let unit = c.credit.unit_cents();
-        let next = lease_size(account.remaining(), self.partitions, unit);
-        if next == 0 || st.pending.contains_key(campaign) {
-            return;
-        }
-        // In the one-credit tail a spare lease would sit unused in this
-        // partition while others run dry, so leases are then only asked
-        // for by a request that is waiting (`force`).
-        let tail = next <= unit;
-        if (force || !tail) && st.fold.unused(campaign) < (next / 2).max(unit) {
-            // The id is the partition's next request number as the treasury
-            // shows it, so instances with the same view (a restarted one, a
-            // zombie) ask for the same lease and the treasury grants it once.
-            let id = format!(
-                "{campaign}/{}/lease/{}",
-                st.partition,
-                account.requests_by(st.partition) + 1
-            );
-            let request = self.movement(
-                st,
-                id.clone(),
-                TreasuryKind::LeaseRequest,
-                campaign,
-                0,
-                now_ms,
-            );
-            st.pending.insert(campaign.to_owned(), (id, now_ms));
-            out.push(Emit::new(Topic::Treasury, Record::Treasury(request)));
-        }
-    }
-
-    /// Whether `campaign` has no budget left anywhere this partition could
-    /// get it from: the treasury has leased it all out, and no return from
-    /// this partition is on its way back to the treasury.
-    fn exhausted(
-        &self,
-        st: &mut CouponState,
-        t: &TreasuryFold,
-        campaign: &str,
-        now_ms: i64,
-    ) -> bool {
-        st.returning
-            .retain(|(_, id, at)| !t.has_return(id) && now_ms - at < RETURN_LAND_MS);
-        t.exhausted(campaign) && !st.returning.iter().any(|(c, _, _)| c == campaign)
     }
 
     /// The decision for `intent`, or `None` when it must wait for a lease.
@@ -290,7 +119,7 @@ impl CouponStage {
                     Verdict::Grant => (credit, None),
                     Verdict::AlreadyUsed => (0, Some(ledger::ALREADY_USED)),
                     Verdict::OverAllowance
-                        if self.exhausted(st, t, &intent.campaign_id, now_ms) =>
+                        if st.leases.exhausted(t, &intent.campaign_id, BUDGET, now_ms) =>
                     {
                         // The last of the budget: a free-up-to credit takes
                         // what is left rather than strand it.
@@ -306,7 +135,8 @@ impl CouponStage {
                         }
                     }
                     Verdict::OverAllowance => {
-                        self.request_ahead(st, t, &intent.campaign_id, true, now_ms, out);
+                        let c = &intent.campaign_id;
+                        st.leases.request(&st.fold, t, c, BUDGET, true, now_ms, out);
                         return None;
                     }
                 }
@@ -315,7 +145,9 @@ impl CouponStage {
         let decision = decision(intent, credit, reason, now_ms);
         st.fold.apply_decision(&decision);
         if credit > 0 {
-            self.request_ahead(st, t, &intent.campaign_id, false, now_ms, out);
+            let c = &intent.campaign_id;
+            st.leases
+                .request(&st.fold, t, c, BUDGET, false, now_ms, out);
         }
         Some(decision)
     }
@@ -333,7 +165,7 @@ impl CouponStage {
                 parked: true,
             };
         }
-        st.last_demand_ms.insert(intent.campaign_id.clone(), now_ms);
+        st.leases.demand(&intent.campaign_id, BUDGET, now_ms);
         let treasury = Arc::clone(&self.treasury);
         let t = treasury.read();
         let mut emits = Vec::new();
@@ -402,36 +234,15 @@ impl CouponStage {
             return;
         }
         for campaign in self.campaigns.iter() {
-            let c = campaign.id.as_str();
-            let unused = st.fold.unused(c);
             let near_end = now_ms >= campaign.ends_ms.saturating_sub(self.return_before_end_ms);
-            // A partition just taken over counts as busy: it may hold
-            // requests the broker has yet to redeliver.
-            let last = *st.last_demand_ms.entry(c.to_owned()).or_insert(now_ms);
-            let idle = now_ms - last >= RETURN_IDLE_MS;
             // Even after the end, requests sent before it may still be on
             // their way (a backlog), so returns wait for the partition to
             // be idle.
-            if unused > 0 && idle && (near_end || t.exhausted(c)) {
-                let id = self.id(st, "return", c, now_ms);
-                let record = Record::Treasury(self.movement(
-                    st,
-                    id,
-                    TreasuryKind::LeaseReturn,
-                    c,
-                    unused,
-                    now_ms,
-                ));
-                st.fold.apply(&record);
-                st.returning.push((c.to_owned(), id_of(&record), now_ms));
-                out.push(Emit::new(Topic::Decisions, record));
-            }
+            let c = &campaign.id;
+            st.leases
+                .give_back(&mut st.fold, t, c, BUDGET, near_end, now_ms, out);
         }
     }
-}
-
-fn id_of(record: &Record) -> String {
-    record.request_id().to_owned()
 }
 
 /// A decision record for `intent`.
@@ -479,15 +290,10 @@ impl Stage for CouponStage {
 
     fn new_state(&self, partition: i32) -> CouponState {
         CouponState {
-            partition,
             fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
             parked: VecDeque::new(),
             parked_ids: HashSet::new(),
-            pending: HashMap::new(),
-            seen: HashMap::new(),
-            last_demand_ms: HashMap::new(),
-            returning: Vec::new(),
-            next_id: 0,
+            leases: Leases::new(partition, self.partitions, Topic::Decisions, self.nonce),
         }
     }
 
@@ -545,7 +351,7 @@ impl Stage for CouponStage {
     }
 
     fn wakeup(&self) -> Option<Arc<Notify>> {
-        Some(Arc::clone(&self.treasury.changed))
+        Some(self.treasury.changed())
     }
 }
 

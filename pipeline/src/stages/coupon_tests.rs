@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::campaign::{CampaignConfig, CreditRule};
-use schemas::Item;
+use schemas::{Item, TreasuryKind, TreasuryRecord};
 
 fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
     IntentEvent {
