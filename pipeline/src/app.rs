@@ -16,7 +16,7 @@ use crate::ledger::TreasuryFold;
 use crate::llm::{CatalogDescription, Llm};
 use crate::runtime::shutdown::Trigger;
 use crate::runtime::{Context, Ready, Shutdown, run_stage};
-use crate::stages::coupon::Treasury;
+use crate::stages::leases::Treasury;
 use crate::stages::reply::Templates;
 use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 use crate::topics::Topic;
@@ -145,6 +145,24 @@ pub async fn run(
     check_skus(&campaigns, &catalog)?;
     let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
     let mut tasks = JoinSet::new();
+    // The coupon and fulfillment stages of one process share one view of
+    // the treasury, followed once.
+    let mut shared: Option<Arc<Treasury>> = None;
+    let mut treasury = |tasks: &mut JoinSet<anyhow::Result<()>>,
+                        ctx: &Context,
+                        campaigns: &Arc<Campaigns>,
+                        shutdown: &Shutdown| {
+        Arc::clone(shared.get_or_insert_with(|| {
+            let fold = TreasuryFold::new(Arc::clone(campaigns), ctx.settings.kafka.partitions);
+            let treasury = Arc::new(Treasury::new(fold));
+            tasks.spawn(follow_treasury(
+                ctx.clone(),
+                Arc::clone(&treasury),
+                shutdown.clone(),
+            ));
+            treasury
+        }))
+    };
     for name in names {
         let (ctx, shutdown, catalog) = (ctx.clone(), shutdown.clone(), catalog.clone());
         let s = &settings;
@@ -159,25 +177,26 @@ pub async fn run(
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Coupon => {
-                let fold = TreasuryFold::new(Arc::clone(&campaigns), s.kafka.partitions);
-                let treasury = Arc::new(Treasury::new(fold));
-                tasks.spawn(follow_treasury(
-                    ctx.clone(),
-                    Arc::clone(&treasury),
-                    shutdown.clone(),
-                ));
                 let return_ms =
                     i64::try_from(s.coupon.return_before_end_secs)?.saturating_mul(1_000);
                 let stage = CouponStage::new(
                     Arc::clone(&campaigns),
-                    treasury,
+                    treasury(&mut tasks, &ctx, &campaigns, &shutdown),
                     s.kafka.partitions,
                     return_ms,
                 );
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Fulfillment => {
-                let stage = FulfillmentStage::new(Arc::clone(&campaigns));
+                let close_ms =
+                    i64::try_from(s.fulfillment.close_after_end_secs)?.saturating_mul(1_000);
+                let stage = FulfillmentStage::new(
+                    Arc::clone(&campaigns),
+                    catalog,
+                    treasury(&mut tasks, &ctx, &campaigns, &shutdown),
+                    s.kafka.partitions,
+                    close_ms,
+                );
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Reply => {
@@ -245,8 +264,9 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows `campaign.treasury` from its start for the coupon stage, folding
-/// every record into `treasury`, until `shutdown` fires or the stage is gone.
+/// Follows `campaign.treasury` from its start for the coupon and fulfillment
+/// stages, folding every record into `treasury`, until `shutdown` fires or
+/// the stages are gone.
 async fn follow_treasury(
     ctx: Context,
     treasury: Arc<Treasury>,

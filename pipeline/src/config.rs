@@ -23,6 +23,7 @@ pub struct Settings {
     /// the first.
     pub campaigns: Vec<CampaignConfig>,
     pub coupon: CouponConfig,
+    pub fulfillment: FulfillmentConfig,
     pub intent: IntentConfig,
     pub runtime: RuntimeConfig,
     pub codec: CodecConfig,
@@ -35,6 +36,7 @@ impl Default for Settings {
             clickhouse: ClickHouseConfig::default(),
             campaigns: vec![CampaignConfig::default()],
             coupon: CouponConfig::default(),
+            fulfillment: FulfillmentConfig::default(),
             intent: IntentConfig::default(),
             runtime: RuntimeConfig::default(),
             codec: CodecConfig::default(),
@@ -62,6 +64,24 @@ impl Default for CouponConfig {
     fn default() -> Self {
         Self {
             return_before_end_secs: 300,
+        }
+    }
+}
+
+/// The fulfillment stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FulfillmentConfig {
+    /// Grants still arriving this long after their campaign ended (a
+    /// backlog) are ordered; later ones fail `campaign_closed` and their
+    /// credit is released.
+    pub close_after_end_secs: u64,
+}
+
+impl Default for FulfillmentConfig {
+    fn default() -> Self {
+        Self {
+            close_after_end_secs: 3_600,
         }
     }
 }
@@ -181,6 +201,12 @@ impl Settings {
         if self.coupon.return_before_end_secs > 30 * 86_400 {
             return Err(invalid(
                 "coupon.return_before_end_secs",
+                "must be at most 2592000 (30 days)",
+            ));
+        }
+        if self.fulfillment.close_after_end_secs > 30 * 86_400 {
+            return Err(invalid(
+                "fulfillment.close_after_end_secs",
                 "must be at most 2592000 (30 days)",
             ));
         }

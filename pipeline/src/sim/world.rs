@@ -185,7 +185,17 @@ impl World {
             committed: vec![[0, 0]; n],
             owner: vec![None; n],
             instances: Vec::new(),
-            fulfillment: FulfillmentStage::new(Arc::clone(&campaigns)),
+            fulfillment: FulfillmentStage::new(
+                Arc::clone(&campaigns),
+                Catalog::built_in(),
+                Arc::new(Treasury::new(TreasuryFold::new(
+                    Arc::clone(&campaigns),
+                    cfg.partitions,
+                ))),
+                cfg.partitions,
+                // Failed orders are the simulation's own choice.
+                i64::MAX,
+            ),
             fulfilled: Vec::new(),
             made: 0,
             bad_restores: Vec::new(),

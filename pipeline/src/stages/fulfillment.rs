@@ -1,42 +1,67 @@
-//! Fulfillment stage: `commerce.decisions` → `commerce.orders`, and
-//! returns on to `campaign.treasury`. Folds each decisions partition with the
-//! ledger's decisions fold and places an order only for a *valid* grant, so
-//! a duplicate or a zombie's grant beyond the budget never becomes an order.
-//! The order id is derived from the request id, so a redelivered grant names
-//! the same order and is recognised.
+//! Fulfillment stage: `commerce.decisions` → `commerce.orders`, stock lease
+//! requests on `campaign.treasury`, and budget returns on to the treasury.
 //!
-//! Returns of unused allowance reach the treasury through this stage, not
+//! It folds each decisions partition with the ledger's decisions fold and
+//! orders only a *valid* grant, so a duplicate or a zombie's grant beyond
+//! the budget never becomes an order. The order id is derived from the
+//! request id, and which requests have an order is restored from the stage's
+//! own output, so a redelivered grant is recognised.
+//!
+//! Stock works like the budget: the partition spends only the stock leases
+//! credited to its `commerce.orders` partition (the ledger's stock fold),
+//! asks the treasury for more ahead of need (the shared [`Leases`]), and a
+//! grant whose items do not fit waits, without blocking other partitions,
+//! until a lease arrives. When the treasury has leased out all of a SKU, an
+//! order that does not fit fails `out_of_stock`; it is all or nothing. A
+//! failed order goes to the coupon stage, which releases its credit, and to
+//! the reply stage.
+//!
+//! Returns of unused budget reach the treasury through this stage, not
 //! straight from the coupon stage: the treasury cannot check a return, but
 //! this stage folds the decisions log in order and forwards only returns
 //! the fold found valid, with the amount the fold accepted.
 
-use std::collections::HashSet;
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, TreasuryRecord};
+use tokio::sync::Notify;
 
+use super::leases::{Leases, Treasury};
 use crate::campaign::Campaigns;
-use crate::ledger::{DecisionsFold, Effect};
-use crate::runtime::{Emit, Stage, Step};
+use crate::catalog::Catalog;
+use crate::ledger::stock::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
+use crate::ledger::{DecisionsFold, Effect, StockFold, TreasuryFold, stock_resource};
+use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
 
 /// Creates orders for valid grants.
 pub struct FulfillmentStage {
     campaigns: Arc<Campaigns>,
-}
-
-impl FulfillmentStage {
-    pub fn new(campaigns: Arc<Campaigns>) -> Self {
-        Self { campaigns }
-    }
+    catalog: Catalog,
+    treasury: Arc<Treasury>,
+    partitions: i32,
+    close_after_end_ms: i64,
+    nonce: u64,
 }
 
 /// One partition's fulfillment state.
 pub struct FulfillmentState {
     /// The decisions partition, folded up to the record being handled.
     pub fold: DecisionsFold,
-    /// Requests that already have an order.
-    pub placed: HashSet<String>,
+    /// The stage's own orders partition: orders and stock leases.
+    pub stock: StockFold,
+    /// Valid grants waiting for stock, in arrival order.
+    parked: VecDeque<CouponDecision>,
+    leases: Leases,
+}
+
+impl FulfillmentState {
+    /// Grants waiting for stock.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
 }
 
 /// The order id for a request: stable across redeliveries and restarts.
@@ -51,33 +76,164 @@ pub fn order_id(campaign_id: &str, request_id: &str) -> String {
 }
 
 impl FulfillmentStage {
-    /// The order for a valid grant, unless one exists already.
-    pub fn fulfil(
-        &self,
-        placed: &mut HashSet<String>,
-        d: CouponDecision,
-        now_ms: i64,
-    ) -> Option<OrderEvent> {
-        if !placed.insert(d.request_id.clone()) {
-            return None;
+    pub fn new(
+        campaigns: Arc<Campaigns>,
+        catalog: Catalog,
+        treasury: Arc<Treasury>,
+        partitions: i32,
+        close_after_end_ms: i64,
+    ) -> Self {
+        let nonce = std::collections::hash_map::RandomState::new().hash_one(partitions);
+        Self {
+            campaigns,
+            catalog,
+            treasury,
+            partitions,
+            close_after_end_ms,
+            nonce,
         }
-        Some(OrderEvent {
-            order_id: order_id(&d.campaign_id, &d.request_id),
-            request_id: d.request_id,
-            session_id: d.session_id,
-            user_id: d.user_id,
-            campaign_id: d.campaign_id,
-            trace_id: d.trace_id,
-            event_time_ms: now_ms,
-            prompt_time_ms: d.prompt_time_ms,
-            locale: d.locale,
-            outcome: OrderOutcome::Placed,
-            items: d.items,
-            total_cents: d.total_cents,
-            credit_cents: d.credit_cents,
-            to_pay_cents: (d.total_cents - d.credit_cents).max(0),
-            reason: None,
+    }
+
+    /// Every stock-limited resource of every campaign, as `(campaign, resource)`.
+    fn stock_resources(&self) -> impl Iterator<Item = (&str, String)> {
+        self.campaigns.iter().flat_map(|c| {
+            c.stock
+                .keys()
+                .map(move |sku| (c.id.as_str(), stock_resource(sku)))
         })
+    }
+
+    fn credit_leases(
+        &self,
+        st: &mut FulfillmentState,
+        t: &TreasuryFold,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) {
+        for (campaign, resource) in self.stock_resources() {
+            st.leases
+                .credit(&mut st.stock, t, campaign, &resource, now_ms, out);
+        }
+    }
+
+    /// Why `d` cannot be ordered whatever the stock, if it cannot.
+    fn refusal(&self, d: &CouponDecision, now_ms: i64) -> Option<&'static str> {
+        let closed = self
+            .campaigns
+            .get(&d.campaign_id)
+            .is_some_and(|c| now_ms >= c.ends_ms.saturating_add(self.close_after_end_ms));
+        if closed {
+            Some(CAMPAIGN_CLOSED)
+        } else if d.items.iter().any(|i| self.catalog.sku(&i.sku).is_none()) {
+            Some(SKU_UNAVAILABLE)
+        } else {
+            None
+        }
+    }
+
+    /// The order for the valid grant `d`, or `None` when it must wait for
+    /// stock (a lease is then on its way).
+    fn decide(
+        &self,
+        st: &mut FulfillmentState,
+        t: &TreasuryFold,
+        d: &CouponDecision,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) -> Option<OrderEvent> {
+        let c = d.campaign_id.as_str();
+        let mut reason = self.refusal(d, now_ms);
+        if reason.is_none() {
+            let short = st.stock.shortfall(c, &d.items);
+            for (resource, _) in &short {
+                st.leases.demand(c, resource, now_ms);
+            }
+            if short
+                .iter()
+                .any(|(resource, _)| st.leases.exhausted(t, c, resource, now_ms))
+            {
+                reason = Some(OUT_OF_STOCK);
+            } else if !short.is_empty() {
+                for (resource, _) in &short {
+                    st.leases
+                        .request(&st.stock, t, c, resource, true, now_ms, out);
+                }
+                return None;
+            }
+        }
+        let order = order(d, reason, now_ms);
+        st.stock.apply(&Record::Order(order.clone()));
+        if reason.is_none() {
+            for sku in d.items.iter().map(|i| stock_resource(&i.sku)) {
+                if t.resource(c, &sku).is_some() {
+                    st.leases.demand(c, &sku, now_ms);
+                    st.leases.request(&st.stock, t, c, &sku, false, now_ms, out);
+                }
+            }
+        }
+        Some(order)
+    }
+
+    fn on_grant(&self, st: &mut FulfillmentState, d: CouponDecision, now_ms: i64) -> Step {
+        if st.stock.order(&d.request_id).is_some() {
+            return Step::default();
+        }
+        // The decisions fold already dropped repeats, so every grant here is
+        // new; it waits behind the grants already waiting, so a partition
+        // orders in arrival order.
+        if !st.parked.is_empty() {
+            st.parked.push_back(d);
+            return Step {
+                emits: vec![],
+                parked: true,
+            };
+        }
+        let treasury = Arc::clone(&self.treasury);
+        let t = treasury.read();
+        let mut emits = Vec::new();
+        self.credit_leases(st, &t, now_ms, &mut emits);
+        match self.decide(st, &t, &d, now_ms, &mut emits) {
+            Some(o) => {
+                emits.push(Emit::new(Topic::Orders, Record::Order(o)));
+                emits.into()
+            }
+            None => {
+                st.parked.push_back(d);
+                Step {
+                    emits,
+                    parked: true,
+                }
+            }
+        }
+    }
+}
+
+/// The order record for grant `d`: placed, or failed with `reason`.
+fn order(d: &CouponDecision, reason: Option<&str>, now_ms: i64) -> OrderEvent {
+    OrderEvent {
+        order_id: order_id(&d.campaign_id, &d.request_id),
+        request_id: d.request_id.clone(),
+        session_id: d.session_id.clone(),
+        user_id: d.user_id.clone(),
+        campaign_id: d.campaign_id.clone(),
+        trace_id: d.trace_id.clone(),
+        event_time_ms: now_ms,
+        prompt_time_ms: d.prompt_time_ms,
+        locale: d.locale.clone(),
+        outcome: if reason.is_none() {
+            OrderOutcome::Placed
+        } else {
+            OrderOutcome::Failed
+        },
+        items: d.items.clone(),
+        total_cents: d.total_cents,
+        credit_cents: d.credit_cents,
+        to_pay_cents: if reason.is_none() {
+            (d.total_cents - d.credit_cents).max(0)
+        } else {
+            0
+        },
+        reason: reason.map(str::to_owned),
     }
 }
 
@@ -100,17 +256,17 @@ impl Stage for FulfillmentStage {
         Some(Topic::Decisions)
     }
 
-    fn new_state(&self, _partition: i32) -> FulfillmentState {
+    fn new_state(&self, partition: i32) -> FulfillmentState {
         FulfillmentState {
             fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
-            placed: HashSet::new(),
+            stock: StockFold::new(Arc::clone(&self.campaigns)),
+            parked: VecDeque::new(),
+            leases: Leases::new(partition, self.partitions, Topic::Orders, self.nonce),
         }
     }
 
     fn restore(&self, st: &mut FulfillmentState, record: &Record) {
-        if let Record::Order(order) = record {
-            st.placed.insert(order.request_id.clone());
-        }
+        st.stock.apply(record);
     }
 
     fn replay(&self, st: &mut FulfillmentState, record: &Record) {
@@ -119,11 +275,7 @@ impl Stage for FulfillmentStage {
 
     fn handle(&self, st: &mut FulfillmentState, record: Record, now_ms: i64) -> Step {
         match (st.fold.apply(&record), record) {
-            (Effect::Granted(_), Record::Decision(d)) => self
-                .fulfil(&mut st.placed, d, now_ms)
-                .map(|o| vec![Emit::new(Topic::Orders, Record::Order(o))])
-                .unwrap_or_default()
-                .into(),
+            (Effect::Granted(_), Record::Decision(d)) => self.on_grant(st, d, now_ms),
             (Effect::Returned(amount), Record::Treasury(t)) => {
                 let forward = TreasuryRecord {
                     kind: TreasuryKind::LeaseReturn,
@@ -136,81 +288,43 @@ impl Stage for FulfillmentStage {
             _ => Step::default(),
         }
     }
+
+    fn poll(&self, st: &mut FulfillmentState, now_ms: i64) -> Polled {
+        if self.campaigns.iter().all(|c| c.stock.is_empty()) {
+            return Polled::new();
+        }
+        let treasury = Arc::clone(&self.treasury);
+        let t = treasury.read();
+        let mut emits = Vec::new();
+        self.credit_leases(st, &t, now_ms, &mut emits);
+        let mut polled: Polled = emits
+            .into_iter()
+            .map(|e| Output::Emit(Box::new(e)))
+            .collect();
+        while let Some(d) = st.parked.front() {
+            if st.stock.order(&d.request_id).is_some() {
+                st.parked.pop_front();
+                polled.push(Output::Finished(vec![]));
+                continue;
+            }
+            let d = d.clone();
+            let mut emits = Vec::new();
+            let Some(o) = self.decide(st, &t, &d, now_ms, &mut emits) else {
+                polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
+                break;
+            };
+            st.parked.pop_front();
+            emits.push(Emit::new(Topic::Orders, Record::Order(o)));
+            polled.push(Output::Finished(emits));
+        }
+        polled
+    }
+
+    fn wakeup(&self) -> Option<Arc<Notify>> {
+        Some(self.treasury.changed())
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use schemas::DecisionOutcome;
-
-    fn granted(request: &str) -> CouponDecision {
-        CouponDecision {
-            request_id: request.into(),
-            session_id: String::new(),
-            user_id: "u1".into(),
-            campaign_id: "c".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            prompt_time_ms: 0,
-            locale: "en".into(),
-            outcome: DecisionOutcome::Granted,
-            items: vec![],
-            total_cents: 3_000,
-            credit_cents: 2_000,
-            reason: None,
-        }
-    }
-
-    #[test]
-    fn order_ids_are_stable_and_distinct() {
-        assert_eq!(order_id("c", "r1"), order_id("c", "r1"));
-        assert_ne!(order_id("c", "r1"), order_id("c", "r2"));
-        assert_ne!(order_id("c", "r1"), order_id("c2", "r1"));
-        assert_eq!(order_id("c", "r1").len(), 18);
-    }
-
-    fn stage() -> FulfillmentStage {
-        FulfillmentStage::new(crate::ledger::decisions::tests::campaigns(1))
-    }
-
-    #[test]
-    fn one_order_per_request() {
-        let mut placed = HashSet::new();
-        let o = stage().fulfil(&mut placed, granted("r1"), 0).unwrap();
-        assert_eq!(o.to_pay_cents, 1_000);
-        assert!(stage().fulfil(&mut placed, granted("r1"), 0).is_none());
-    }
-
-    #[test]
-    fn only_valid_grants_become_orders_and_valid_returns_go_to_the_treasury() {
-        use crate::ledger::decisions::tests::movement;
-        let s = stage();
-        let mut st = s.new_state(0);
-        let grant = |r: &str, u: &str| {
-            let mut d = granted(r);
-            d.user_id = u.into();
-            Record::Decision(d)
-        };
-        // No allowance yet: the grant is invalid.
-        assert_eq!(s.handle(&mut st, grant("r0", "u0"), 0), Step::default());
-        assert_eq!(
-            s.handle(&mut st, movement("l1", TreasuryKind::LeaseCredit, 3_000), 0),
-            Step::default()
-        );
-        let placed = s.handle(&mut st, grant("r1", "u1"), 0);
-        assert!(matches!(&placed.emits[..], [e] if e.topic == Topic::Orders));
-        // Beyond the allowance, a second grant (say a zombie's) is no order.
-        assert_eq!(s.handle(&mut st, grant("r2", "u2"), 0), Step::default());
-        assert_eq!(s.handle(&mut st, grant("r1", "u1"), 0), Step::default());
-        // Only 1,000 is unused: a return of more is not forwarded.
-        assert_eq!(
-            s.handle(&mut st, movement("x1", TreasuryKind::LeaseReturn, 1_500), 0),
-            Step::default()
-        );
-        let forwarded = s.handle(&mut st, movement("x2", TreasuryKind::LeaseReturn, 1_000), 0);
-        assert!(
-            matches!(&forwarded.emits[..], [e] if e.topic == Topic::Treasury
-            && matches!(&e.record, Record::Treasury(t) if t.amount == 1_000 && t.request_id == "x2"))
-        );
-    }
-}
+#[path = "fulfillment_tests.rs"]
+mod tests;

@@ -1,0 +1,257 @@
+//! Unit tests of the fulfillment stage against an in-memory treasury.
+
+use super::*;
+use crate::campaign::CampaignConfig;
+use crate::ledger::decisions::tests::movement;
+use crate::ledger::stock::tests::item;
+use crate::ledger::{BUDGET, OrderStatus};
+use schemas::{DecisionOutcome, Item};
+
+fn granted(request: &str, user: &str, items: Vec<Item>) -> Record {
+    Record::Decision(CouponDecision {
+        request_id: request.into(),
+        session_id: String::new(),
+        user_id: user.into(),
+        campaign_id: "c".into(),
+        trace_id: String::new(),
+        event_time_ms: 0,
+        prompt_time_ms: 0,
+        locale: "en".into(),
+        outcome: DecisionOutcome::Granted,
+        items,
+        total_cents: 3_000,
+        credit_cents: 2_000,
+        reason: None,
+    })
+}
+
+fn latte(n: i32) -> Vec<Item> {
+    vec![item("latte", n)]
+}
+
+/// A stage over `partitions` partitions; the campaign limits `stock`.
+fn stage(
+    stock: &[(&str, i64)],
+    partitions: i32,
+    f: impl FnOnce(&mut CampaignConfig),
+) -> FulfillmentStage {
+    let mut c = CampaignConfig {
+        id: "c".into(),
+        budget_cents: 1_000_000,
+        stock: stock.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect(),
+        ..CampaignConfig::default()
+    };
+    f(&mut c);
+    let campaigns = Arc::new(Campaigns::new(&[c]).unwrap());
+    let treasury = Arc::new(Treasury::new(TreasuryFold::new(
+        Arc::clone(&campaigns),
+        partitions,
+    )));
+    FulfillmentStage::new(campaigns, Catalog::built_in(), treasury, partitions, 60_000)
+}
+
+/// A partition state with `budget` cents of budget credited.
+fn state(s: &FulfillmentStage, partition: i32, budget: i64) -> FulfillmentState {
+    let mut st = s.new_state(partition);
+    s.replay(
+        &mut st,
+        &movement("budget-lease", TreasuryKind::LeaseCredit, budget),
+    );
+    st
+}
+
+fn orders(emits: &[Emit]) -> Vec<OrderEvent> {
+    emits
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Order(o) if e.topic == Topic::Orders => Some(o.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Folds the treasury records of `emits` into the stage's treasury.
+fn deliver(s: &FulfillmentStage, emits: &[Emit]) {
+    let records: Vec<TreasuryRecord> = emits
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Treasury(t) if e.topic == Topic::Treasury => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    s.treasury.apply(&records);
+}
+
+/// Every emit of a poll, and the outputs of each parked grant it finished.
+fn split(polled: Polled) -> (Vec<Emit>, Vec<Vec<Emit>>) {
+    let (mut emits, mut finished) = (vec![], vec![]);
+    for out in polled {
+        match out {
+            Output::Emit(e) => emits.push(*e),
+            Output::Finished(f) => finished.push(f),
+        }
+    }
+    (emits, finished)
+}
+
+#[test]
+fn order_ids_are_stable_and_distinct() {
+    assert_eq!(order_id("c", "r1"), order_id("c", "r1"));
+    assert_ne!(order_id("c", "r1"), order_id("c", "r2"));
+    assert_ne!(order_id("c", "r1"), order_id("c2", "r1"));
+    assert_eq!(order_id("c", "r1").len(), 18);
+}
+
+#[test]
+fn only_valid_grants_become_orders_and_valid_returns_go_to_the_treasury() {
+    let s = stage(&[], 1, |_| {});
+    let mut st = s.new_state(0);
+    // No allowance yet: the grant is invalid.
+    assert_eq!(
+        s.handle(&mut st, granted("r0", "u0", latte(1)), 0),
+        Step::default()
+    );
+    assert_eq!(
+        s.handle(&mut st, movement("l1", TreasuryKind::LeaseCredit, 3_000), 0),
+        Step::default()
+    );
+    let placed = orders(&s.handle(&mut st, granted("r1", "u1", latte(1)), 0).emits);
+    assert!(
+        matches!(&placed[..], [o] if o.outcome == OrderOutcome::Placed && o.to_pay_cents == 1_000)
+    );
+    // Beyond the allowance, a second grant (say a zombie's) is no order,
+    // and a repeated grant is no second order.
+    assert_eq!(
+        s.handle(&mut st, granted("r2", "u2", latte(1)), 0),
+        Step::default()
+    );
+    assert_eq!(
+        s.handle(&mut st, granted("r1", "u1", latte(1)), 0),
+        Step::default()
+    );
+    // Only 1,000 is unused: a return of more is not forwarded.
+    assert_eq!(
+        s.handle(&mut st, movement("x1", TreasuryKind::LeaseReturn, 1_500), 0),
+        Step::default()
+    );
+    let forwarded = s.handle(&mut st, movement("x2", TreasuryKind::LeaseReturn, 1_000), 0);
+    assert!(
+        matches!(&forwarded.emits[..], [e] if e.topic == Topic::Treasury
+        && matches!(&e.record, Record::Treasury(t) if t.amount == 1_000 && t.request_id == "x2" && t.resource == BUDGET))
+    );
+}
+
+#[test]
+fn a_grant_waits_for_a_stock_lease_and_is_ordered_when_it_arrives() {
+    let s = stage(&[("latte", 100)], 1, |_| {});
+    let mut st = state(&s, 0, 100_000);
+    let step = s.handle(&mut st, granted("r1", "u1", latte(2)), 0);
+    assert!(step.parked, "no stock leased yet");
+    assert!(orders(&step.emits).is_empty());
+    // A later grant of an unlimited SKU waits behind it: arrival order.
+    let burger = vec![item("burger", 1)];
+    assert!(s.handle(&mut st, granted("r2", "u2", burger), 0).parked);
+    deliver(&s, &step.emits);
+    let (emits, finished) = split(s.poll(&mut st, 1));
+    // The lease (100 / 4 = 25 units) is credited to the orders partition.
+    assert!(matches!(&emits[..], [e] if e.topic == Topic::Orders
+        && matches!(&e.record, Record::Treasury(t) if t.kind == TreasuryKind::LeaseCredit && t.amount == 25)));
+    assert_eq!(finished.len(), 2);
+    let placed: Vec<_> = finished.iter().flat_map(|f| orders(f)).collect();
+    assert_eq!(placed.len(), 2);
+    assert!(placed.iter().all(|o| o.outcome == OrderOutcome::Placed));
+    assert_eq!(st.stock.account("c", "latte").sold, 2);
+    assert_eq!(st.parked(), 0);
+}
+
+#[test]
+fn when_every_unit_is_leased_out_an_order_that_does_not_fit_fails_whole() {
+    // Three units over two partitions: leases of one unit, asked for only
+    // by a waiting grant.
+    let s = stage(&[("latte", 3), ("egg-tart", 100)], 2, |_| {});
+    let mut p0 = state(&s, 0, 100_000);
+    let mut p1 = state(&s, 1, 100_000);
+    let mut placed = 0;
+    for i in 0..3 {
+        let step = s.handle(
+            &mut p0,
+            granted(&format!("a{i}"), &format!("u{i}"), latte(1)),
+            0,
+        );
+        deliver(&s, &step.emits);
+        let (_, finished) = split(s.poll(&mut p0, 1));
+        placed += finished.iter().flat_map(|f| orders(f)).count();
+    }
+    assert_eq!(placed, 3);
+    assert!(
+        s.treasury
+            .read()
+            .exhausted_of("c", &stock_resource("latte"))
+    );
+    // Partition 1 gets nothing: its order fails at once, egg tarts and
+    // all, with its credit to be released.
+    let both = vec![item("egg-tart", 1), item("latte", 1)];
+    let step = s.handle(&mut p1, granted("b1", "v1", both), 0);
+    let failed = orders(&step.emits);
+    assert!(!step.parked);
+    assert!(
+        matches!(&failed[..], [o] if o.outcome == OrderOutcome::Failed
+        && o.reason.as_deref() == Some(OUT_OF_STOCK) && o.credit_cents == 2_000 && o.to_pay_cents == 0)
+    );
+    assert_eq!(p1.stock.account("c", "egg-tart").sold, 0);
+    assert_eq!(p1.stock.order("b1"), Some(OrderStatus::Failed));
+}
+
+#[test]
+fn orders_fail_for_unknown_skus_and_after_the_campaign_closed() {
+    let s = stage(&[], 1, |c| c.ends_at = Some("2026-01-01T00:00:00Z".into()));
+    let end = 1_767_225_600_000;
+    let mut st = state(&s, 0, 100_000);
+    let reason = |step: Step| orders(&step.emits)[0].reason.clone();
+    let gone = vec![item("pizza", 1)];
+    assert_eq!(
+        reason(s.handle(&mut st, granted("r1", "u1", gone), end)).as_deref(),
+        Some(SKU_UNAVAILABLE)
+    );
+    // Within the grace period (60 s here) a backlog is still ordered.
+    let step = s.handle(&mut st, granted("r2", "u2", latte(1)), end + 59_999);
+    assert_eq!(orders(&step.emits)[0].outcome, OrderOutcome::Placed);
+    assert_eq!(
+        reason(s.handle(&mut st, granted("r3", "u3", latte(1)), end + 60_000)).as_deref(),
+        Some(CAMPAIGN_CLOSED)
+    );
+}
+
+#[test]
+fn a_restored_partition_knows_its_orders_and_its_stock() {
+    let s = stage(&[("latte", 100)], 1, |_| {});
+    let mut live = state(&s, 0, 100_000);
+    let mut log = Vec::new();
+    let step = s.handle(&mut live, granted("r1", "u1", latte(1)), 0);
+    deliver(&s, &step.emits);
+    for out in s.poll(&mut live, 1) {
+        match out {
+            Output::Emit(e) => log.push(e.record),
+            Output::Finished(f) => log.extend(f.into_iter().map(|e| e.record)),
+        }
+    }
+    let mut restored = state(&s, 0, 100_000);
+    for record in &log {
+        s.restore(&mut restored, record);
+    }
+    assert_eq!(restored.stock.order("r1"), Some(OrderStatus::Placed));
+    assert_eq!(
+        restored.stock.account("c", "latte"),
+        live.stock.account("c", "latte")
+    );
+    // The redelivered grant is no second order, and the next grant is
+    // ordered from the restored lease without asking for another.
+    let mut restored_fold = state(&s, 0, 100_000);
+    restored_fold.stock = restored.stock.clone();
+    assert_eq!(
+        s.handle(&mut restored_fold, granted("r1", "u1", latte(1)), 2),
+        Step::default()
+    );
+    let step = s.handle(&mut restored_fold, granted("r2", "u2", latte(1)), 2);
+    assert!(matches!(&step.emits[..], [e] if e.topic == Topic::Orders));
+}
