@@ -11,11 +11,12 @@
 //! So at every log position `granted ≤ allowance`, whoever wrote the
 //! records; `docs/ledger.md` builds the budget argument on this.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryKind, TreasuryRecord};
 
+use super::recent::Recent;
 use super::{ALREADY_USED, BUDGET_EXHAUSTED, Fault, NOT_ELIGIBLE, fault};
 use crate::campaign::Campaigns;
 
@@ -98,8 +99,7 @@ pub struct DecisionsFold {
     /// Every valid grant, by request id; bounded by the budget.
     pub(super) grants: HashMap<String, Grant>,
     /// Recent decided request ids, oldest first; at most `DEDUP_WINDOW`.
-    pub(super) recent: VecDeque<Arc<str>>,
-    pub(super) recent_set: HashSet<Arc<str>>,
+    pub(super) recent: Recent,
     /// Lease ids credited and return ids seen.
     pub(super) movements: HashSet<String>,
 }
@@ -110,15 +110,14 @@ impl DecisionsFold {
             campaigns,
             accounts: HashMap::new(),
             grants: HashMap::new(),
-            recent: VecDeque::new(),
-            recent_set: HashSet::new(),
+            recent: Recent::new(DEDUP_WINDOW),
             movements: HashSet::new(),
         }
     }
 
     /// Whether `request_id` already has a decision in this partition.
     pub fn is_decided(&self, request_id: &str) -> bool {
-        self.grants.contains_key(request_id) || self.recent_set.contains(request_id)
+        self.grants.contains_key(request_id) || self.recent.contains(request_id)
     }
 
     /// The campaign's figures here (all zero when nothing happened yet).
@@ -254,14 +253,7 @@ impl DecisionsFold {
     }
 
     pub(super) fn remember(&mut self, request_id: &str) {
-        let id: Arc<str> = Arc::from(request_id);
-        if self.recent.len() == DEDUP_WINDOW
-            && let Some(old) = self.recent.pop_front()
-        {
-            self.recent_set.remove(&old);
-        }
-        self.recent.push_back(Arc::clone(&id));
-        self.recent_set.insert(id);
+        self.recent.insert(request_id);
     }
 }
 

@@ -89,7 +89,7 @@ impl DecisionsFold {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            recent: self.recent.iter().map(|id| id.to_string()).collect(),
+            recent: self.recent.iter().map(str::to_owned).collect(),
             movements: self.movements.iter().cloned().collect(),
         };
         // Serialising maps with string keys and plain numbers cannot fail.

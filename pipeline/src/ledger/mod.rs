@@ -13,11 +13,14 @@
 //! - [`stock`]: the fold over one `commerce.orders` partition: placed
 //!   orders are valid within the partition's stock leases, all or nothing.
 //! - [`image`]: a decisions fold's state as bytes, for checkpoints.
+//! - [`recent`]: the bounded window of recent request ids that recognises
+//!   redeliveries.
 //!
 //! `docs/ledger.md` states why these folds keep the campaign's promises.
 
 pub mod decisions;
 pub mod image;
+pub mod recent;
 pub mod stock;
 pub mod treasury;
 

@@ -68,6 +68,14 @@ pub trait Stage: Send + Sync + 'static {
     /// Folds one record of the stage's own output back into its state.
     fn restore(&self, _state: &mut Self::State, _record: &Record) {}
 
+    /// When the restored state is a window over the newest records of the
+    /// stage's own output (say, the request ids answered last), how many
+    /// records: a restore then reads only those, so its cost is bounded
+    /// without checkpoints.
+    fn restore_window(&self) -> Option<u64> {
+        None
+    }
+
     /// The restored part of `state` (what [`Stage::restore`] built) as an
     /// image for a checkpoint, or `None` for a stage without checkpoints.
     fn image(&self, _state: &Self::State) -> Option<Vec<u8>> {

@@ -490,6 +490,18 @@ async fn restore<S: Stage>(
                 }
             }
         }
+        if let Some(window) = stage.restore_window() {
+            let ends = connectors::kafka::end_offsets(
+                &ctx.settings.kafka,
+                topic,
+                source.partitions(ctx.settings.kafka.partitions),
+            )?;
+            for p in &partitions {
+                let end = usize::try_from(*p).ok().and_then(|p| ends.get(p)).copied();
+                let start = end.unwrap_or(0).saturating_sub(i64::try_from(window)?);
+                from.insert(*p, start.max(0));
+            }
+        }
         let ranges: Vec<(i32, i64, i64)> = partitions
             .iter()
             .map(|p| (*p, from.get(p).copied().unwrap_or(0), i64::MAX))

@@ -1,10 +1,16 @@
 //! Reply stage: terminal events of every stage → `chat.replies`. Writes
 //! exactly one final answer per request, in the person's language, from
-//! templates shipped as data (`data/replies.toml`). Which requests were
-//! answered is restored from its own output partition, so redelivery and
-//! restarts never produce a second reply.
+//! templates shipped as data (`data/replies.toml`).
+//!
+//! Every request ends in exactly one terminal record: a rejected intent, a
+//! denial (as written, or a grant the ledger's fold refused), or an order,
+//! placed or failed. So answering terminal records, each once, answers every
+//! request once. Which requests were answered lately is restored from the
+//! newest [`REPLY_WINDOW`] records of the stage's own output partition, so a
+//! redelivery or a restart never produces a second reply, and a restore
+//! reads a bounded amount however long the campaign has run.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
@@ -12,9 +18,18 @@ use serde::Deserialize;
 
 use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
+use crate::ledger::recent::Recent;
 use crate::ledger::{DecisionsFold, Effect};
 use crate::runtime::{Emit, Stage, Step};
 use crate::topics::Topic;
+
+/// How many of the newest answered requests a partition remembers. A
+/// redelivered terminal record is younger than this: redelivery starts at
+/// the committed input offsets, which trail what was handled by at most
+/// `runtime.max_in_flight` records plus one commit interval of traffic, on
+/// each of the three inputs. Only a replay from further back (an operator
+/// resetting the group's offsets) could answer a request again.
+pub const REPLY_WINDOW: usize = 1 << 17;
 
 /// The templates shipped with chatcart.
 pub const BUILT_IN: &str = include_str!("../../data/replies.toml");
@@ -136,12 +151,7 @@ impl ReplyStage {
 
     /// The reply a terminal record calls for, or `None` when the record is
     /// not terminal or its request was already answered.
-    pub fn answer(
-        &self,
-        answered: &mut HashSet<String>,
-        record: Record,
-        now_ms: i64,
-    ) -> Option<Reply> {
+    pub fn answer(&self, answered: &mut Recent, record: Record, now_ms: i64) -> Option<Reply> {
         let (head, answer) = match &record {
             Record::Intent(i) if i.outcome == IntentOutcome::Rejected => (
                 Head::of(
@@ -205,7 +215,7 @@ impl ReplyStage {
             ),
             _ => return None,
         };
-        if !answered.insert(head.request_id.to_owned()) {
+        if !answered.insert(head.request_id) {
             return None;
         }
         let text = self.templates.render(&self.catalog, head.locale, &answer);
@@ -264,8 +274,8 @@ impl<'a> Head<'a> {
 
 /// One partition's reply state.
 pub struct ReplyState {
-    /// Requests already answered.
-    pub answered: HashSet<String>,
+    /// The requests answered last, at most [`REPLY_WINDOW`].
+    pub answered: Recent,
     /// The decisions partition, folded up to the record being handled, so
     /// a grant the ledger refused is answered as the denial it is.
     pub fold: DecisionsFold,
@@ -292,15 +302,19 @@ impl Stage for ReplyStage {
 
     fn new_state(&self, _partition: i32) -> ReplyState {
         ReplyState {
-            answered: HashSet::new(),
+            answered: Recent::new(REPLY_WINDOW),
             fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
         }
     }
 
     fn restore(&self, st: &mut ReplyState, record: &Record) {
         if let Record::Reply(reply) = record {
-            st.answered.insert(reply.request_id.clone());
+            st.answered.insert(&reply.request_id);
         }
+    }
+
+    fn restore_window(&self) -> Option<u64> {
+        u64::try_from(REPLY_WINDOW).ok()
     }
 
     fn replay(&self, st: &mut ReplyState, record: &Record) {
@@ -352,7 +366,12 @@ mod tests {
             (ReplyOutcome::OrderPlaced, &[None]),
             (
                 ReplyOutcome::OrderFailed,
-                &[Some("out_of_stock"), Some("something_new")],
+                &[
+                    Some("out_of_stock"),
+                    Some("sku_unavailable"),
+                    Some("campaign_closed"),
+                    Some("something_new"),
+                ],
             ),
             (
                 ReplyOutcome::Denied,
@@ -396,6 +415,19 @@ mod tests {
                     );
                     let has_cjk = text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
                     assert_eq!(has_cjk, locale == "zh", "{text}");
+                    // Each reason the pipeline produces has words of its
+                    // own, not the fallback's (a misspelt key would fall
+                    // back silently).
+                    let lang = if locale == "zh" { &t.zh } else { &t.en };
+                    let table = match outcome {
+                        ReplyOutcome::OrderPlaced => continue,
+                        ReplyOutcome::OrderFailed => &lang.order_failed,
+                        ReplyOutcome::Denied => &lang.denied,
+                        ReplyOutcome::Rejected => &lang.rejected,
+                    };
+                    if let Some(r) = reason.filter(|r| *r != "something_new") {
+                        assert!(table.contains_key(r), "{locale} {outcome:?}: no `{r}`");
+                    }
                 }
             }
         }
@@ -438,7 +470,7 @@ mod tests {
             Templates::built_in(),
             crate::ledger::decisions::tests::campaigns(1),
         );
-        let mut answered = HashSet::new();
+        let mut answered = Recent::new(REPLY_WINDOW);
         let intent = schemas::IntentEvent {
             request_id: "r1".into(),
             session_id: "s".into(),
