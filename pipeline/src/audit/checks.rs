@@ -10,7 +10,10 @@ use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
 use super::{Check, Logs, Report};
 use crate::campaign::Campaigns;
-use crate::ledger::{self, DecisionsFold, Effect, TreasuryEffect, TreasuryFold};
+use crate::ledger::{
+    self, DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold,
+    stock_resource,
+};
 
 /// Up to three examples, for a failing check's detail.
 fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -419,6 +422,9 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         "campaigns whose demand exceeded the budget that denied for budget with more than 0.01% (or one credit) not granted",
     ));
 
+    let (stock, stock_lines) = check_stock(&campaigns, &treasury, logs);
+    checks.push(stock);
+
     let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
     for r in &logs.replies {
         let key = match &r.reason {
@@ -429,8 +435,93 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
     }
     figures.push(("valid grants", f.grants.len().to_string()));
     figures.push(("lease credits", f.credits.len().to_string()));
+    for line in stock_lines {
+        figures.push(("stock", line));
+    }
     for (outcome, n) in by_outcome {
         figures.push(("replies", format!("{n:>8}  {outcome}")));
     }
     Report { checks, figures }
+}
+
+/// 9. Never oversold: per campaign and limited SKU, the units of placed
+/// orders (each request's first order) stay within the stock; every placed
+/// order is valid by the stock fold (it fit the partition's leases); and
+/// every stock lease credited in an orders partition is one the treasury
+/// granted that partition, with the same amount. Returns the check and a
+/// figure line per SKU.
+fn check_stock(
+    campaigns: &Arc<Campaigns>,
+    treasury: &TreasuryFold,
+    logs: &Logs,
+) -> (Check, Vec<String>) {
+    let mut folds: BTreeMap<i32, StockFold> = BTreeMap::new();
+    let mut bad: Vec<String> = Vec::new();
+    let mut placed: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut first: HashSet<&str> = HashSet::new();
+    for (p, record) in &logs.order_log {
+        let fold = folds
+            .entry(*p)
+            .or_insert_with(|| StockFold::new(Arc::clone(campaigns)));
+        let effect = fold.apply(record);
+        match record {
+            Record::Order(o) => {
+                if !first.insert(&o.request_id) || o.outcome != OrderOutcome::Placed {
+                    continue;
+                }
+                for item in &o.items {
+                    *placed.entry((&o.campaign_id, &item.sku)).or_default() +=
+                        i64::from(item.quantity.max(0));
+                }
+                if effect == StockEffect::Refused {
+                    bad.push(format!("order {} beyond its partition's stock", o.order_id));
+                }
+            }
+            Record::Treasury(t) if effect != StockEffect::Ignored => {
+                let granted = treasury
+                    .resource(&t.campaign_id, &t.resource)
+                    .is_some_and(|a| {
+                        a.leases(*p)
+                            .iter()
+                            .any(|(id, n)| *id == t.request_id && *n == t.amount)
+                    });
+                if t.kind == schemas::TreasuryKind::LeaseCredit && !granted {
+                    bad.push(format!(
+                        "stock credit {} not granted by the treasury",
+                        t.request_id
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut lines = Vec::new();
+    for c in campaigns.iter() {
+        for (sku, units) in &c.stock {
+            let sold = placed
+                .get(&(c.id.as_str(), sku.as_str()))
+                .copied()
+                .unwrap_or(0);
+            if sold > *units {
+                bad.push(format!("{}: {sku} sold {sold} of {units}", c.id));
+            }
+            let leased = treasury
+                .resource(&c.id, &stock_resource(sku))
+                .map_or(0, |a| a.leased - a.returned);
+            lines.push(format!(
+                "{:>8}  {}: {sku} {sold} sold, {leased} leased, of {units}",
+                sold, c.id
+            ));
+        }
+    }
+    let refs: Vec<&str> = bad.iter().map(String::as_str).collect();
+    let ok = if lines.is_empty() {
+        "no SKU has a limited stock".to_owned()
+    } else {
+        format!("{} limited SKUs, none oversold", lines.len())
+    };
+    (
+        check("stock", &refs, ok, "oversold SKUs or invalid stock records"),
+        lines,
+    )
 }

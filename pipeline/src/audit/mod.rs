@@ -37,6 +37,10 @@ pub struct Logs {
     /// within each partition.
     pub decisions: Vec<(i32, Record)>,
     pub orders: Vec<OrderEvent>,
+    /// `(partition, record)`: all of `commerce.orders`, orders and stock
+    /// lease movements, in log order within each partition, for the stock
+    /// fold.
+    pub order_log: Vec<(i32, Record)>,
     pub replies: Vec<Reply>,
     /// `campaign.treasury`, in log order.
     pub treasury: Vec<TreasuryRecord>,
@@ -122,8 +126,15 @@ fn read_logs(
                     {
                         logs.decisions.push((m.partition(), r));
                     }
+                    Some(r @ Record::Treasury(_)) if topic == Topic::Orders => {
+                        logs.order_log.push((m.partition(), r));
+                    }
                     Some(Record::Treasury(r)) => logs.treasury.push(r),
-                    Some(Record::Order(r)) => logs.orders.push(r),
+                    Some(Record::Order(r)) => {
+                        logs.order_log
+                            .push((m.partition(), Record::Order(r.clone())));
+                        logs.orders.push(r);
+                    }
                     Some(Record::Reply(r)) => logs.replies.push(r),
                     _ => {}
                 }

@@ -257,3 +257,149 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
     }
     assert_eq!(check(&logs, &campaigns, partitions), ["budget utilisation"]);
 }
+
+/// The "stock" check alone, over a campaign that limits lattes to 2 units
+/// and logs where partition 0 leased both and orders from `order_log`.
+fn stock_check(order_log: Vec<(i32, Record)>) -> super::Check {
+    use crate::ledger::stock::tests::{campaigns, stock};
+    let campaigns = campaigns(&[("latte", 2)]);
+    let request = |id: &str| match stock(id, TreasuryKind::LeaseRequest, "latte", 0) {
+        Record::Treasury(t) => t,
+        _ => unreachable!(),
+    };
+    let logs = Logs {
+        treasury: vec![request("s1"), request("s2")],
+        order_log,
+        ..Logs::default()
+    };
+    audit(&campaigns, 1, &logs)
+        .checks
+        .into_iter()
+        .find(|c| c.name == "stock")
+        .expect("a stock check")
+}
+
+#[test]
+fn oversold_stock_and_unbacked_stock_credits_are_caught() {
+    use crate::ledger::stock::tests::{item, order, stock};
+    let latte = || vec![item("latte", 1)];
+    let mut log = vec![
+        (0, stock("s1", TreasuryKind::LeaseCredit, "latte", 1)),
+        (0, stock("s2", TreasuryKind::LeaseCredit, "latte", 1)),
+        (0, order("r1", OrderOutcome::Placed, latte())),
+        (0, order("r2", OrderOutcome::Placed, latte())),
+        (0, order("r2", OrderOutcome::Placed, latte())),
+        (0, order("r3", OrderOutcome::Failed, latte())),
+    ];
+    let clean = stock_check(log.clone());
+    assert!(clean.ok, "{}", clean.detail);
+
+    let mut oversold = log.clone();
+    oversold.push((0, order("r4", OrderOutcome::Placed, latte())));
+    let caught = stock_check(oversold);
+    assert!(!caught.ok);
+    assert!(
+        caught.detail.contains("latte sold 3 of 2"),
+        "{}",
+        caught.detail
+    );
+
+    log.insert(0, (0, stock("s9", TreasuryKind::LeaseCredit, "latte", 5)));
+    let caught = stock_check(log);
+    assert!(
+        caught.detail.contains("s9 not granted"),
+        "{}",
+        caught.detail
+    );
+}
+
+/// Runs a fulfillment stage over one partition with lattes limited to 2
+/// units, for three one-latte grants, and returns what the auditor's stock
+/// check makes of its logs (checked without any fault).
+fn fulfil_three_lattes() -> super::Check {
+    use crate::catalog::Catalog;
+    use crate::ledger::decisions::tests::movement;
+    use crate::ledger::stock::tests::{campaigns, item};
+    use crate::runtime::{Output, Stage};
+    use crate::stages::FulfillmentStage;
+    use crate::stages::leases::Treasury;
+    use crate::topics::Topic;
+    use std::sync::Arc;
+
+    let campaigns = campaigns(&[("latte", 2)]);
+    let fold = ledger::TreasuryFold::new(Arc::clone(&campaigns), 1);
+    let treasury = Arc::new(Treasury::new(fold));
+    let s = FulfillmentStage::new(
+        Arc::clone(&campaigns),
+        Catalog::built_in(),
+        Arc::clone(&treasury),
+        1,
+        0,
+    );
+    let mut st = s.new_state(0);
+    s.replay(
+        &mut st,
+        &movement("b", TreasuryKind::LeaseCredit, 1_000_000),
+    );
+    let mut logs = Logs::default();
+    let mut emitted = Vec::new();
+    for i in 0..3 {
+        let grant = Record::Decision(schemas::CouponDecision {
+            request_id: format!("r{i}"),
+            session_id: String::new(),
+            user_id: format!("u{i}"),
+            campaign_id: "c".into(),
+            trace_id: String::new(),
+            event_time_ms: 0,
+            prompt_time_ms: 0,
+            locale: "en".into(),
+            outcome: DecisionOutcome::Granted,
+            items: vec![item("latte", 1)],
+            total_cents: 1_000,
+            credit_cents: 1_000,
+            reason: None,
+        });
+        emitted.extend(s.handle(&mut st, grant, 0).emits);
+        // Let every lease request reach the treasury before the next poll.
+        for _ in 0..3 {
+            let requests: Vec<_> = emitted
+                .iter()
+                .filter(|e| e.topic == Topic::Treasury)
+                .filter_map(|e| match &e.record {
+                    Record::Treasury(t) => Some(t.clone()),
+                    _ => None,
+                })
+                .collect();
+            treasury.apply(&requests);
+            logs.treasury.extend(requests);
+            emitted.retain(|e| e.topic != Topic::Treasury);
+            for out in s.poll(&mut st, 1) {
+                match out {
+                    Output::Emit(e) => emitted.push(*e),
+                    Output::Finished(f) => emitted.extend(f),
+                }
+            }
+        }
+    }
+    logs.order_log = emitted
+        .into_iter()
+        .filter(|e| e.topic == Topic::Orders)
+        .map(|e| (0, e.record))
+        .collect();
+    ledger::without_fault(|| audit(&campaigns, 1, &logs))
+        .checks
+        .into_iter()
+        .find(|c| c.name == "stock")
+        .expect("a stock check")
+}
+
+#[test]
+fn fulfillment_that_ignores_stock_is_caught() {
+    let honest = fulfil_three_lattes();
+    assert!(honest.ok, "{}", honest.detail);
+    let faulty = with_fault(Fault::IgnoreStock, fulfil_three_lattes);
+    assert!(!faulty.ok);
+    // Three orders placed without the leases to back them, and 3 of 2 sold.
+    assert!(faulty.detail.starts_with("4 "), "{}", faulty.detail);
+    assert!(faulty.detail.contains("beyond its partition's stock"));
+}

@@ -740,6 +740,8 @@ impl World {
                 Record::Order(o) => Some(o.clone()),
                 _ => None,
             }));
+            logs.order_log
+                .extend(orders.iter().map(|r| (p as i32, r.clone())));
         }
         logs.treasury = self.treasury.clone();
         logs
