@@ -444,7 +444,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
     Report { checks, figures }
 }
 
-/// 9. Never oversold: per campaign and limited SKU, the units of placed
+/// Check 9, never oversold: per campaign and limited SKU, the units of placed
 /// orders (each request's first order) stay within the stock; every placed
 /// order is valid by the stock fold (it fit the partition's leases); and
 /// every stock lease credited in an orders partition is one the treasury
