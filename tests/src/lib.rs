@@ -6,8 +6,9 @@
 //! `CHATCART_TEST_CLICKHOUSE` (HTTP URL); `tests/run.sh` starts real ones
 //! and sets both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -305,8 +306,7 @@ pub async fn clean_audit(settings: &Settings) -> (chatcart::audit::Report, Vec<R
 /// requests were answered. Returns the replies.
 pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<Reply> {
     let (_, replies) = clean_audit(settings).await;
-    let answered: std::collections::HashSet<&str> =
-        replies.iter().map(|r| r.request_id.as_str()).collect();
+    let answered: HashSet<&str> = replies.iter().map(|r| r.request_id.as_str()).collect();
     for p in requests {
         assert!(
             answered.contains(p.request_id.as_str()),
@@ -325,7 +325,8 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
         count(ReplyOutcome::Denied),
         count(ReplyOutcome::Rejected),
     );
-    assert_eq!(orders + denials + rejections, requests.len());
+    let failed = count(ReplyOutcome::OrderFailed);
+    assert_eq!(orders + failed + denials + rejections, requests.len());
     assert!(
         orders > 0 && denials > 0 && rejections > 0,
         "{orders} {denials} {rejections}"
@@ -456,6 +457,12 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
         "return_before_end_secs = {}",
         s.coupon.return_before_end_secs
     );
+    let _ = writeln!(t, "[fulfillment]");
+    let _ = writeln!(
+        t,
+        "close_after_end_secs = {}",
+        s.fulfillment.close_after_end_secs
+    );
     let _ = writeln!(t, "[intent]");
     if let Some(catalog) = &s.intent.catalog {
         let _ = writeln!(t, "catalog = {}", toml_string(&catalog.to_string_lossy()));
@@ -499,6 +506,12 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
             .map(|s| toml_string(s))
             .collect();
         let _ = writeln!(t, "eligible_skus = [{}]", skus.join(", "));
+        let stock: Vec<String> = campaign
+            .stock
+            .iter()
+            .map(|(sku, units)| format!("{} = {units}", toml_string(sku)))
+            .collect();
+        let _ = writeln!(t, "stock = {{ {} }}", stock.join(", "));
     }
     std::fs::write(path, &t).expect("writing the configuration file");
     let loaded = Settings::load(Some(path))
@@ -635,6 +648,90 @@ impl Drop for ChildProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Publishes `prompts` (keyed by user, Avro, one producer) in chunks of
+/// `chunk`, one chunk every `every` or as fast as the broker takes them.
+/// The counter says how many the broker has acknowledged so far.
+pub fn publish_paced(
+    settings: &Settings,
+    prompts: Vec<Prompt>,
+    chunk: usize,
+    every: Duration,
+) -> (JoinHandle<()>, Arc<AtomicUsize>) {
+    let published = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&published);
+    let settings = settings.clone();
+    let task = tokio::spawn(async move {
+        let topics = TopicNames::new(&settings.kafka);
+        let producer = settings.kafka.producer().expect("producer");
+        let mut next = tokio::time::Instant::now();
+        for slice in prompts.chunks(chunk) {
+            tokio::time::sleep_until(next).await;
+            next += every;
+            produce_prompts(&producer, &topics, slice).await;
+            counter.fetch_add(slice.len(), Ordering::Release);
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    });
+    (task, published)
+}
+
+/// Waits until every request has a reply; fails the test after `timeout`.
+pub async fn await_all_replies(settings: &Settings, requests: &[Prompt], timeout: Duration) {
+    let seen = await_replies(settings, requests.len(), timeout).await;
+    let distinct: HashSet<&str> = seen.iter().map(|r| r.request_id.as_str()).collect();
+    assert!(
+        distinct.len() >= requests.len(),
+        "only {} of {} requests answered within {timeout:?}",
+        distinct.len(),
+        requests.len()
+    );
+}
+
+/// Waits until stage `stage`'s consumer group has committed every record of
+/// `topic` (each partition up to its end); fails the test after `timeout`.
+/// How a test knows a stage has handled everything, redeliveries included.
+pub async fn await_caught_up(settings: &Settings, stage: &str, topic: Topic, timeout: Duration) {
+    use rdkafka::TopicPartitionList;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let kafka = settings.kafka.clone();
+    let name = TopicNames::new(&kafka).name(topic).to_owned();
+    let group = format!("{}.{stage}", kafka.group_prefix);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (kafka, name, id) = (kafka.clone(), name.clone(), group.clone());
+        let behind = tokio::task::spawn_blocking(move || {
+            let ends = connectors::kafka::end_offsets(&kafka, &name, kafka.partitions)?;
+            let consumer: BaseConsumer = kafka.client_config().set("group.id", &id).create()?;
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..kafka.partitions {
+                tpl.add_partition(&name, p);
+            }
+            let committed = consumer.committed_offsets(tpl, Duration::from_secs(10))?;
+            let behind: i64 = committed
+                .elements()
+                .iter()
+                .map(|e| {
+                    let at = e.offset().to_raw().unwrap_or(0).max(0);
+                    let end = ends[usize::try_from(e.partition()).unwrap_or(0)];
+                    (end - at).max(0)
+                })
+                .sum();
+            anyhow::Ok(behind)
+        })
+        .await
+        .expect("lag probe")
+        .expect("lag probe");
+        if behind == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} is still {behind} records behind on {topic:?} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -13,9 +13,8 @@
 //!   is printed; it is also kept when the test fails);
 //! - `CHATCART_TEST_BIN`: the `chatcart` binary to run instead of building it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chatcart::app::StageName;
@@ -24,7 +23,6 @@ use chatcart::catalog::Catalog;
 use chatcart::extract::{Extraction, Reason, extract};
 use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
-use rdkafka::producer::Producer;
 use schemas::{Prompt, Record, Reply, ReplyOutcome};
 
 /// A prompt from `user`, with a request id unique within the test.
@@ -87,45 +85,6 @@ fn check_menu() {
             "{text}"
         );
     }
-}
-
-/// Publishes `prompts` (keyed by user, Avro, one producer) in chunks of
-/// `chunk`, one chunk every `every` or as fast as the broker takes them.
-/// The counter says how many the broker has acknowledged so far.
-fn publish_paced(
-    settings: &Settings,
-    prompts: Vec<Prompt>,
-    chunk: usize,
-    every: Duration,
-) -> (tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
-    let published = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&published);
-    let settings = settings.clone();
-    let task = tokio::spawn(async move {
-        let topics = TopicNames::new(&settings.kafka);
-        let producer = settings.kafka.producer().expect("producer");
-        let mut next = tokio::time::Instant::now();
-        for slice in prompts.chunks(chunk) {
-            tokio::time::sleep_until(next).await;
-            next += every;
-            t::produce_prompts(&producer, &topics, slice).await;
-            counter.fetch_add(slice.len(), Ordering::Release);
-        }
-        producer.flush(Duration::from_secs(10)).expect("flush");
-    });
-    (task, published)
-}
-
-/// Waits until every request has a reply; fails the test after `timeout`.
-async fn await_all_replies(settings: &Settings, requests: &[Prompt], timeout: Duration) {
-    let seen = t::await_replies(settings, requests.len(), timeout).await;
-    let distinct: HashSet<&str> = seen.iter().map(|r| r.request_id.as_str()).collect();
-    assert!(
-        distinct.len() >= requests.len(),
-        "only {} of {} requests answered within {timeout:?}",
-        distinct.len(),
-        requests.len()
-    );
 }
 
 /// Granted decisions on `commerce.decisions` so far (as written, valid or
@@ -234,7 +193,8 @@ async fn three_coupon_instances_with_forced_rebalances_grant_exactly_the_budget(
         .collect();
     // 62 requests a second for 8 s: the budget is spent over the first few
     // seconds, so the first rebalances fall while grants are being made.
-    let (publisher, _) = publish_paced(&settings, requests.clone(), 25, Duration::from_millis(400));
+    let (publisher, _) =
+        t::publish_paced(&settings, requests.clone(), 25, Duration::from_millis(400));
 
     let mut extra: Option<Running> = None;
     let mut rebalances = 0;
@@ -287,7 +247,7 @@ async fn three_coupon_instances_with_forced_rebalances_grant_exactly_the_budget(
         rebalances += 1;
     }
     publisher.await.expect("publisher");
-    await_all_replies(&settings, &requests, Duration::from_secs(60)).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(60)).await;
     println!(
         "{:>5.1} s  every request answered",
         started.elapsed().as_secs_f64()
@@ -493,7 +453,7 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
     };
     // Up to 1,000 prompts a second, as fast as the broker takes them.
     let (publisher, published) =
-        publish_paced(&settings, requests.clone(), 250, Duration::from_millis(250));
+        t::publish_paced(&settings, requests.clone(), 250, Duration::from_millis(250));
     // Kill k falls at a random point of the k-th twentieth of the traffic,
     // so the kills are spread over the whole flow whatever its pace. Each
     // killed instance is replaced at once, or now and then after up to
@@ -553,7 +513,7 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
         "{:>5.1} s  20 kills done, all published",
         started.elapsed().as_secs_f64()
     );
-    await_all_replies(&settings, &requests, Duration::from_secs(90)).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(90)).await;
     progress.abort();
     println!(
         "{:>5.1} s  every request answered",
@@ -701,7 +661,7 @@ async fn utilisation_at_ten_times_demand() {
     );
     pipeline.ready().await;
     t::publish(&settings, &requests).await;
-    await_all_replies(&settings, &requests, Duration::from_secs(90)).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(90)).await;
     println!(
         "{:>5.1} s  every request answered",
         started.elapsed().as_secs_f64()
