@@ -509,8 +509,8 @@ fn check_stock(
                 .resource(&c.id, &stock_resource(sku))
                 .map_or(0, |a| a.leased - a.returned);
             lines.push(format!(
-                "{:>8}  {}: {sku} {sold} sold, {leased} leased, of {units}",
-                sold, c.id
+                "{}: {sku} {sold} sold, {leased} leased, of {units}",
+                c.id
             ));
         }
     }
