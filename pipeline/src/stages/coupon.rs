@@ -136,7 +136,8 @@ impl CouponStage {
                     }
                     Verdict::OverAllowance => {
                         let c = &intent.campaign_id;
-                        st.leases.request(&st.fold, t, c, BUDGET, true, now_ms, out);
+                        st.leases
+                            .request(&st.fold, t, c, BUDGET, true, credit, now_ms, out);
                         return None;
                     }
                 }
@@ -147,7 +148,7 @@ impl CouponStage {
         if credit > 0 {
             let c = &intent.campaign_id;
             st.leases
-                .request(&st.fold, t, c, BUDGET, false, now_ms, out);
+                .request(&st.fold, t, c, BUDGET, false, 0, now_ms, out);
         }
         Some(decision)
     }

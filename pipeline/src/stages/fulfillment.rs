@@ -154,9 +154,10 @@ impl FulfillmentStage {
             {
                 reason = Some(OUT_OF_STOCK);
             } else if !short.is_empty() {
-                for (resource, _) in &short {
+                for (resource, missing) in &short {
+                    let need = st.stock.unused_of(c, resource) + missing;
                     st.leases
-                        .request(&st.stock, t, c, resource, true, now_ms, out);
+                        .request(&st.stock, t, c, resource, true, need, now_ms, out);
                 }
                 return None;
             }
@@ -167,7 +168,8 @@ impl FulfillmentStage {
             for sku in d.items.iter().map(|i| stock_resource(&i.sku)) {
                 if t.resource(c, &sku).is_some() {
                     st.leases.demand(c, &sku, now_ms);
-                    st.leases.request(&st.stock, t, c, &sku, false, now_ms, out);
+                    st.leases
+                        .request(&st.stock, t, c, &sku, false, 0, now_ms, out);
                 }
             }
         }

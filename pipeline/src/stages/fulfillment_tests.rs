@@ -255,3 +255,28 @@ fn a_restored_partition_knows_its_orders_and_its_stock() {
     let step = s.handle(&mut restored_fold, granted("r2", "u2", latte(1)), 2);
     assert!(matches!(&step.emits[..], [e] if e.topic == Topic::Orders));
 }
+
+#[test]
+fn an_order_of_more_units_than_a_lease_gathers_leases_until_it_fits() {
+    // 100 units over 12 partitions: leases of 2 units, the order needs 5.
+    let s = stage(&[("latte", 100)], 12, |_| {});
+    let mut st = state(&s, 3, 100_000);
+    let step = s.handle(&mut st, granted("r1", "u1", latte(5)), 0);
+    assert!(step.parked);
+    let mut emits = step.emits;
+    let mut placed = Vec::new();
+    for round in 1..=5 {
+        deliver(&s, &emits);
+        let (more, finished) = split(s.poll(&mut st, round));
+        emits = more;
+        placed.extend(finished.iter().flat_map(|f| orders(f)));
+        if !placed.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        matches!(&placed[..], [o] if o.outcome == OrderOutcome::Placed),
+        "{placed:?}"
+    );
+    assert_eq!(st.stock.account("c", "latte").sold, 5);
+}

@@ -229,7 +229,9 @@ impl Leases {
 
     /// Asks for the next lease of the resource when the allowance left is
     /// below half the lease the treasury would grant now, so it usually
-    /// arrives before it is needed. `force`: a request is waiting for it.
+    /// arrives before it is needed. `force`: a request is waiting for it,
+    /// and needs `need` of the resource (an order of many units may need
+    /// more than half a lease).
     #[allow(clippy::too_many_arguments)]
     pub fn request(
         &mut self,
@@ -238,6 +240,7 @@ impl Leases {
         campaign: &str,
         resource: &str,
         force: bool,
+        need: i64,
         now_ms: i64,
         out: &mut Vec<Emit>,
     ) {
@@ -254,7 +257,8 @@ impl Leases {
         // partition while others run dry, so leases are then only asked
         // for by a request that is waiting (`force`).
         let tail = next <= unit;
-        if (force || !tail) && fold.unused_of(campaign, resource) < (next / 2).max(unit) {
+        let low = (next / 2).max(unit).max(if force { need } else { 0 });
+        if (force || !tail) && fold.unused_of(campaign, resource) < low {
             // The id is the partition's next request number as the treasury
             // shows it, so instances with the same view (a restarted one, a
             // zombie) ask for the same lease and the treasury grants it once.
