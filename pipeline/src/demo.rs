@@ -28,6 +28,8 @@ pub struct DemoOptions {
     pub requests: usize,
     pub partitions: i32,
     pub budget_cents: i64,
+    /// SKU → units, for SKUs whose stock is limited.
+    pub stock: BTreeMap<String, i64>,
     pub clickhouse_url: Option<String>,
     pub seed: u64,
     pub timeout: Duration,
@@ -40,6 +42,8 @@ pub struct Summary {
     pub replies: usize,
     pub duplicate_replies: usize,
     pub orders: usize,
+    /// Orders that failed, by reason (`out_of_stock`, …).
+    pub failed: BTreeMap<String, usize>,
     pub denials: BTreeMap<String, usize>,
     pub rejections: BTreeMap<String, usize>,
     pub budget_cents: i64,
@@ -121,6 +125,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
     settings.kafka.partitions = options.partitions;
     settings.campaigns[0].budget_cents = options.budget_cents;
+    settings.campaigns[0].stock = options.stock.clone();
     if let Some(url) = &options.clickhouse_url {
         settings.clickhouse.url = url.clone();
         settings.clickhouse.database = "chatcart_demo".into();
@@ -202,9 +207,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
                 summary.credit_cents += reply.credit_cents;
             }
             ReplyOutcome::Denied => *summary.denials.entry(reason).or_default() += 1,
-            ReplyOutcome::Rejected | ReplyOutcome::OrderFailed => {
-                *summary.rejections.entry(reason).or_default() += 1
-            }
+            ReplyOutcome::OrderFailed => *summary.failed.entry(reason).or_default() += 1,
+            ReplyOutcome::Rejected => *summary.rejections.entry(reason).or_default() += 1,
         }
     }
     summary.replies = seen.len();
@@ -314,6 +318,9 @@ impl std::fmt::Display for Summary {
             self.replies, self.duplicate_replies
         )?;
         writeln!(f, "  orders placed     {}", self.orders)?;
+        for (reason, n) in &self.failed {
+            writeln!(f, "  orders failed     {n:<6} {reason} (credit given back)")?;
+        }
         for (reason, n) in &self.denials {
             writeln!(f, "  denied            {n:<6} {reason}")?;
         }

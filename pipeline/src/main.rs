@@ -90,6 +90,10 @@ enum Command {
         /// Record every topic in this ClickHouse (HTTP URL, e.g. http://localhost:8123).
         #[arg(long)]
         clickhouse_url: Option<String>,
+        /// Limit a SKU's stock, e.g. `--stock egg-tart=40` (repeatable);
+        /// orders beyond it fail `out_of_stock` and get their credit back.
+        #[arg(long, value_name = "SKU=UNITS", value_parser = parse_stock)]
+        stock: Vec<(String, i64)>,
         /// Seed for the synthetic traffic.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -138,6 +142,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// `SKU=UNITS`, as `--stock` takes it.
+fn parse_stock(text: &str) -> Result<(String, i64), String> {
+    let (sku, units) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SKU=UNITS, e.g. egg-tart=40"))?;
+    let units: i64 = units
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| format!("`{units}` is not a number of units (0 or more)"))?;
+    Ok((sku.trim().to_owned(), units))
+}
+
 async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = || Settings::load(cli.config.as_deref());
     match cli.command {
@@ -146,10 +164,12 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             partitions,
             budget_cents,
             clickhouse_url,
+            stock,
             seed,
             timeout,
         } => {
             let summary = demo::run(DemoOptions {
+                stock: stock.into_iter().collect(),
                 requests,
                 partitions,
                 budget_cents,
