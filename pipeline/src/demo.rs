@@ -144,7 +144,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     let (trigger, shutdown) = Shutdown::new();
     let ready = Arc::new(Ready::default());
     let stages = app::stage_count(&[StageName::All], &settings);
-    let pipeline = tokio::spawn(app::run(
+    let mut pipeline = tokio::spawn(app::run(
         vec![StageName::All],
         settings.clone(),
         trigger.clone(),
@@ -152,10 +152,19 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         Arc::clone(&ready),
     ));
     // Publish once every stage holds its partitions, so the latencies
-    // measure the pipeline rather than consumer-group start-up.
-    if !ready.wait_for(stages, Duration::from_secs(60)).await {
-        trigger.fire();
-        anyhow::bail!("the stages did not join their consumer groups within 60 s");
+    // measure the pipeline rather than consumer-group start-up. A pipeline
+    // that stops first (say, refusing the configuration) says why.
+    tokio::select! {
+        joined = ready.wait_for(stages, Duration::from_secs(60)) => {
+            if !joined {
+                trigger.fire();
+                anyhow::bail!("the stages did not join their consumer groups within 60 s");
+            }
+        }
+        ended = &mut pipeline => {
+            ended??;
+            anyhow::bail!("the pipeline stopped before it started");
+        }
     }
 
     let started = Instant::now();

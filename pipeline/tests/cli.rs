@@ -192,3 +192,26 @@ fn send_and_run_all_give_a_reply_any_client_can_read() {
     };
     assert!(text.contains("3 × 柠檬茶"), "{text}");
 }
+
+/// A bad `--stock` or a stock for a SKU the catalog lacks is refused with
+/// a message that says what to write, before anything starts.
+#[test]
+fn demo_refuses_a_stock_it_cannot_use() {
+    let cases = [
+        ("egg-tart", "is not SKU=UNITS"),
+        ("egg-tart=-1", "is not a number of units"),
+        (
+            "pizza=5",
+            "stock is set for `pizza`, which is not in the catalog",
+        ),
+    ];
+    for (stock, expected) in cases {
+        let out = chatcart(&[])
+            .args(["demo", "--requests", "1", "--stock", stock])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--stock {stock} was accepted");
+        assert!(stderr.contains(expected), "--stock {stock}: {stderr}");
+    }
+}
