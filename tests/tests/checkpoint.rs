@@ -91,6 +91,8 @@ async fn produce_checkpoint_record(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
+    // Built (or found up to date) before anything waits on the processes.
+    t::chatcart_bin();
     let mut settings = t::settings("checkpoint", 2);
     settings.clickhouse.url.clear();
     settings.runtime.checkpoint_min_records = 40;
@@ -167,33 +169,58 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
     assert!(DecisionsFold::from_image(Arc::clone(&campaigns), &image).is_ok());
 
     // A new coupon process restores through the checkpoints (passing over
-    // the broken one) and goes on granting exactly what the ledger allows.
+    // the broken one) and goes on granting exactly what the ledger allows;
+    // new fulfillment and reply processes start their replay of the
+    // decisions partitions from the same checkpoints.
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
     let mut coupon = ChildProcess::spawn("coupon", &config, &["run", "coupon"]);
-    let others = Running::start(
-        &settings,
-        &[StageName::Intent, StageName::Fulfillment, StageName::Reply],
-    );
+    let mut downstream =
+        ChildProcess::spawn("downstream", &config, &["run", "fulfillment", "reply"]);
+    let others = Running::start(&settings, &[StageName::Intent]);
     others.ready().await;
-    assert!(
-        coupon
-            .wait_for_log("partitions assigned", Duration::from_secs(60))
-            .await,
-        "the coupon process did not join its group:\n{}",
-        coupon.log_text()
-    );
+    for child in [&mut coupon, &mut downstream] {
+        assert!(
+            child
+                .wait_for_log("partitions assigned", Duration::from_secs(60))
+                .await,
+            "the {} process did not join its group:\n{}",
+            child.name,
+            child.log_text()
+        );
+    }
     // Partitions are restored when their first record arrives.
     let second = prompts(600, 300, 500);
     let mut all = first.clone();
     all.extend(second.iter().cloned());
     t::publish(&settings, &second).await;
-    t::await_replies(&settings, all.len(), Duration::from_secs(90)).await;
+    t::await_all_replies(&settings, &all, Duration::from_secs(90)).await;
     let log = coupon.log_text();
     let status = coupon.terminate(Duration::from_secs(40));
     assert!(status.success(), "the coupon process did not drain:\n{log}");
+    // Read once it exited, so every line it logged is in the file.
+    let downstream_path = downstream.log.clone();
+    let status = downstream.terminate(Duration::from_secs(40));
+    let downstream_log = std::fs::read_to_string(downstream_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "the fulfillment and reply process did not drain:\n{downstream_log}"
+    );
     others.stop().await.expect("stages drained");
+    for stage in ["fulfillment", "reply"] {
+        let replayed: Vec<&str> = downstream_log
+            .lines()
+            .filter(|l| l.contains("input replayed") && l.contains(stage))
+            .collect();
+        assert!(
+            !replayed.is_empty()
+                && replayed.iter().all(|l| l.contains("from_checkpoint")
+                    && l.contains("0: ")
+                    && l.contains("1: ")),
+            "{stage} did not replay both partitions from checkpoints: {replayed:?}"
+        );
+    }
     let restored: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("state restored"))

@@ -100,6 +100,19 @@ pub trait Stage: Send + Sync + 'static {
     /// Folds one input record from before the resume point into the state.
     fn replay(&self, _state: &mut Self::State, _record: &Record) {}
 
+    /// The stage whose checkpoints are images of the fold [`Stage::replay`]
+    /// builds (the coupon stage's, for the decisions fold), so a replay can
+    /// start from one of them instead of from the first record.
+    fn replay_checkpoints(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Replaces the replayed part of a fresh `state` with such an image, as
+    /// if every input record it covers had been replayed.
+    fn load_replay_image(&self, _state: &mut Self::State, _image: &[u8]) -> Result<(), ImageError> {
+        Ok(())
+    }
+
     /// Decodes an input record. Internal topics use Avro single-object
     /// encoding; a stage reading from outside overrides this.
     fn decode(&self, codec: &Codec, _topic: Topic, bytes: &[u8]) -> Result<Record, CodecError> {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_partitions_until, read_ranges};
+use connectors::kafka::{enqueue, read_ranges};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -464,19 +464,33 @@ async fn restore<S: Stage>(
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
         if let Some(input) = stage.replays() {
             let topic = ctx.topics.name(input);
-            let read =
-                read_partitions_until(&ctx.settings.kafka, topic, &resume, timeout, |message| {
-                    let Some(state) = states.get_mut(&message.partition()) else {
-                        return;
-                    };
-                    if let Ok(record) = ctx.codec.decode(message.payload().unwrap_or_default()) {
-                        stage.replay(state, &record);
+            let mut ranges = Vec::with_capacity(resume.len());
+            let mut from_checkpoint: HashMap<i32, i64> = HashMap::new();
+            for (p, end) in &resume {
+                let start = match (stage.replay_checkpoints(), states.get_mut(p)) {
+                    (Some(writer), Some(state)) if checkpoints_on(&ctx) => {
+                        replay_start(&*stage, &ctx, writer, *p, *end, state, timeout)?
                     }
-                })?;
+                    _ => 0,
+                };
+                if start > 0 {
+                    from_checkpoint.insert(*p, start);
+                }
+                ranges.push((*p, start, *end));
+            }
+            let read = read_ranges(&ctx.settings.kafka, topic, &ranges, timeout, |message| {
+                let Some(state) = states.get_mut(&message.partition()) else {
+                    return;
+                };
+                if let Ok(record) = ctx.codec.decode(message.payload().unwrap_or_default()) {
+                    stage.replay(state, &record);
+                }
+            })?;
             tracing::info!(
                 stage = stage.name(),
                 topic,
                 ?resume,
+                ?from_checkpoint,
                 records = read,
                 "input replayed"
             );
@@ -540,7 +554,44 @@ async fn restore<S: Stage>(
 
 /// Whether `stage` keeps checkpoints (it has images, and they are on).
 fn checkpoints<S: Stage>(stage: &S, ctx: &Context) -> bool {
-    ctx.settings.runtime.checkpoint_min_records > 0 && stage.image(&stage.new_state(0)).is_some()
+    checkpoints_on(ctx) && stage.image(&stage.new_state(0)).is_some()
+}
+
+fn checkpoints_on(ctx: &Context) -> bool {
+    ctx.settings.runtime.checkpoint_min_records > 0
+}
+
+/// Where the replay of `partition` (up to `end`) starts: after the newest
+/// checkpoint of `writer` that covers no more than `end`, loaded into
+/// `state`; or at 0 when there is none, it covers too much (the writer is
+/// ahead of this stage's committed offset), or its image does not load.
+fn replay_start<S: Stage>(
+    stage: &S,
+    ctx: &Context,
+    writer: &str,
+    partition: i32,
+    end: i64,
+    state: &mut S::State,
+    timeout: Duration,
+) -> anyhow::Result<i64> {
+    let Some((manifest, image)) = checkpoint::latest(ctx, writer, partition, timeout)? else {
+        return Ok(0);
+    };
+    if manifest.covers > end {
+        return Ok(0);
+    }
+    match stage.load_replay_image(state, &image) {
+        Ok(()) => Ok(manifest.covers),
+        Err(error) => {
+            tracing::warn!(
+                stage = stage.name(),
+                partition,
+                %error,
+                "a checkpoint image did not load; replaying from the first record"
+            );
+            Ok(0)
+        }
+    }
 }
 
 /// The group's committed offset of `topic` for each of `partitions`: where

@@ -32,7 +32,7 @@ use super::leases::{Leases, Treasury};
 use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
 use crate::ledger::stock::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
-use crate::ledger::{DecisionsFold, Effect, StockFold, TreasuryFold, stock_resource};
+use crate::ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
 
@@ -269,6 +269,15 @@ impl Stage for FulfillmentStage {
 
     fn restore(&self, st: &mut FulfillmentState, record: &Record) {
         st.stock.apply(record);
+    }
+
+    fn replay_checkpoints(&self) -> Option<&'static str> {
+        Some("coupon")
+    }
+
+    fn load_replay_image(&self, st: &mut FulfillmentState, image: &[u8]) -> Result<(), ImageError> {
+        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+        Ok(())
     }
 
     fn replay(&self, st: &mut FulfillmentState, record: &Record) {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::campaign::Campaigns;
 use crate::catalog::Catalog;
 use crate::ledger::recent::Recent;
-use crate::ledger::{DecisionsFold, Effect};
+use crate::ledger::{DecisionsFold, Effect, ImageError};
 use crate::runtime::{Emit, Stage, Step};
 use crate::topics::Topic;
 
@@ -315,6 +315,15 @@ impl Stage for ReplyStage {
 
     fn restore_window(&self) -> Option<u64> {
         u64::try_from(REPLY_WINDOW).ok()
+    }
+
+    fn replay_checkpoints(&self) -> Option<&'static str> {
+        Some("coupon")
+    }
+
+    fn load_replay_image(&self, st: &mut ReplyState, image: &[u8]) -> Result<(), ImageError> {
+        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+        Ok(())
     }
 
     fn replay(&self, st: &mut ReplyState, record: &Record) {
