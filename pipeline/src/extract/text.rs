@@ -13,6 +13,18 @@
 /// a space, curly quotes to `'`, and letters to lower case (when that is
 /// one character, so positions stay put).
 pub fn fold(c: char) -> char {
+    // Most of a prompt is ASCII or Chinese; neither needs the Unicode case
+    // tables, which cost more than the rest of the fold.
+    if c.is_ascii() {
+        return if c == '`' {
+            '\''
+        } else {
+            c.to_ascii_lowercase()
+        };
+    }
+    if is_han(c) {
+        return c;
+    }
     let c = match c {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         '\u{3000}' => ' ',
@@ -29,7 +41,9 @@ pub fn fold(c: char) -> char {
 
 /// The folded text.
 pub fn normalise(text: &str) -> String {
-    text.chars().map(fold).collect()
+    let mut out = String::with_capacity(text.len());
+    out.extend(text.chars().map(fold));
+    out
 }
 
 /// Chinese characters (CJK unified ideographs and their extensions).
