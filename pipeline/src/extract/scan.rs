@@ -219,8 +219,12 @@ fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Ve
                         }
                     }
                     key.push_str(next.text);
-                    if let Some(lex) = lexicon.get(&key) {
+                    let (lex, longer) = lexicon.lookup(&key);
+                    if let Some(lex) = lex {
                         best = Some((j, lex));
+                    }
+                    if !longer {
+                        break;
                     }
                 }
                 if let Some((j, lex)) = best {
