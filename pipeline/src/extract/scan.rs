@@ -61,8 +61,8 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                     let start = piece.start + tag.byte_start;
                     let word = &text[start..piece.start + tag.byte_end];
                     let known = lexicon.knows(word) || numbers::chinese(word).is_some();
-                    match (known, decompose(lexicon, word)) {
-                        (false, Some(parts)) => {
+                    match (!known).then(|| decompose(lexicon, word)).flatten() {
+                        Some(parts) => {
                             for (s, e) in parts {
                                 out.push(Atom {
                                     text: &word[s..e],
@@ -73,7 +73,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                                 join_numerals(text, &mut out);
                             }
                         }
-                        _ => out.push(Atom {
+                        None => out.push(Atom {
                             text: word,
                             kind: Kind::Han,
                             start,
@@ -84,13 +84,16 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                 }
             }
             Kind::Word => {
-                for (s, e) in split_word(piece.text) {
-                    out.push(Atom {
-                        text: &piece.text[s..e],
-                        kind: Kind::Word,
-                        start: piece.start + s,
-                        noun: true,
-                    });
+                let (first, rest) = split_word(piece.text);
+                for (text, start) in [(first, piece.start), (rest, piece.start + first.len())] {
+                    if !text.is_empty() {
+                        out.push(Atom {
+                            text,
+                            kind: Kind::Word,
+                            start,
+                            noun: true,
+                        });
+                    }
                 }
             }
             Kind::Sep | Kind::Symbol => out.push(Atom {
@@ -159,8 +162,9 @@ fn decompose(lexicon: &Lexicon, word: &str) -> Option<Vec<(usize, usize)>> {
 /// Splits a word piece where letters and digits meet in a way the rules
 /// read: `x4` and `4x` (times a number), `2cups`, `3pm` (a number and a
 /// word). Anything else mixed (`b2`, `save20`) stays whole: a code or an
-/// address part, never a quantity.
-fn split_word(word: &str) -> Vec<(usize, usize)> {
+/// address part, never a quantity. The second part is empty when the
+/// word stays whole.
+fn split_word(word: &str) -> (&str, &str) {
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
     let len = word.len();
     if digits == 0
@@ -168,15 +172,15 @@ fn split_word(word: &str) -> Vec<(usize, usize)> {
         && word.starts_with('x')
         && word[1..].bytes().all(|b| b.is_ascii_digit())
     {
-        return vec![(0, 1), (1, len)];
+        return word.split_at(1);
     }
     if digits > 0 && digits < len && !word.contains('.') {
         let rest = &word[digits..];
         if rest.chars().all(char::is_alphabetic) {
-            return vec![(0, digits), (digits, len)];
+            return word.split_at(digits);
         }
     }
-    vec![(0, len)]
+    (word, "")
 }
 
 fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Vec<Tok<'a>> {
