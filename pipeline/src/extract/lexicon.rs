@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 
 use jieba_rs::Jieba;
+use rustc_hash::FxHashMap;
 
 use super::numbers::{self, Word};
 use super::text::{is_han, phrase_key};
@@ -223,7 +224,9 @@ struct Entry {
 pub struct Lexicon {
     jieba: Jieba,
     /// Phrase key → meaning, and every proper prefix of a phrase key.
-    phrases: HashMap<String, Entry>,
+    /// Hashed with a fast, unkeyed hash: the keys come from the catalog,
+    /// so a prompt can only look up, never fill the table with collisions.
+    phrases: FxHashMap<String, Entry>,
     /// Most tokens a phrase can span (a Chinese phrase split by jieba spans
     /// at most one token per character).
     max_tokens: usize,
@@ -292,7 +295,7 @@ impl Lexicon {
             .max()
             .unwrap_or(1)
             .min(6);
-        let mut entries: HashMap<String, Entry> = HashMap::new();
+        let mut entries = FxHashMap::<String, Entry>::default();
         for (key, lex) in phrases {
             for (end, _) in key.char_indices().skip(1) {
                 entries.entry(key[..end].to_owned()).or_default().longer = true;
