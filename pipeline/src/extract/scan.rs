@@ -36,6 +36,8 @@ struct Atom<'a> {
     start: usize,
     /// jieba tagged it as a noun.
     noun: bool,
+    /// What the lexicon said of its text when it was looked up already.
+    lookup: Option<(Option<Lex>, bool)>,
 }
 
 impl Atom<'_> {
@@ -53,14 +55,19 @@ pub fn scan<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Tok<'a>> {
 }
 
 fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
-    let mut out = Vec::new();
+    // About one atom per Chinese word or English word; growing the vector
+    // costs more than the few bytes this may waste.
+    let mut out = Vec::with_capacity(text.len() / 3 + 2);
     for piece in pieces(text) {
         match piece.kind {
             Kind::Han => {
                 for tag in lexicon.jieba().tag(piece.text, true) {
                     let start = piece.start + tag.byte_start;
                     let word = &text[start..piece.start + tag.byte_end];
-                    let known = lexicon.knows(word) || numbers::chinese(word).is_some();
+                    // Number words are English, so for a Chinese word the
+                    // meaning is the phrase table's alone.
+                    let lookup = lexicon.lookup(word);
+                    let known = lookup.0.is_some() || numbers::chinese(word).is_some();
                     match (!known).then(|| decompose(lexicon, word)).flatten() {
                         Some(parts) => {
                             for (s, e) in parts {
@@ -69,6 +76,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                                     kind: Kind::Han,
                                     start: start + s,
                                     noun: false,
+                                    lookup: None,
                                 });
                                 join_numerals(text, &mut out);
                             }
@@ -78,6 +86,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                             kind: Kind::Han,
                             start,
                             noun: tag.tag.starts_with('n'),
+                            lookup: Some(lookup),
                         }),
                     }
                     join_numerals(text, &mut out);
@@ -92,6 +101,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                             kind: Kind::Word,
                             start,
                             noun: true,
+                            lookup: None,
                         });
                     }
                 }
@@ -101,6 +111,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                 kind: piece.kind,
                 start: piece.start,
                 noun: false,
+                lookup: None,
             }),
         }
     }
@@ -124,6 +135,7 @@ fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
             kind: Kind::Han,
             start: a.start,
             noun: false,
+            lookup: None,
         };
         out.truncate(out.len() - 2);
         out.push(joined);
@@ -133,27 +145,31 @@ fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
 /// Splits a Chinese word into known words and numerals, as byte ranges,
 /// or `None` unless it splits completely into at least two parts.
 fn decompose(lexicon: &Lexicon, word: &str) -> Option<Vec<(usize, usize)>> {
-    let bounds: Vec<usize> = word
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain([word.len()])
-        .collect();
-    let chars = bounds.len() - 1;
     let mut parts = Vec::new();
     let mut at = 0;
-    while at < chars {
-        let known = (1..=(chars - at).min(4))
+    while at < word.len() {
+        let rest = &word[at..];
+        // The longest known word of up to four characters, else a numeral.
+        let mut ends = [0; 4];
+        let mut n = 0;
+        for ((i, c), end) in rest.char_indices().zip(&mut ends) {
+            *end = i + c.len_utf8();
+            n += 1;
+        }
+        let known = ends[..n]
+            .iter()
             .rev()
-            .find(|len| lexicon.knows(&word[bounds[at]..bounds[at + len]]));
+            .find(|&&end| lexicon.knows(&rest[..end]))
+            .copied();
         let len = known.or_else(|| {
-            let run = word[bounds[at]..]
+            let run: usize = rest
                 .chars()
                 .take_while(|c| numbers::is_chinese_numeral(*c))
-                .count();
-            (run > 0 && numbers::chinese(&word[bounds[at]..bounds[at + run]]).is_some())
-                .then_some(run)
+                .map(char::len_utf8)
+                .sum();
+            (run > 0 && numbers::chinese(&rest[..run]).is_some()).then_some(run)
         })?;
-        parts.push((bounds[at], bounds[at + len]));
+        parts.push((at, at + len));
         at += len;
     }
     (parts.len() > 1).then_some(parts)
@@ -223,7 +239,10 @@ fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Ve
                         }
                     }
                     key.push_str(next.text);
-                    let (lex, longer) = lexicon.lookup(&key);
+                    let (lex, longer) = match next.lookup {
+                        Some(lookup) if j == i => lookup,
+                        _ => lexicon.lookup(&key),
+                    };
                     if let Some(lex) = lex {
                         best = Some((j, lex));
                     }
@@ -272,20 +291,18 @@ fn unknown(atom: Atom<'_>) -> Lex {
 }
 
 /// Turns runs of English number words into numbers, and a number followed
-/// by `dozen` or `hundred` into their product (`2 dozen`).
-fn assemble_numbers(toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
-    let mut out: Vec<Tok<'_>> = Vec::with_capacity(toks.len());
+/// by `dozen` or `hundred` into their product (`2 dozen`). In place: each
+/// token written replaces at least one read.
+fn assemble_numbers(mut toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
+    let mut kept = 0;
     let mut i = 0;
     while i < toks.len() {
         let tok = toks[i];
-        let words: Vec<Word> = toks[i..]
-            .iter()
-            .map_while(|t| match t.lex {
-                Lex::NumWord(w) => Some(w),
-                _ => None,
-            })
-            .collect();
-        if let (
+        let words = toks[i..].iter().map_while(|t| match &t.lex {
+            Lex::NumWord(w) => Some(w),
+            _ => None,
+        });
+        let (out, used) = if let (
             Lex::Num(n),
             Some(Tok {
                 lex: Lex::NumWord(Word::Times(m)),
@@ -293,30 +310,24 @@ fn assemble_numbers(toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
             }),
         ) = (tok.lex, toks.get(i + 1))
         {
-            out.push(Tok {
-                lex: Lex::Num(n.saturating_mul(*m)),
-                ..tok
-            });
-            i += 2;
-        } else if let Some((value, used)) = numbers::english(&words) {
-            out.push(Tok {
-                lex: Lex::Num(value),
-                weak: used == 1 && words[0] == Word::Article,
-                ..tok
-            });
-            i += used.max(1);
-        } else if !words.is_empty() {
-            out.push(Tok {
-                lex: Lex::Filler,
-                ..tok
-            });
-            i += 1;
+            let lex = Lex::Num(n.saturating_mul(*m));
+            (Tok { lex, ..tok }, 2)
+        } else if let Some((value, used)) = numbers::english(words) {
+            let weak = used == 1 && tok.lex == Lex::NumWord(Word::Article);
+            let lex = Lex::Num(value);
+            (Tok { lex, weak, ..tok }, used.max(1))
+        } else if matches!(tok.lex, Lex::NumWord(_)) {
+            let lex = Lex::Filler;
+            (Tok { lex, ..tok }, 1)
         } else {
-            out.push(tok);
-            i += 1;
-        }
+            (tok, 1)
+        };
+        toks[kept] = out;
+        kept += 1;
+        i += used;
     }
-    out
+    toks.truncate(kept);
+    toks
 }
 
 /// Longest coupon code accepted; longer runs are not codes.
