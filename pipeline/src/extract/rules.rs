@@ -192,7 +192,8 @@ impl<'t, 'a> Reader<'t, 'a> {
 
     /// Finds every item and the numbers it could take.
     fn find_mentions(&mut self) {
-        for (c, clause) in self.clauses.clone().into_iter().enumerate() {
+        for c in 0..self.clauses.len() {
+            let clause = self.clauses[c];
             for at in clause.start..clause.end {
                 let Some(Lex::Item { sku, plural }) = self.lex(at) else {
                     continue;
@@ -216,19 +217,15 @@ impl<'t, 'a> Reader<'t, 'a> {
                 // Before: options, measure words, `x`, `of`, `的` and
                 // unknown words may stand between a number and its item
                 // (`2 hot lattes`, `两大杯冰拿铁`, `一打蛋挞`).
-                let mut zone = Vec::new();
+                let mut zone = at;
                 let mut j = at;
                 while j > clause.start {
                     j -= 1;
                     match self.toks[j].lex {
-                        Lex::Opt(o) => {
-                            m.options.push(o);
-                            zone.push(j);
-                        }
+                        Lex::Opt(o) => m.options.push(o),
                         Lex::Measure(times) => {
                             m.times = m.times.saturating_mul(times);
                             m.measured = true;
-                            zone.push(j);
                         }
                         Lex::Vague => {
                             m.quantity = Some((1, false));
@@ -247,9 +244,13 @@ impl<'t, 'a> Reader<'t, 'a> {
                         }
                         _ => break,
                     }
+                    zone = j;
                 }
-                for j in zone {
-                    self.claimed[j] = true;
+                // The options and measure words passed over are this item's.
+                for j in zone..at {
+                    if matches!(self.toks[j].lex, Lex::Opt(_) | Lex::Measure(_)) {
+                        self.claimed[j] = true;
+                    }
                 }
                 // After: `奶茶40杯`, `奶茶要两杯`, `lemon tea x4`.
                 let mut k = at + 1;
@@ -502,8 +503,8 @@ impl<'t, 'a> Reader<'t, 'a> {
         let purchase = self.purchase();
         let question = self.any(Lex::Question);
         let asked = self.any(Lex::QuestionMark);
-        let wanted: Vec<&Mention> = self.mentions.iter().filter(|m| !m.negated).collect();
-        if wanted.is_empty() {
+        let wanted = || self.mentions.iter().filter(|m| !m.negated);
+        if wanted().next().is_none() {
             return if unknown > 0 {
                 reject(Reason::UnknownItem, Confidence::Low)
             } else if !self.mentions.is_empty() {
@@ -517,7 +518,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 reject(Reason::NotUnderstood, Confidence::Low)
             };
         }
-        let counted = wanted.iter().any(|m| m.quantity.is_some_and(|q| q.1));
+        let counted = wanted().any(|m| m.quantity.is_some_and(|q| q.1));
         // `奶茶多少钱？`, `do you have lattes?`: asking, not ordering.
         if question && !purchase {
             let confidence = if counted {
@@ -545,7 +546,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         });
         let mut low = self.low || leftover || (asked && !purchase);
         let mut items = Vec::new();
-        for m in &wanted {
+        for m in wanted() {
             let quantity = match m.quantity {
                 Some((q, _)) => q,
                 None => {
