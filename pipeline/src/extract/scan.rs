@@ -61,14 +61,33 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
     for piece in pieces(text) {
         match piece.kind {
             Kind::Han => {
-                for tag in lexicon.jieba().tag(piece.text, true) {
+                let tags = lexicon.jieba().tag(piece.text, true);
+                let mut next = 0;
+                while let Some(tag) = tags.get(next) {
+                    next += 1;
                     let start = piece.start + tag.byte_start;
-                    let word = &text[start..piece.start + tag.byte_end];
+                    let mut word = &text[start..piece.start + tag.byte_end];
                     // Number words are English, so for a Chinese word the
                     // meaning is the phrase table's alone.
                     let lookup = lexicon.lookup(word);
                     let known = lookup.0.is_some() || numbers::chinese(word).is_some();
-                    match (!known).then(|| decompose(lexicon, word)).flatten() {
+                    let mut parts = (!known).then(|| decompose(lexicon, word)).flatten();
+                    // jieba's dictionary has words that straddle a numeral
+                    // or measure word and the name after it (`三十杯水果茶`
+                    // is cut `三` + `十杯水` + `果茶`): an unknown word that
+                    // does not split is tried again with the next word.
+                    if !known
+                        && parts.is_none()
+                        && let Some(after) = tags.get(next)
+                    {
+                        let joined = &text[start..piece.start + after.byte_end];
+                        if let Some(joined_parts) = decompose(lexicon, joined) {
+                            parts = Some(joined_parts);
+                            word = joined;
+                            next += 1;
+                        }
+                    }
+                    match parts {
                         Some(parts) => {
                             for (s, e) in parts {
                                 out.push(Atom {
@@ -410,11 +429,18 @@ mod tests {
 
     #[test]
     fn numerals_jieba_cuts_apart_are_one_number() {
-        // jieba cuts these as `五十` + `一杯` and `三` + `十一杯`.
-        for (text, n) in [("五十一杯美式", 51), ("三十一杯拿铁", 31)] {
+        // jieba cuts these as `五十` + `一杯`, `三` + `十一杯`, and `三` +
+        // `十杯水` + `果茶`, its word `十杯水` taking the first character of
+        // the item's name.
+        for (text, n) in [
+            ("五十一杯美式", 51),
+            ("三十一杯拿铁", 31),
+            ("三十杯水果茶", 30),
+        ] {
             let toks = lexes(text);
             assert_eq!(toks[0].1, Lex::Num(n), "{text}: {toks:?}");
             assert_eq!(toks[1].1, Lex::Measure(1), "{text}: {toks:?}");
+            assert!(matches!(toks[2].1, Lex::Item { .. }), "{text}: {toks:?}");
         }
     }
 
