@@ -71,15 +71,22 @@ struct Mention {
     negated: bool,
 }
 
+/// What the rules found out about one token.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    /// Inside a delivery detail: ignored.
+    delivery: bool,
+    /// A number that may be a quantity.
+    quantity: bool,
+    /// A number or option already given to an item.
+    claimed: bool,
+}
+
 /// The prompt, with what each token turned out to be.
 struct Reader<'t, 'a> {
     toks: &'t [Tok<'a>],
-    /// Inside a delivery detail: ignored.
-    delivery: Vec<bool>,
-    /// A number that may be a quantity.
-    quantity: Vec<bool>,
-    /// Numbers and options already given to an item.
-    claimed: Vec<bool>,
+    /// One per token.
+    marks: Vec<Marks>,
     clauses: Vec<Clause>,
     mentions: Vec<Mention>,
     low: bool,
@@ -133,18 +140,20 @@ fn may_count(lexicon: &Lexicon, toks: &[Tok<'_>], i: usize) -> bool {
 impl<'t, 'a> Reader<'t, 'a> {
     fn new(lexicon: &Lexicon, toks: &'t [Tok<'a>]) -> Self {
         let n = toks.len();
-        let mut delivery = vec![false; n];
         let mut inside = false;
-        for (i, t) in toks.iter().enumerate() {
-            match t.lex {
-                Lex::Delivery => inside = true,
-                Lex::Sep | Lex::QuestionMark => inside = false,
-                _ => {}
-            }
-            delivery[i] = inside;
-        }
-        let quantity = (0..n)
-            .map(|i| !delivery[i] && may_count(lexicon, toks, i))
+        let marks = (0..n)
+            .map(|i| {
+                match toks[i].lex {
+                    Lex::Delivery => inside = true,
+                    Lex::Sep | Lex::QuestionMark => inside = false,
+                    _ => {}
+                }
+                Marks {
+                    delivery: inside,
+                    quantity: !inside && may_count(lexicon, toks, i),
+                    claimed: false,
+                }
+            })
             .collect();
         let mut clauses = Vec::new();
         let mut start = 0;
@@ -170,9 +179,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         });
         Self {
             toks,
-            delivery,
-            quantity,
-            claimed: vec![false; n],
+            marks,
             clauses,
             mentions: Vec::new(),
             low: false,
@@ -198,7 +205,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 let Some(Lex::Item { sku, plural }) = self.lex(at) else {
                     continue;
                 };
-                if self.delivery[at] {
+                if self.marks[at].delivery {
                     continue;
                 }
                 let mut m = Mention {
@@ -233,7 +240,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                         }
                         Lex::Times | Lex::Word { .. } => {}
                         Lex::Filler if matches!(self.toks[j].text, "of" | "的") => {}
-                        Lex::Num(_) if self.quantity[j] => {
+                        Lex::Num(_) if self.marks[j].quantity => {
                             m.pre = Some(j);
                             break;
                         }
@@ -249,7 +256,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 // The options and measure words passed over are this item's.
                 for j in zone..at {
                     if matches!(self.toks[j].lex, Lex::Opt(_) | Lex::Measure(_)) {
-                        self.claimed[j] = true;
+                        self.marks[j].claimed = true;
                     }
                 }
                 // After: `奶茶40杯`, `奶茶要两杯`, `lemon tea x4`.
@@ -261,7 +268,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 if tied {
                     k += 1;
                 }
-                if k < clause.end && self.quantity[k] {
+                if k < clause.end && self.marks[k].quantity {
                     m.post = Some((k, tied));
                 }
                 self.mentions.push(m);
@@ -276,12 +283,12 @@ impl<'t, 'a> Reader<'t, 'a> {
             if m.quantity.is_some() {
                 continue;
             }
-            if let Some(p) = m.pre.filter(|p| !self.claimed[*p]) {
+            if let Some(p) = m.pre.filter(|p| !self.marks[*p].claimed) {
                 let times = m.times;
                 self.take(i, p, times);
                 continue;
             }
-            let Some((p, tied)) = m.post.filter(|(p, _)| !self.claimed[*p]) else {
+            let Some((p, tied)) = m.post.filter(|(p, _)| !self.marks[*p].claimed) else {
                 continue;
             };
             let next = self.mentions[i + 1..].iter().find(|n| n.clause == m.clause);
@@ -293,7 +300,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                     // The measure word after the number is part of it.
                     let times = match self.lex(p + 1) {
                         Some(Lex::Measure(times)) => {
-                            self.claimed[p + 1] = true;
+                            self.marks[p + 1].claimed = true;
                             self.mentions[i].measured = true;
                             times
                         }
@@ -310,7 +317,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         let value = self.value(num).saturating_mul(times);
         let strong = !self.toks[num].weak;
         self.mentions[mention].quantity = Some((value, strong));
-        self.claimed[num] = true;
+        self.marks[num].claimed = true;
     }
 
     /// `奶茶和拿铁各两杯`, `a latte and a burger, 2 each`: one number for
@@ -322,9 +329,9 @@ impl<'t, 'a> Reader<'t, 'a> {
             }
             let num = [e + 1, e.wrapping_sub(1)]
                 .into_iter()
-                .find(|&i| self.quantity.get(i) == Some(&true) && !self.claimed[i]);
+                .find(|&i| self.marks.get(i).is_some_and(|m| m.quantity) && !self.marks[i].claimed);
             let Some(num) = num else { continue };
-            self.claimed[num] = true;
+            self.marks[num].claimed = true;
             let value = self.value(num);
             for m in self.mentions.iter_mut().filter(|m| m.at < e) {
                 if m.quantity.is_none_or(|(_, strong)| !strong) {
@@ -343,7 +350,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         let purchase = self.purchase();
         let mut unknown = 0;
         for i in 0..self.toks.len() {
-            if !self.quantity[i] || self.claimed[i] {
+            if !self.marks[i].quantity || self.marks[i].claimed {
                 continue;
             }
             let mut k = i + 1;
@@ -358,7 +365,7 @@ impl<'t, 'a> Reader<'t, 'a> {
             let counts_word = matches!(self.lex(k), Some(Lex::Word { noun: true }));
             if counts_word && (!self.toks[i].weak || purchase) {
                 unknown += 1;
-                self.claimed[i] = true;
+                self.marks[i].claimed = true;
                 continue;
             }
             let clause = self.clause_of(i);
@@ -376,7 +383,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                     };
                     let value = self.value(i).saturating_mul(times);
                     self.mentions[p].quantity = Some((value, true));
-                    self.claimed[i] = true;
+                    self.marks[i].claimed = true;
                 }
                 _ => self.low = true,
             }
@@ -387,17 +394,19 @@ impl<'t, 'a> Reader<'t, 'a> {
             }
             let toks = clause.start..clause.end;
             let noun = toks.clone().find(|&i| {
-                !self.delivery[i]
-                    && !self.claimed[i]
+                !self.marks[i].delivery
+                    && !self.marks[i].claimed
                     && self.toks[i].lex == Lex::Word { noun: true }
             });
             let Some(noun) = noun else { continue };
-            let counted = toks.clone().any(|i| self.quantity[i] && !self.toks[i].weak);
+            let counted = toks
+                .clone()
+                .any(|i| self.marks[i].quantity && !self.toks[i].weak);
             let listed = clause.intro == Intro::Conj
                 || counted
                 || toks.clone().any(|i| {
                     i < noun
-                        && !self.delivery[i]
+                        && !self.marks[i].delivery
                         && matches!(self.toks[i].lex, Lex::Purchase | Lex::Measure(_))
                 });
             if listed {
@@ -427,7 +436,7 @@ impl<'t, 'a> Reader<'t, 'a> {
             let Lex::Opt(o) = self.toks[i].lex else {
                 continue;
             };
-            if self.claimed[i] || self.delivery[i] {
+            if self.marks[i].claimed || self.marks[i].delivery {
                 continue;
             }
             let clause = self.clause_of(i);
@@ -458,7 +467,7 @@ impl<'t, 'a> Reader<'t, 'a> {
     /// clause is not ordered.
     fn negate(&mut self) {
         for i in 0..self.toks.len() {
-            if self.toks[i].lex != Lex::Negation || self.delivery[i] {
+            if self.toks[i].lex != Lex::Negation || self.marks[i].delivery {
                 continue;
             }
             let clause = self.clause_of(i);
@@ -476,14 +485,14 @@ impl<'t, 'a> Reader<'t, 'a> {
     fn any(&self, lex: Lex) -> bool {
         self.toks
             .iter()
-            .zip(&self.delivery)
-            .any(|(t, d)| t.lex == lex && !d)
+            .zip(&self.marks)
+            .any(|(t, m)| t.lex == lex && !m.delivery)
     }
 
     /// A verb of buying, or 点 not after a number.
     fn purchase(&self) -> bool {
         self.toks.iter().enumerate().any(|(i, t)| {
-            !self.delivery[i]
+            !self.marks[i].delivery
                 && match t.lex {
                     Lex::Purchase | Lex::Again => true,
                     Lex::Point => !matches!(self.lex(i.wrapping_sub(1)), Some(Lex::Num(_))),
@@ -539,8 +548,8 @@ impl<'t, 'a> Reader<'t, 'a> {
         let leftover = self.clauses.iter().enumerate().any(|(c, clause)| {
             self.mentions.iter().any(|m| m.clause == c)
                 && (clause.start..clause.end).any(|i| {
-                    !self.delivery[i]
-                        && !self.claimed[i]
+                    !self.marks[i].delivery
+                        && !self.marks[i].claimed
                         && matches!(self.toks[i].lex, Lex::Word { noun: true } | Lex::Opaque)
                 })
         });
