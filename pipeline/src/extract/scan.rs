@@ -7,7 +7,9 @@
 //!    and numerals when it is made of nothing else: jieba's dictionary has
 //!    words such as `两杯`, `四十个` or `来杯`, which the rules need as a
 //!    number and a measure word, or a verb and a measure word. A word that
-//!    does not split completely (`三明治`, `一下`) stays whole.
+//!    does not split completely (`三明治`, `一下`) stays whole, unless it
+//!    splits together with the word after it: jieba's `十杯水` takes the
+//!    first character of `水果茶` in `三十杯水果茶`.
 //! 3. The longest known phrase wins at each position, over up to
 //!    [`Lexicon::max_tokens`] tokens, so "bubble milk tea" is one item and
 //!    "no sugar" an option rather than a negation.
