@@ -4,7 +4,9 @@
 //! the built-in tables below (purchase verbs, greetings, refund and
 //! tracking words, delivery details, polite filler…), in Chinese and
 //! English. Both are keyed with [`phrase_key`], so matching is one hash
-//! look-up per candidate phrase. Catalog words win over built-in ones.
+//! look-up per candidate phrase; the prefixes of the keys are in the table
+//! too, so the candidates stop growing as soon as no phrase can follow.
+//! Catalog words win over built-in ones.
 //!
 //! The Chinese words of both sources are also added to the jieba segmenter
 //! as user words, so that it cuts them as one token: without that, jieba
@@ -16,6 +18,7 @@
 use std::collections::HashMap;
 
 use jieba_rs::Jieba;
+use rustc_hash::FxHashMap;
 
 use super::numbers::{self, Word};
 use super::text::{is_han, phrase_key};
@@ -206,12 +209,24 @@ const KEYWORDS: &[(Lex, &[&str])] = &[
 /// Tag given to catalog words added to jieba (a proper noun).
 const ITEM_TAG: &str = "nz";
 
+/// What a phrase key leads to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Entry {
+    /// Its meaning, if it is a phrase.
+    lex: Option<Lex>,
+    /// Whether a longer phrase starts with it: without one, there is no
+    /// point in extending the key with the tokens that follow.
+    longer: bool,
+}
+
 /// The extractor's tables for one catalog.
 #[derive(Debug)]
 pub struct Lexicon {
     jieba: Jieba,
-    /// Phrase key → meaning.
-    phrases: HashMap<String, Lex>,
+    /// Phrase key → meaning, and every proper prefix of a phrase key.
+    /// Hashed with a fast, unkeyed hash: the keys come from the catalog,
+    /// so a prompt can only look up, never fill the table with collisions.
+    phrases: FxHashMap<String, Entry>,
     /// Most tokens a phrase can span (a Chinese phrase split by jieba spans
     /// at most one token per character).
     max_tokens: usize,
@@ -280,6 +295,14 @@ impl Lexicon {
             .max()
             .unwrap_or(1)
             .min(6);
+        let mut entries = FxHashMap::<String, Entry>::default();
+        for (key, lex) in phrases {
+            for (end, _) in key.char_indices().skip(1) {
+                entries.entry(key[..end].to_owned()).or_default().longer = true;
+            }
+            entries.entry(key).or_default().lex = Some(lex);
+        }
+        let phrases = entries;
         Self {
             jieba,
             phrases,
@@ -290,18 +313,26 @@ impl Lexicon {
 
     /// What a phrase key means, if the extractor knows it.
     pub fn get(&self, key: &str) -> Option<Lex> {
-        self.phrases.get(key).copied().or_else(|| {
+        self.lookup(key).0
+    }
+
+    /// What a phrase key means, if the extractor knows it, and whether a
+    /// longer phrase starts with it.
+    pub fn lookup(&self, key: &str) -> (Option<Lex>, bool) {
+        let entry = self.phrases.get(key).copied().unwrap_or_default();
+        let lex = entry.lex.or_else(|| {
             if key.contains(' ') {
                 None
             } else {
                 numbers::english_word(key).map(Lex::NumWord)
             }
-        })
+        });
+        (lex, entry.longer)
     }
 
     /// Whether `key` is a known phrase (not counting number words).
     pub fn knows(&self, key: &str) -> bool {
-        self.phrases.contains_key(key)
+        self.phrases.get(key).is_some_and(|e| e.lex.is_some())
     }
 
     pub fn max_tokens(&self) -> usize {

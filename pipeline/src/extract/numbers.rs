@@ -167,7 +167,7 @@ pub fn english_word(word: &str) -> Option<Word> {
 /// Reads one English number from the start of `words`: its value and how
 /// many words it used, or `None` when `words` does not start with one.
 /// `a` alone is one; `a dozen` twelve; `twenty five` 25; `two hundred` 200.
-pub fn english(words: &[Word]) -> Option<(i64, usize)> {
+pub fn english<'w>(words: impl IntoIterator<Item = &'w Word>) -> Option<(i64, usize)> {
     let mut value: Option<i64> = None;
     let mut used = 0;
     // What the next word may be, so `five twenty` stops after `five`.

@@ -71,15 +71,22 @@ struct Mention {
     negated: bool,
 }
 
+/// What the rules found out about one token.
+#[derive(Debug, Clone, Copy, Default)]
+struct Marks {
+    /// Inside a delivery detail: ignored.
+    delivery: bool,
+    /// A number that may be a quantity.
+    quantity: bool,
+    /// A number or option already given to an item.
+    claimed: bool,
+}
+
 /// The prompt, with what each token turned out to be.
 struct Reader<'t, 'a> {
     toks: &'t [Tok<'a>],
-    /// Inside a delivery detail: ignored.
-    delivery: Vec<bool>,
-    /// A number that may be a quantity.
-    quantity: Vec<bool>,
-    /// Numbers and options already given to an item.
-    claimed: Vec<bool>,
+    /// One per token.
+    marks: Vec<Marks>,
     clauses: Vec<Clause>,
     mentions: Vec<Mention>,
     low: bool,
@@ -133,18 +140,20 @@ fn may_count(lexicon: &Lexicon, toks: &[Tok<'_>], i: usize) -> bool {
 impl<'t, 'a> Reader<'t, 'a> {
     fn new(lexicon: &Lexicon, toks: &'t [Tok<'a>]) -> Self {
         let n = toks.len();
-        let mut delivery = vec![false; n];
         let mut inside = false;
-        for (i, t) in toks.iter().enumerate() {
-            match t.lex {
-                Lex::Delivery => inside = true,
-                Lex::Sep | Lex::QuestionMark => inside = false,
-                _ => {}
-            }
-            delivery[i] = inside;
-        }
-        let quantity = (0..n)
-            .map(|i| !delivery[i] && may_count(lexicon, toks, i))
+        let marks = (0..n)
+            .map(|i| {
+                match toks[i].lex {
+                    Lex::Delivery => inside = true,
+                    Lex::Sep | Lex::QuestionMark => inside = false,
+                    _ => {}
+                }
+                Marks {
+                    delivery: inside,
+                    quantity: !inside && may_count(lexicon, toks, i),
+                    claimed: false,
+                }
+            })
             .collect();
         let mut clauses = Vec::new();
         let mut start = 0;
@@ -170,9 +179,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         });
         Self {
             toks,
-            delivery,
-            quantity,
-            claimed: vec![false; n],
+            marks,
             clauses,
             mentions: Vec::new(),
             low: false,
@@ -192,12 +199,13 @@ impl<'t, 'a> Reader<'t, 'a> {
 
     /// Finds every item and the numbers it could take.
     fn find_mentions(&mut self) {
-        for (c, clause) in self.clauses.clone().into_iter().enumerate() {
+        for c in 0..self.clauses.len() {
+            let clause = self.clauses[c];
             for at in clause.start..clause.end {
                 let Some(Lex::Item { sku, plural }) = self.lex(at) else {
                     continue;
                 };
-                if self.delivery[at] {
+                if self.marks[at].delivery {
                     continue;
                 }
                 let mut m = Mention {
@@ -216,19 +224,15 @@ impl<'t, 'a> Reader<'t, 'a> {
                 // Before: options, measure words, `x`, `of`, `的` and
                 // unknown words may stand between a number and its item
                 // (`2 hot lattes`, `两大杯冰拿铁`, `一打蛋挞`).
-                let mut zone = Vec::new();
+                let mut zone = at;
                 let mut j = at;
                 while j > clause.start {
                     j -= 1;
                     match self.toks[j].lex {
-                        Lex::Opt(o) => {
-                            m.options.push(o);
-                            zone.push(j);
-                        }
+                        Lex::Opt(o) => m.options.push(o),
                         Lex::Measure(times) => {
                             m.times = m.times.saturating_mul(times);
                             m.measured = true;
-                            zone.push(j);
                         }
                         Lex::Vague => {
                             m.quantity = Some((1, false));
@@ -236,7 +240,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                         }
                         Lex::Times | Lex::Word { .. } => {}
                         Lex::Filler if matches!(self.toks[j].text, "of" | "的") => {}
-                        Lex::Num(_) if self.quantity[j] => {
+                        Lex::Num(_) if self.marks[j].quantity => {
                             m.pre = Some(j);
                             break;
                         }
@@ -247,9 +251,13 @@ impl<'t, 'a> Reader<'t, 'a> {
                         }
                         _ => break,
                     }
+                    zone = j;
                 }
-                for j in zone {
-                    self.claimed[j] = true;
+                // The options and measure words passed over are this item's.
+                for j in zone..at {
+                    if matches!(self.toks[j].lex, Lex::Opt(_) | Lex::Measure(_)) {
+                        self.marks[j].claimed = true;
+                    }
                 }
                 // After: `奶茶40杯`, `奶茶要两杯`, `lemon tea x4`.
                 let mut k = at + 1;
@@ -260,7 +268,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 if tied {
                     k += 1;
                 }
-                if k < clause.end && self.quantity[k] {
+                if k < clause.end && self.marks[k].quantity {
                     m.post = Some((k, tied));
                 }
                 self.mentions.push(m);
@@ -275,12 +283,12 @@ impl<'t, 'a> Reader<'t, 'a> {
             if m.quantity.is_some() {
                 continue;
             }
-            if let Some(p) = m.pre.filter(|p| !self.claimed[*p]) {
+            if let Some(p) = m.pre.filter(|p| !self.marks[*p].claimed) {
                 let times = m.times;
                 self.take(i, p, times);
                 continue;
             }
-            let Some((p, tied)) = m.post.filter(|(p, _)| !self.claimed[*p]) else {
+            let Some((p, tied)) = m.post.filter(|(p, _)| !self.marks[*p].claimed) else {
                 continue;
             };
             let next = self.mentions[i + 1..].iter().find(|n| n.clause == m.clause);
@@ -292,7 +300,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                     // The measure word after the number is part of it.
                     let times = match self.lex(p + 1) {
                         Some(Lex::Measure(times)) => {
-                            self.claimed[p + 1] = true;
+                            self.marks[p + 1].claimed = true;
                             self.mentions[i].measured = true;
                             times
                         }
@@ -309,7 +317,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         let value = self.value(num).saturating_mul(times);
         let strong = !self.toks[num].weak;
         self.mentions[mention].quantity = Some((value, strong));
-        self.claimed[num] = true;
+        self.marks[num].claimed = true;
     }
 
     /// `奶茶和拿铁各两杯`, `a latte and a burger, 2 each`: one number for
@@ -321,9 +329,9 @@ impl<'t, 'a> Reader<'t, 'a> {
             }
             let num = [e + 1, e.wrapping_sub(1)]
                 .into_iter()
-                .find(|&i| self.quantity.get(i) == Some(&true) && !self.claimed[i]);
+                .find(|&i| self.marks.get(i).is_some_and(|m| m.quantity) && !self.marks[i].claimed);
             let Some(num) = num else { continue };
-            self.claimed[num] = true;
+            self.marks[num].claimed = true;
             let value = self.value(num);
             for m in self.mentions.iter_mut().filter(|m| m.at < e) {
                 if m.quantity.is_none_or(|(_, strong)| !strong) {
@@ -342,7 +350,7 @@ impl<'t, 'a> Reader<'t, 'a> {
         let purchase = self.purchase();
         let mut unknown = 0;
         for i in 0..self.toks.len() {
-            if !self.quantity[i] || self.claimed[i] {
+            if !self.marks[i].quantity || self.marks[i].claimed {
                 continue;
             }
             let mut k = i + 1;
@@ -357,7 +365,7 @@ impl<'t, 'a> Reader<'t, 'a> {
             let counts_word = matches!(self.lex(k), Some(Lex::Word { noun: true }));
             if counts_word && (!self.toks[i].weak || purchase) {
                 unknown += 1;
-                self.claimed[i] = true;
+                self.marks[i].claimed = true;
                 continue;
             }
             let clause = self.clause_of(i);
@@ -375,7 +383,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                     };
                     let value = self.value(i).saturating_mul(times);
                     self.mentions[p].quantity = Some((value, true));
-                    self.claimed[i] = true;
+                    self.marks[i].claimed = true;
                 }
                 _ => self.low = true,
             }
@@ -386,17 +394,19 @@ impl<'t, 'a> Reader<'t, 'a> {
             }
             let toks = clause.start..clause.end;
             let noun = toks.clone().find(|&i| {
-                !self.delivery[i]
-                    && !self.claimed[i]
+                !self.marks[i].delivery
+                    && !self.marks[i].claimed
                     && self.toks[i].lex == Lex::Word { noun: true }
             });
             let Some(noun) = noun else { continue };
-            let counted = toks.clone().any(|i| self.quantity[i] && !self.toks[i].weak);
+            let counted = toks
+                .clone()
+                .any(|i| self.marks[i].quantity && !self.toks[i].weak);
             let listed = clause.intro == Intro::Conj
                 || counted
                 || toks.clone().any(|i| {
                     i < noun
-                        && !self.delivery[i]
+                        && !self.marks[i].delivery
                         && matches!(self.toks[i].lex, Lex::Purchase | Lex::Measure(_))
                 });
             if listed {
@@ -426,7 +436,7 @@ impl<'t, 'a> Reader<'t, 'a> {
             let Lex::Opt(o) = self.toks[i].lex else {
                 continue;
             };
-            if self.claimed[i] || self.delivery[i] {
+            if self.marks[i].claimed || self.marks[i].delivery {
                 continue;
             }
             let clause = self.clause_of(i);
@@ -457,7 +467,7 @@ impl<'t, 'a> Reader<'t, 'a> {
     /// clause is not ordered.
     fn negate(&mut self) {
         for i in 0..self.toks.len() {
-            if self.toks[i].lex != Lex::Negation || self.delivery[i] {
+            if self.toks[i].lex != Lex::Negation || self.marks[i].delivery {
                 continue;
             }
             let clause = self.clause_of(i);
@@ -475,14 +485,14 @@ impl<'t, 'a> Reader<'t, 'a> {
     fn any(&self, lex: Lex) -> bool {
         self.toks
             .iter()
-            .zip(&self.delivery)
-            .any(|(t, d)| t.lex == lex && !d)
+            .zip(&self.marks)
+            .any(|(t, m)| t.lex == lex && !m.delivery)
     }
 
     /// A verb of buying, or 点 not after a number.
     fn purchase(&self) -> bool {
         self.toks.iter().enumerate().any(|(i, t)| {
-            !self.delivery[i]
+            !self.marks[i].delivery
                 && match t.lex {
                     Lex::Purchase | Lex::Again => true,
                     Lex::Point => !matches!(self.lex(i.wrapping_sub(1)), Some(Lex::Num(_))),
@@ -502,8 +512,8 @@ impl<'t, 'a> Reader<'t, 'a> {
         let purchase = self.purchase();
         let question = self.any(Lex::Question);
         let asked = self.any(Lex::QuestionMark);
-        let wanted: Vec<&Mention> = self.mentions.iter().filter(|m| !m.negated).collect();
-        if wanted.is_empty() {
+        let wanted = || self.mentions.iter().filter(|m| !m.negated);
+        if wanted().next().is_none() {
             return if unknown > 0 {
                 reject(Reason::UnknownItem, Confidence::Low)
             } else if !self.mentions.is_empty() {
@@ -517,7 +527,7 @@ impl<'t, 'a> Reader<'t, 'a> {
                 reject(Reason::NotUnderstood, Confidence::Low)
             };
         }
-        let counted = wanted.iter().any(|m| m.quantity.is_some_and(|q| q.1));
+        let counted = wanted().any(|m| m.quantity.is_some_and(|q| q.1));
         // `奶茶多少钱？`, `do you have lattes?`: asking, not ordering.
         if question && !purchase {
             let confidence = if counted {
@@ -538,14 +548,14 @@ impl<'t, 'a> Reader<'t, 'a> {
         let leftover = self.clauses.iter().enumerate().any(|(c, clause)| {
             self.mentions.iter().any(|m| m.clause == c)
                 && (clause.start..clause.end).any(|i| {
-                    !self.delivery[i]
-                        && !self.claimed[i]
+                    !self.marks[i].delivery
+                        && !self.marks[i].claimed
                         && matches!(self.toks[i].lex, Lex::Word { noun: true } | Lex::Opaque)
                 })
         });
         let mut low = self.low || leftover || (asked && !purchase);
         let mut items = Vec::new();
-        for m in &wanted {
+        for m in wanted() {
             let quantity = match m.quantity {
                 Some((q, _)) => q,
                 None => {

@@ -7,7 +7,9 @@
 //!    and numerals when it is made of nothing else: jieba's dictionary has
 //!    words such as `两杯`, `四十个` or `来杯`, which the rules need as a
 //!    number and a measure word, or a verb and a measure word. A word that
-//!    does not split completely (`三明治`, `一下`) stays whole.
+//!    does not split completely (`三明治`, `一下`) stays whole, unless it
+//!    splits together with the word after it: jieba's `十杯水` takes the
+//!    first character of `水果茶` in `三十杯水果茶`.
 //! 3. The longest known phrase wins at each position, over up to
 //!    [`Lexicon::max_tokens`] tokens, so "bubble milk tea" is one item and
 //!    "no sugar" an option rather than a negation.
@@ -36,6 +38,8 @@ struct Atom<'a> {
     start: usize,
     /// jieba tagged it as a noun.
     noun: bool,
+    /// What the lexicon said of its text when it was looked up already.
+    lookup: Option<(Option<Lex>, bool)>,
 }
 
 impl Atom<'_> {
@@ -53,44 +57,74 @@ pub fn scan<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Tok<'a>> {
 }
 
 fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
-    let mut out = Vec::new();
+    // About one atom per Chinese word or English word; growing the vector
+    // costs more than the few bytes this may waste.
+    let mut out = Vec::with_capacity(text.len() / 3 + 2);
     for piece in pieces(text) {
         match piece.kind {
             Kind::Han => {
-                for tag in lexicon.jieba().tag(piece.text, true) {
+                let tags = lexicon.jieba().tag(piece.text, true);
+                let mut next = 0;
+                while let Some(tag) = tags.get(next) {
+                    next += 1;
                     let start = piece.start + tag.byte_start;
-                    let word = &text[start..piece.start + tag.byte_end];
-                    let known = lexicon.knows(word) || numbers::chinese(word).is_some();
-                    match (known, decompose(lexicon, word)) {
-                        (false, Some(parts)) => {
+                    let mut word = &text[start..piece.start + tag.byte_end];
+                    // Number words are English, so for a Chinese word the
+                    // meaning is the phrase table's alone.
+                    let lookup = lexicon.lookup(word);
+                    let known = lookup.0.is_some() || numbers::chinese(word).is_some();
+                    let mut parts = (!known).then(|| decompose(lexicon, word)).flatten();
+                    // jieba's dictionary has words that straddle a numeral
+                    // or measure word and the name after it (`三十杯水果茶`
+                    // is cut `三` + `十杯水` + `果茶`): an unknown word that
+                    // does not split is tried again with the next word.
+                    if !known
+                        && parts.is_none()
+                        && let Some(after) = tags.get(next)
+                    {
+                        let joined = &text[start..piece.start + after.byte_end];
+                        if let Some(joined_parts) = decompose(lexicon, joined) {
+                            parts = Some(joined_parts);
+                            word = joined;
+                            next += 1;
+                        }
+                    }
+                    match parts {
+                        Some(parts) => {
                             for (s, e) in parts {
                                 out.push(Atom {
                                     text: &word[s..e],
                                     kind: Kind::Han,
                                     start: start + s,
                                     noun: false,
+                                    lookup: None,
                                 });
                                 join_numerals(text, &mut out);
                             }
                         }
-                        _ => out.push(Atom {
+                        None => out.push(Atom {
                             text: word,
                             kind: Kind::Han,
                             start,
                             noun: tag.tag.starts_with('n'),
+                            lookup: Some(lookup),
                         }),
                     }
                     join_numerals(text, &mut out);
                 }
             }
             Kind::Word => {
-                for (s, e) in split_word(piece.text) {
-                    out.push(Atom {
-                        text: &piece.text[s..e],
-                        kind: Kind::Word,
-                        start: piece.start + s,
-                        noun: true,
-                    });
+                let (first, rest) = split_word(piece.text);
+                for (text, start) in [(first, piece.start), (rest, piece.start + first.len())] {
+                    if !text.is_empty() {
+                        out.push(Atom {
+                            text,
+                            kind: Kind::Word,
+                            start,
+                            noun: true,
+                            lookup: None,
+                        });
+                    }
                 }
             }
             Kind::Sep | Kind::Symbol => out.push(Atom {
@@ -98,6 +132,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                 kind: piece.kind,
                 start: piece.start,
                 noun: false,
+                lookup: None,
             }),
         }
     }
@@ -121,6 +156,7 @@ fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
             kind: Kind::Han,
             start: a.start,
             noun: false,
+            lookup: None,
         };
         out.truncate(out.len() - 2);
         out.push(joined);
@@ -130,27 +166,31 @@ fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
 /// Splits a Chinese word into known words and numerals, as byte ranges,
 /// or `None` unless it splits completely into at least two parts.
 fn decompose(lexicon: &Lexicon, word: &str) -> Option<Vec<(usize, usize)>> {
-    let bounds: Vec<usize> = word
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain([word.len()])
-        .collect();
-    let chars = bounds.len() - 1;
     let mut parts = Vec::new();
     let mut at = 0;
-    while at < chars {
-        let known = (1..=(chars - at).min(4))
+    while at < word.len() {
+        let rest = &word[at..];
+        // The longest known word of up to four characters, else a numeral.
+        let mut ends = [0; 4];
+        let mut n = 0;
+        for ((i, c), end) in rest.char_indices().zip(&mut ends) {
+            *end = i + c.len_utf8();
+            n += 1;
+        }
+        let known = ends[..n]
+            .iter()
             .rev()
-            .find(|len| lexicon.knows(&word[bounds[at]..bounds[at + len]]));
+            .find(|&&end| lexicon.knows(&rest[..end]))
+            .copied();
         let len = known.or_else(|| {
-            let run = word[bounds[at]..]
+            let run: usize = rest
                 .chars()
                 .take_while(|c| numbers::is_chinese_numeral(*c))
-                .count();
-            (run > 0 && numbers::chinese(&word[bounds[at]..bounds[at + run]]).is_some())
-                .then_some(run)
+                .map(char::len_utf8)
+                .sum();
+            (run > 0 && numbers::chinese(&rest[..run]).is_some()).then_some(run)
         })?;
-        parts.push((bounds[at], bounds[at + len]));
+        parts.push((at, at + len));
         at += len;
     }
     (parts.len() > 1).then_some(parts)
@@ -159,8 +199,9 @@ fn decompose(lexicon: &Lexicon, word: &str) -> Option<Vec<(usize, usize)>> {
 /// Splits a word piece where letters and digits meet in a way the rules
 /// read: `x4` and `4x` (times a number), `2cups`, `3pm` (a number and a
 /// word). Anything else mixed (`b2`, `save20`) stays whole: a code or an
-/// address part, never a quantity.
-fn split_word(word: &str) -> Vec<(usize, usize)> {
+/// address part, never a quantity. The second part is empty when the
+/// word stays whole.
+fn split_word(word: &str) -> (&str, &str) {
     let digits = word.bytes().take_while(u8::is_ascii_digit).count();
     let len = word.len();
     if digits == 0
@@ -168,15 +209,15 @@ fn split_word(word: &str) -> Vec<(usize, usize)> {
         && word.starts_with('x')
         && word[1..].bytes().all(|b| b.is_ascii_digit())
     {
-        return vec![(0, 1), (1, len)];
+        return word.split_at(1);
     }
     if digits > 0 && digits < len && !word.contains('.') {
         let rest = &word[digits..];
         if rest.chars().all(char::is_alphabetic) {
-            return vec![(0, digits), (digits, len)];
+            return word.split_at(digits);
         }
     }
-    vec![(0, len)]
+    (word, "")
 }
 
 fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Vec<Tok<'a>> {
@@ -219,8 +260,15 @@ fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Ve
                         }
                     }
                     key.push_str(next.text);
-                    if let Some(lex) = lexicon.get(&key) {
+                    let (lex, longer) = match next.lookup {
+                        Some(lookup) if j == i => lookup,
+                        _ => lexicon.lookup(&key),
+                    };
+                    if let Some(lex) = lex {
                         best = Some((j, lex));
+                    }
+                    if !longer {
+                        break;
                     }
                 }
                 if let Some((j, lex)) = best {
@@ -264,20 +312,18 @@ fn unknown(atom: Atom<'_>) -> Lex {
 }
 
 /// Turns runs of English number words into numbers, and a number followed
-/// by `dozen` or `hundred` into their product (`2 dozen`).
-fn assemble_numbers(toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
-    let mut out: Vec<Tok<'_>> = Vec::with_capacity(toks.len());
+/// by `dozen` or `hundred` into their product (`2 dozen`). In place: each
+/// token written replaces at least one read.
+fn assemble_numbers(mut toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
+    let mut kept = 0;
     let mut i = 0;
     while i < toks.len() {
         let tok = toks[i];
-        let words: Vec<Word> = toks[i..]
-            .iter()
-            .map_while(|t| match t.lex {
-                Lex::NumWord(w) => Some(w),
-                _ => None,
-            })
-            .collect();
-        if let (
+        let words = toks[i..].iter().map_while(|t| match &t.lex {
+            Lex::NumWord(w) => Some(w),
+            _ => None,
+        });
+        let (out, used) = if let (
             Lex::Num(n),
             Some(Tok {
                 lex: Lex::NumWord(Word::Times(m)),
@@ -285,30 +331,24 @@ fn assemble_numbers(toks: Vec<Tok<'_>>) -> Vec<Tok<'_>> {
             }),
         ) = (tok.lex, toks.get(i + 1))
         {
-            out.push(Tok {
-                lex: Lex::Num(n.saturating_mul(*m)),
-                ..tok
-            });
-            i += 2;
-        } else if let Some((value, used)) = numbers::english(&words) {
-            out.push(Tok {
-                lex: Lex::Num(value),
-                weak: used == 1 && words[0] == Word::Article,
-                ..tok
-            });
-            i += used.max(1);
-        } else if !words.is_empty() {
-            out.push(Tok {
-                lex: Lex::Filler,
-                ..tok
-            });
-            i += 1;
+            let lex = Lex::Num(n.saturating_mul(*m));
+            (Tok { lex, ..tok }, 2)
+        } else if let Some((value, used)) = numbers::english(words) {
+            let weak = used == 1 && tok.lex == Lex::NumWord(Word::Article);
+            let lex = Lex::Num(value);
+            (Tok { lex, weak, ..tok }, used.max(1))
+        } else if matches!(tok.lex, Lex::NumWord(_)) {
+            let lex = Lex::Filler;
+            (Tok { lex, ..tok }, 1)
         } else {
-            out.push(tok);
-            i += 1;
-        }
+            (tok, 1)
+        };
+        toks[kept] = out;
+        kept += 1;
+        i += used;
     }
-    out
+    toks.truncate(kept);
+    toks
 }
 
 /// Longest coupon code accepted; longer runs are not codes.
@@ -391,11 +431,18 @@ mod tests {
 
     #[test]
     fn numerals_jieba_cuts_apart_are_one_number() {
-        // jieba cuts these as `五十` + `一杯` and `三` + `十一杯`.
-        for (text, n) in [("五十一杯美式", 51), ("三十一杯拿铁", 31)] {
+        // jieba cuts these as `五十` + `一杯`, `三` + `十一杯`, and `三` +
+        // `十杯水` + `果茶`, its word `十杯水` taking the first character of
+        // the item's name.
+        for (text, n) in [
+            ("五十一杯美式", 51),
+            ("三十一杯拿铁", 31),
+            ("三十杯水果茶", 30),
+        ] {
             let toks = lexes(text);
             assert_eq!(toks[0].1, Lex::Num(n), "{text}: {toks:?}");
             assert_eq!(toks[1].1, Lex::Measure(1), "{text}: {toks:?}");
+            assert!(matches!(toks[2].1, Lex::Item { .. }), "{text}: {toks:?}");
         }
     }
 

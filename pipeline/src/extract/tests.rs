@@ -36,6 +36,7 @@ const CASES: &[(&str, Want)] = &[
     ("十二个蛋挞", Items(&[("egg-tart", 12, &[])])),
     ("二十五杯美式", Items(&[("americano", 25, &[])])),
     ("四十杯果茶", Items(&[("fruit-tea", 40, &[])])),
+    ("三十杯水果茶", Items(&[("fruit-tea", 30, &[])])),
     ("来二十杯生椰拿铁", Items(&[("coconut-latte", 20, &[])])),
     ("波霸奶茶五杯", Items(&[("bubble-milk-tea", 5, &[])])),
     // Arabic and full-width digits, case.

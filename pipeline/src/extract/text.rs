@@ -13,6 +13,18 @@
 /// a space, curly quotes to `'`, and letters to lower case (when that is
 /// one character, so positions stay put).
 pub fn fold(c: char) -> char {
+    // Most of a prompt is ASCII or Chinese; neither needs the Unicode case
+    // tables, which cost more than the rest of the fold.
+    if c.is_ascii() {
+        return if c == '`' {
+            '\''
+        } else {
+            c.to_ascii_lowercase()
+        };
+    }
+    if is_han(c) {
+        return c;
+    }
     let c = match c {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         '\u{3000}' => ' ',
@@ -29,7 +41,9 @@ pub fn fold(c: char) -> char {
 
 /// The folded text.
 pub fn normalise(text: &str) -> String {
-    text.chars().map(fold).collect()
+    let mut out = String::with_capacity(text.len());
+    out.extend(text.chars().map(fold));
+    out
 }
 
 /// Chinese characters (CJK unified ideographs and their extensions).
@@ -88,11 +102,12 @@ fn kind_of(c: char) -> Option<Kind> {
 
 /// Cuts normalised text into pieces. Inside a word, `'` between letters
 /// (`i'd`) and `.` between digits (`2.5`) are kept, so neither splits it.
-pub fn pieces(text: &str) -> Vec<Piece<'_>> {
-    let mut out: Vec<Piece<'_>> = Vec::new();
+pub fn pieces(text: &str) -> impl Iterator<Item = Piece<'_>> {
     let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        let Some(kind) = kind_of(c) else { continue };
+    std::iter::from_fn(move || {
+        let (start, c, kind) = chars
+            .by_ref()
+            .find_map(|(start, c)| kind_of(c).map(|kind| (start, c, kind)))?;
         let mut end = start + c.len_utf8();
         if matches!(kind, Kind::Han | Kind::Word) {
             let mut last = c;
@@ -120,13 +135,12 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
                 last = next;
             }
         }
-        out.push(Piece {
+        Some(Piece {
             text: &text[start..end],
             kind,
             start,
-        });
-    }
-    out
+        })
+    })
 }
 
 /// Whether two adjacent pieces join with a space in a phrase key: only
@@ -161,10 +175,7 @@ mod tests {
 
     fn cut(text: &str) -> Vec<(String, Kind)> {
         let text = normalise(text);
-        pieces(&text)
-            .into_iter()
-            .map(|p| (p.text.to_owned(), p.kind))
-            .collect()
+        pieces(&text).map(|p| (p.text.to_owned(), p.kind)).collect()
     }
 
     #[test]

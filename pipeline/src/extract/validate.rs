@@ -119,19 +119,31 @@ pub fn validate(catalog: &Catalog, max_quantity: i32, raw: &RawOrder) -> Extract
 }
 
 /// The (group, value id) `value` of `group` names, if `sku` comes in it.
-/// `value` may be the id or any word of the value ("大杯", "Large").
+/// `value` may be the id or any word of the value ("大杯", "Large"); an id
+/// names its own value first. The rules always pass ids, so the words are
+/// keyed only for an answer that names a value some other way.
 fn option_id(catalog: &Catalog, sku: &str, group: &str, value: &str) -> Option<(String, String)> {
-    let group = group.trim().to_lowercase();
-    let values = catalog.options().get(&group)?;
-    let key = phrase_key(value);
-    let id = values.iter().find_map(|(id, v)| {
-        let named =
-            *id == value.trim().to_lowercase() || v.words.iter().any(|w| phrase_key(w) == key);
-        named.then_some(id)
-    })?;
+    let options = catalog.options();
+    let group = group.trim();
+    let (group, values) = options
+        .get_key_value(group)
+        .or_else(|| options.get_key_value(group.to_lowercase().as_str()))?;
+    let value = value.trim();
+    let id = match values
+        .get_key_value(value)
+        .or_else(|| values.get_key_value(value.to_lowercase().as_str()))
+    {
+        Some((id, _)) => id,
+        None => {
+            let key = phrase_key(value);
+            values
+                .iter()
+                .find_map(|(id, v)| v.words.iter().any(|w| phrase_key(w) == key).then_some(id))?
+        }
+    };
     catalog
         .sku(sku)?
-        .offers(&group, id)
+        .offers(group, id)
         .then(|| (group.clone(), id.clone()))
 }
 
