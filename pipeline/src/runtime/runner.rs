@@ -468,7 +468,8 @@ async fn restore<S: Stage>(
             let mut from_checkpoint: HashMap<i32, i64> = HashMap::new();
             for (p, end) in &resume {
                 let start = match (stage.replay_checkpoints(), states.get_mut(p)) {
-                    (Some(writer), Some(state)) if checkpoints_on(&ctx) => {
+                    // Nothing to replay (a group's first start) needs no lookup.
+                    (Some(writer), Some(state)) if checkpoints_on(&ctx) && *end > 0 => {
                         replay_start(&*stage, &ctx, writer, *p, *end, state, timeout)?
                     }
                     _ => 0,
