@@ -14,10 +14,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryKind, TreasuryRecord};
+use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryRecord};
 
 use super::recent::Recent;
-use super::{ALREADY_USED, BUDGET_EXHAUSTED, Fault, NOT_ELIGIBLE, fault};
+use super::{ALREADY_USED, BUDGET_EXHAUSTED, Fault, Moved, NOT_ELIGIBLE, fault, fold_movement};
 use crate::campaign::Campaigns;
 
 /// How many of the most recent decided request ids a partition remembers
@@ -231,24 +231,15 @@ impl DecisionsFold {
     }
 
     fn apply_movement(&mut self, t: &TreasuryRecord) -> Effect {
-        let credit = match t.kind {
-            TreasuryKind::LeaseCredit => true,
-            TreasuryKind::LeaseReturn => false,
-            TreasuryKind::LeaseRequest => return Effect::Ignored,
-        };
-        if t.amount <= 0 || !self.movements.insert(t.request_id.clone()) {
-            return Effect::Ignored;
-        }
-        let account = self.accounts.entry(t.campaign_id.clone()).or_default();
-        if credit {
-            account.allowance += t.amount;
-            Effect::Credited(t.amount)
-        } else if t.amount <= account.unused() {
-            account.allowance -= t.amount;
-            account.returned += t.amount;
-            Effect::Returned(t.amount)
-        } else {
-            Effect::Ignored
+        let accounts = &mut self.accounts;
+        let moved = fold_movement(t, &mut self.movements, || {
+            let a = accounts.entry(t.campaign_id.clone()).or_default();
+            (&mut a.allowance, &mut a.returned, a.granted)
+        });
+        match moved {
+            Some(Moved::Credited(n)) => Effect::Credited(n),
+            Some(Moved::Returned(n)) => Effect::Returned(n),
+            None => Effect::Ignored,
         }
     }
 
@@ -262,6 +253,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::campaign::CampaignConfig;
     use schemas::DecisionOutcome::{Denied, Granted, Released};
+    use schemas::TreasuryKind;
 
     pub(crate) fn campaigns(limit: u32) -> Arc<Campaigns> {
         let c = CampaignConfig {

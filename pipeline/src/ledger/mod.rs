@@ -29,6 +29,10 @@ pub use image::ImageError;
 pub use stock::{OrderStatus, StockEffect, StockFold};
 pub use treasury::{LeaseStatus, TreasuryEffect, TreasuryFold, lease_size};
 
+use std::collections::HashSet;
+
+use schemas::{TreasuryKind, TreasuryRecord};
+
 /// Reason: the campaign's budget is used up.
 pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
 /// Reason: the user already had their credited order(s).
@@ -50,6 +54,45 @@ pub fn stock_resource(sku: &str) -> String {
 /// The SKU a `stock:<sku>` resource is for.
 pub fn stock_sku(resource: &str) -> Option<&str> {
     resource.strip_prefix("stock:")
+}
+
+/// What a lease credit or return did to a partition's allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Moved {
+    Credited(i64),
+    Returned(i64),
+}
+
+/// Folds lease movement `t` into a partition's allowance of which `used`
+/// is spent: the one rule both partition folds (budget and stock) keep. A
+/// credit grows the allowance; a return shrinks it but may not exceed what
+/// is unused, so a return never hands back what was spent. Requests,
+/// non-positive amounts and ids in `seen` (which remembers each id folded)
+/// do nothing; `account` is only called for a movement that may apply.
+pub(crate) fn fold_movement<'a>(
+    t: &TreasuryRecord,
+    seen: &mut HashSet<String>,
+    account: impl FnOnce() -> (&'a mut i64, &'a mut i64, i64),
+) -> Option<Moved> {
+    let credit = match t.kind {
+        TreasuryKind::LeaseCredit => true,
+        TreasuryKind::LeaseReturn => false,
+        TreasuryKind::LeaseRequest => return None,
+    };
+    if t.amount <= 0 || !seen.insert(t.request_id.clone()) {
+        return None;
+    }
+    let (allowance, returned, used) = account();
+    if credit {
+        *allowance += t.amount;
+        Some(Moved::Credited(t.amount))
+    } else if t.amount <= *allowance - used {
+        *allowance -= t.amount;
+        *returned += t.amount;
+        Some(Moved::Returned(t.amount))
+    } else {
+        None
+    }
 }
 
 /// A deliberate defect, so tests can show that the simulator and the

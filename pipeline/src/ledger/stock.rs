@@ -17,9 +17,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use schemas::{Item, OrderEvent, OrderOutcome, Record, TreasuryKind, TreasuryRecord};
+use schemas::{Item, OrderEvent, OrderOutcome, Record, TreasuryRecord};
 
-use super::{Fault, fault, stock_resource, stock_sku};
+use super::{Fault, Moved, fault, fold_movement, stock_resource, stock_sku};
 use crate::campaign::Campaigns;
 
 /// Reason: a SKU of the order has no stock left anywhere.
@@ -194,32 +194,22 @@ impl StockFold {
     }
 
     fn apply_movement(&mut self, t: &TreasuryRecord) -> StockEffect {
-        let credit = match t.kind {
-            TreasuryKind::LeaseCredit => true,
-            TreasuryKind::LeaseReturn => false,
-            TreasuryKind::LeaseRequest => return StockEffect::Ignored,
-        };
         let Some(sku) = stock_sku(&t.resource) else {
             return StockEffect::Ignored;
         };
-        if t.amount <= 0 || !self.movements.insert(t.request_id.clone()) {
-            return StockEffect::Ignored;
-        }
-        let account = self
-            .accounts
-            .entry(t.campaign_id.clone())
-            .or_default()
-            .entry(sku.to_owned())
-            .or_default();
-        if credit {
-            account.allowance += t.amount;
-            StockEffect::Credited(t.amount)
-        } else if t.amount <= account.unused() {
-            account.allowance -= t.amount;
-            account.returned += t.amount;
-            StockEffect::Returned(t.amount)
-        } else {
-            StockEffect::Ignored
+        let accounts = &mut self.accounts;
+        let moved = fold_movement(t, &mut self.movements, || {
+            let a = accounts
+                .entry(t.campaign_id.clone())
+                .or_default()
+                .entry(sku.to_owned())
+                .or_default();
+            (&mut a.allowance, &mut a.returned, a.sold)
+        });
+        match moved {
+            Some(Moved::Credited(n)) => StockEffect::Credited(n),
+            Some(Moved::Returned(n)) => StockEffect::Returned(n),
+            None => StockEffect::Ignored,
         }
     }
 }
@@ -228,6 +218,7 @@ impl StockFold {
 pub(crate) mod tests {
     use super::*;
     use crate::campaign::CampaignConfig;
+    use schemas::TreasuryKind;
 
     pub(crate) fn campaigns(stock: &[(&str, i64)]) -> Arc<Campaigns> {
         let c = CampaignConfig {
