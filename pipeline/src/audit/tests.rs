@@ -362,16 +362,12 @@ fn fulfil_three_lattes() -> super::Check {
         emitted.extend(s.handle(&mut st, grant, 0).emits);
         // Let every lease request reach the treasury before the next poll.
         for _ in 0..3 {
-            let requests: Vec<_> = emitted
-                .iter()
-                .filter(|e| e.topic == Topic::Treasury)
-                .filter_map(|e| match &e.record {
-                    Record::Treasury(t) => Some(t.clone()),
+            treasury.deliver(&emitted);
+            logs.treasury
+                .extend(emitted.iter().filter_map(|e| match &e.record {
+                    Record::Treasury(t) if e.topic == Topic::Treasury => Some(t.clone()),
                     _ => None,
-                })
-                .collect();
-            treasury.apply(&requests);
-            logs.treasury.extend(requests);
+                }));
             emitted.retain(|e| e.topic != Topic::Treasury);
             for out in s.poll(&mut st, 1) {
                 match out {

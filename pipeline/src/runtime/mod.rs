@@ -172,6 +172,20 @@ pub enum Output {
     Finished(Vec<Emit>),
 }
 
+/// The records a [`Stage::poll`] emitted outside parked records, and the
+/// outputs of each parked record it finished (for stage tests).
+#[cfg(test)]
+pub(crate) fn split(polled: Polled) -> (Vec<Emit>, Vec<Vec<Emit>>) {
+    let (mut emits, mut finished) = (vec![], vec![]);
+    for out in polled {
+        match out {
+            Output::Emit(e) => emits.push(*e),
+            Output::Finished(f) => finished.push(f),
+        }
+    }
+    (emits, finished)
+}
+
 /// What every stage of one process shares.
 #[derive(Clone)]
 pub struct Context {

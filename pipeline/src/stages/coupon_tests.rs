@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::campaign::{CampaignConfig, CreditRule};
-use schemas::{Item, TreasuryKind, TreasuryRecord};
+use crate::runtime::split;
+use schemas::{Item, TreasuryKind};
 
 fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
     IntentEvent {
@@ -51,27 +52,7 @@ fn records(emits: &[Emit], topic: Topic) -> Vec<Record> {
 
 /// Delivers every treasury record in `emits` to the stage's treasury.
 fn deliver(s: &CouponStage, emits: &[Emit]) {
-    let treasury: Vec<TreasuryRecord> = records(emits, Topic::Treasury)
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::Treasury(t) => Some(t),
-            _ => None,
-        })
-        .collect();
-    s.treasury.apply(&treasury);
-}
-
-/// The records emitted outside parked records, and the outputs of each
-/// parked record that finished.
-fn split(polled: Polled) -> (Vec<Emit>, Vec<Vec<Emit>>) {
-    let (mut emits, mut finished) = (vec![], vec![]);
-    for out in polled {
-        match out {
-            Output::Emit(e) => emits.push(*e),
-            Output::Finished(f) => finished.push(f),
-        }
-    }
-    (emits, finished)
+    s.treasury.deliver(emits);
 }
 
 fn outcome(emits: &[Emit]) -> (DecisionOutcome, i64, Option<String>) {

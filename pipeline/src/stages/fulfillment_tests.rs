@@ -5,6 +5,7 @@ use crate::campaign::CampaignConfig;
 use crate::ledger::decisions::tests::movement;
 use crate::ledger::stock::tests::item;
 use crate::ledger::{BUDGET, OrderStatus};
+use crate::runtime::split;
 use schemas::{DecisionOutcome, Item};
 
 fn granted(request: &str, user: &str, items: Vec<Item>) -> Record {
@@ -72,26 +73,7 @@ fn orders(emits: &[Emit]) -> Vec<OrderEvent> {
 
 /// Folds the treasury records of `emits` into the stage's treasury.
 fn deliver(s: &FulfillmentStage, emits: &[Emit]) {
-    let records: Vec<TreasuryRecord> = emits
-        .iter()
-        .filter_map(|e| match &e.record {
-            Record::Treasury(t) if e.topic == Topic::Treasury => Some(t.clone()),
-            _ => None,
-        })
-        .collect();
-    s.treasury.apply(&records);
-}
-
-/// Every emit of a poll, and the outputs of each parked grant it finished.
-fn split(polled: Polled) -> (Vec<Emit>, Vec<Vec<Emit>>) {
-    let (mut emits, mut finished) = (vec![], vec![]);
-    for out in polled {
-        match out {
-            Output::Emit(e) => emits.push(*e),
-            Output::Finished(f) => finished.push(f),
-        }
-    }
-    (emits, finished)
+    s.treasury.deliver(emits);
 }
 
 #[test]

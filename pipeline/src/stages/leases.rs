@@ -61,6 +61,21 @@ impl Treasury {
         self.fold.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Folds in every record `emits` writes to `campaign.treasury`, as if
+    /// the treasury follower had read them (for stage tests).
+    #[cfg(test)]
+    pub(crate) fn deliver(&self, emits: &[Emit]) {
+        let records: Vec<TreasuryRecord> = emits
+            .iter()
+            .filter(|e| e.topic == Topic::Treasury)
+            .filter_map(|e| match &e.record {
+                Record::Treasury(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect();
+        self.apply(&records);
+    }
+
     /// Notified whenever new treasury records were folded.
     pub fn changed(&self) -> Arc<Notify> {
         Arc::clone(&self.changed)
