@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`kafka`]: client settings, topic admin, and reading a partition back
 //!   (how stages restore their state from their own output).
-//! - [`clickhouse`]: the analytics store's settings, table and insert path.
+//! - [`clickhouse`]: the analytics store's settings, schema migrations, and
+//!   the sink's inserts and resume positions.
 //!
 //! Each config struct rejects unknown keys and has a `validate()` whose
 //! errors name the key and what is allowed.
@@ -12,7 +13,7 @@ pub mod clickhouse;
 pub mod kafka;
 
 pub use ::clickhouse::Client as ClickHouseClient;
-pub use clickhouse::{ClickHouseConfig, EventRow};
+pub use clickhouse::{CampaignRow, ClickHouseConfig, EventRow};
 pub use kafka::KafkaConfig;
 
 /// What can go wrong talking to Kafka or ClickHouse, or configuring them.
@@ -36,6 +37,9 @@ pub enum ConnectorError {
         partitions: usize,
         read: u64,
     },
+    /// The analytics schema could not be brought up to date.
+    #[error("clickhouse schema migration {version}: {message}")]
+    Migration { version: u32, message: String },
     /// ClickHouse refused a query or could not be reached.
     #[error("clickhouse: {0} (check clickhouse.url and that the server is up)")]
     ClickHouse(#[from] ::clickhouse::error::Error),

@@ -145,6 +145,13 @@ pub async fn run(
     check_skus(&campaigns, &catalog)?;
     let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
     let mut tasks = JoinSet::new();
+    if !settings.runtime.health_listen.is_empty() {
+        tasks.spawn(crate::runtime::health::serve(
+            settings.runtime.health_listen.clone(),
+            Arc::clone(&ctx.health),
+            shutdown.clone(),
+        ));
+    }
     // The coupon and fulfillment stages of one process share one view of
     // the treasury, followed once.
     let mut shared: Option<Arc<Treasury>> = None;

@@ -125,6 +125,9 @@ pub struct RuntimeConfig {
     pub checkpoint_min_records: u64,
     /// Largest piece of a checkpoint image in one record, in bytes.
     pub checkpoint_chunk_bytes: usize,
+    /// `HOST:PORT` to answer `GET /health` on (200 when every part of the
+    /// process can work, 503 with the reasons otherwise); empty: off.
+    pub health_listen: String,
 }
 
 impl Default for RuntimeConfig {
@@ -135,6 +138,7 @@ impl Default for RuntimeConfig {
             shutdown_timeout_secs: 30,
             checkpoint_min_records: 100_000,
             checkpoint_chunk_bytes: 256 * 1024,
+            health_listen: String::new(),
         }
     }
 }
@@ -227,6 +231,18 @@ impl Settings {
             return Err(invalid(
                 "runtime.checkpoint_chunk_bytes",
                 "must be between 1024 and 921600 (below the broker's message size limit)",
+            ));
+        }
+        if !self.runtime.health_listen.is_empty()
+            && self
+                .runtime
+                .health_listen
+                .parse::<std::net::SocketAddr>()
+                .is_err()
+        {
+            return Err(invalid(
+                "runtime.health_listen",
+                "must be IP:PORT, e.g. 127.0.0.1:9464, or empty to turn the endpoint off",
             ));
         }
         if self.runtime.restore_timeout_secs == 0 || self.runtime.shutdown_timeout_secs == 0 {

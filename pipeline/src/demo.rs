@@ -53,6 +53,9 @@ pub struct Summary {
     pub latency_p99_ms: i64,
     pub analytics: bool,
     pub topic_prefix: String,
+    /// The run's campaign (its own per run when analytics is on).
+    pub campaign_id: String,
+    pub clickhouse_url: String,
     /// The auditor's verdict on the topics the run left behind.
     pub audit: crate::audit::Report,
 }
@@ -130,8 +133,11 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         settings.clickhouse.url = url.clone();
         settings.clickhouse.database = "chatcart_demo".into();
         // Every run starts a fresh mock cluster at offset 0; a prefix per run
-        // keeps its rows apart from earlier runs' in the same table.
-        settings.kafka.topic_prefix = format!("demo-{}.", now_ms() / 1000);
+        // keeps its rows apart from earlier runs' in the same table, and a
+        // campaign per run keeps its figures apart in the views.
+        let run = format!("demo-{}", now_ms() / 1000);
+        settings.kafka.topic_prefix = format!("{run}.");
+        settings.campaigns[0].id = run;
     }
     settings.validate()?;
     let topics = TopicNames::new(&settings.kafka);
@@ -201,6 +207,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         elapsed,
         analytics: options.clickhouse_url.is_some(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
+        campaign_id: settings.campaigns[0].id.clone(),
+        clickhouse_url: settings.clickhouse.url.clone(),
         audit,
         ..Summary::default()
     };
@@ -355,10 +363,15 @@ impl std::fmt::Display for Summary {
             self.replies as f64 / secs
         )?;
         if self.analytics {
+            writeln!(
+                f,
+                "  analytics sink    on (ClickHouse database chatcart_demo, topics {}*, campaign {})",
+                self.topic_prefix, self.campaign_id
+            )?;
             write!(
                 f,
-                "  analytics sink    on (ClickHouse database chatcart_demo, topics {}*)",
-                self.topic_prefix
+                "  report            chatcart report --clickhouse-url {} --database chatcart_demo --campaign {} --html report.html",
+                self.clickhouse_url, self.campaign_id
             )
         } else {
             write!(

@@ -61,6 +61,9 @@ enum Command {
         /// What the person typed.
         text: String,
     },
+    /// Create or update the analytics tables and views in ClickHouse
+    /// (clickhouse.url, clickhouse.database); the sink also does this when it starts.
+    Migrate,
     /// Re-fold every topic from the beginning and check the pipeline's promises.
     Audit {
         /// Give up reading a topic after this many seconds.
@@ -209,6 +212,40 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 io::stdin().lock(),
                 io::stdout().lock(),
             )?;
+        }
+        Command::Migrate => {
+            let settings = settings()?;
+            if !settings.clickhouse.enabled() {
+                anyhow::bail!(
+                    "clickhouse.url is not set (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
+                );
+            }
+            let m = connectors::clickhouse::migrate::migrate(&settings.clickhouse).await?;
+            println!(
+                "ClickHouse {} at {}, database {}",
+                m.server.text, settings.clickhouse.url, settings.clickhouse.database
+            );
+            println!(
+                "dialect: LowCardinality {}, insert deduplication token {}",
+                if m.dialect.low_cardinality {
+                    "on"
+                } else {
+                    "off (server before 20.1)"
+                },
+                if m.dialect.dedup_token {
+                    "on"
+                } else {
+                    "off (server before 22.2)"
+                }
+            );
+            for mig in connectors::clickhouse::migrate::MIGRATIONS {
+                let state = if m.applied.contains(&mig.version) {
+                    "applied now"
+                } else {
+                    "already applied"
+                };
+                println!("  {:04}_{:<16} {state}", mig.version, mig.name);
+            }
         }
         Command::Audit { timeout } => {
             let report = chatcart::audit::run(&settings()?, Duration::from_secs(timeout)).await?;

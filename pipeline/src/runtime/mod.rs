@@ -13,8 +13,11 @@
 //! - [`checkpoint`]: images of restored state, so a restore reads a
 //!   checkpoint and a bounded tail rather than the whole partition.
 //! - [`shutdown`]: the drain signal every long-running task listens to.
+//! - [`health`]: which parts of the process can do their work, and the
+//!   optional `GET /health` endpoint.
 
 pub mod checkpoint;
+pub mod health;
 pub mod rebalance;
 pub mod runner;
 pub mod shutdown;
@@ -28,7 +31,7 @@ use crate::ledger::ImageError;
 use crate::topics::{Topic, TopicNames};
 
 pub use rebalance::Ready;
-pub use runner::run_stage;
+pub use runner::{DeadLetter, dead_letter, run_stage};
 pub use shutdown::Shutdown;
 
 /// One output of a stage: a record for a topic. It goes to the same
@@ -194,6 +197,8 @@ pub struct Context {
     pub topics: Arc<TopicNames>,
     /// Counts the stages that hold partitions.
     pub ready: Arc<Ready>,
+    /// What each part of the process reports about itself.
+    pub health: Arc<health::Health>,
 }
 
 impl Context {
@@ -204,6 +209,7 @@ impl Context {
             codec: Arc::new(codec),
             topics: Arc::new(topics),
             ready,
+            health: Arc::default(),
         }
     }
 }

@@ -264,7 +264,7 @@ impl<S: Stage> Run<'_, S> {
                     "undecodable record sent to the dead-letter topic"
                 );
                 let error = error.to_string();
-                vec![dead_letter(self.producer, ctx, name, message, &error).await?]
+                vec![dead_letter(self.producer, ctx, name, &DeadLetter::of(message), &error).await?]
             }
         };
         let epoch = parked.epoch(partition);
@@ -637,7 +637,7 @@ fn unrestored<St>(
     missing
 }
 
-type Delivery = rdkafka::producer::DeliveryFuture;
+pub type Delivery = rdkafka::producer::DeliveryFuture;
 
 /// Encodes and queues a stage's outputs to partition `partition` (0 for the
 /// one-partition treasury).
@@ -664,23 +664,43 @@ async fn produce(
     Ok(deliveries)
 }
 
-/// Sends an undecodable input, unchanged, to the dead-letter topic with
-/// headers saying where it came from and why it was refused.
-async fn dead_letter(
+/// A record for the dead-letter topic: where it came from and what to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: &'a [u8],
+}
+
+impl<'a> DeadLetter<'a> {
+    /// A consumed record, unchanged.
+    pub fn of(message: &'a impl Message) -> Self {
+        Self {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            payload: message.payload().unwrap_or_default(),
+        }
+    }
+}
+
+/// Queues `letter` to the dead-letter topic (same partition) with headers
+/// saying where it came from, which stage refused it and why.
+pub async fn dead_letter(
     producer: &FutureProducer,
     ctx: &Context,
     stage: &str,
-    message: &impl Message,
+    letter: &DeadLetter<'_>,
     error: &str,
 ) -> anyhow::Result<Delivery> {
-    let (partition_s, offset_s) = (
-        message.partition().to_string(),
-        message.offset().to_string(),
-    );
+    let (partition_s, offset_s) = (letter.partition.to_string(), letter.offset.to_string());
     let headers = OwnedHeaders::new()
         .insert(Header {
             key: "chatcart.source.topic",
-            value: Some(message.topic()),
+            value: Some(letter.topic),
         })
         .insert(Header {
             key: "chatcart.source.partition",
@@ -699,10 +719,10 @@ async fn dead_letter(
             value: Some(error),
         });
     let mut record = FutureRecord::to(ctx.topics.name(Topic::Dlq))
-        .partition(message.partition())
-        .payload(message.payload().unwrap_or_default())
+        .partition(letter.partition)
+        .payload(letter.payload)
         .headers(headers);
-    if let Some(key) = message.key() {
+    if let Some(key) = letter.key {
         record = record.key(key);
     }
     Ok(enqueue(producer, record).await?)

@@ -1,10 +1,18 @@
-//! ClickHouse as the analytics store: connection settings, the table the
-//! analytics sink writes one row per Kafka record into, and its insert path.
+//! ClickHouse as the analytics store: connection settings, the rows the
+//! analytics sink writes, the schema ([`migrate`]) and the reads and writes
+//! the sink needs ([`store`]).
 //!
-//! The SQL here stays within what ClickHouse 18.16 understands (the version
-//! Debian ships, used in tests) so the same schema works on current servers.
+//! The SQL stays within what ClickHouse 18.16 understands (the version Debian
+//! ships, used in tests) so the same schema works on current servers.
+//!
+//! # Layout
+//! - this file: [`ClickHouseConfig`] and the row types;
+//! - [`migrate`]: versioned migrations, the server version and what it allows;
+//! - [`store`]: inserts, the sink's resume positions, and which errors are
+//!   worth retrying.
 
-use std::time::Duration;
+pub mod migrate;
+pub mod store;
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
@@ -29,6 +37,9 @@ pub struct ClickHouseConfig {
     /// Let the client check rows against the server's table schema. Needs a
     /// server newer than 18.16.
     pub validation: bool,
+    /// Longest wait for one insert to be acknowledged before it counts as
+    /// failed (and is retried).
+    pub insert_timeout_ms: u64,
 }
 
 impl Default for ClickHouseConfig {
@@ -41,6 +52,7 @@ impl Default for ClickHouseConfig {
             batch_rows: 10_000,
             batch_max_wait_ms: 1_000,
             validation: false,
+            insert_timeout_ms: 60_000,
         }
     }
 }
@@ -75,10 +87,18 @@ impl ClickHouseConfig {
                 "must be a plain identifier: a letter or '_' followed by letters, digits or '_' (at most 64)",
             ));
         }
+        // Below ClickHouse's max_insert_block_size (1,048,576), so one batch
+        // is one block and one part: it lands whole or not at all.
         if !(1..=1_000_000).contains(&self.batch_rows) {
             return Err(ConnectorError::config(
                 "clickhouse.batch_rows",
                 "must be between 1 and 1000000",
+            ));
+        }
+        if !(1_000..=600_000).contains(&self.insert_timeout_ms) {
+            return Err(ConnectorError::config(
+                "clickhouse.insert_timeout_ms",
+                "must be between 1000 and 600000",
             ));
         }
         if !(1..=600_000).contains(&self.batch_max_wait_ms) {
@@ -101,9 +121,10 @@ impl ClickHouseConfig {
     }
 }
 
-/// One Kafka record as the analytics sink stores it. `(topic, partition,
-/// offset)` identifies the record, so duplicates are recognisable.
-#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+/// One Kafka record as the analytics sink stores it in `events`.
+/// `(topic, partition, offset)` identifies the record. Field order is the
+/// insert's column order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Row, Serialize, Deserialize)]
 pub struct EventRow {
     pub topic: String,
     pub partition: i32,
@@ -113,13 +134,24 @@ pub struct EventRow {
     pub campaign_id: String,
     /// The stage that wrote the record (`front-end` for prompts).
     pub stage: String,
-    /// The record type, e.g. `CouponDecision`, or `undecodable`.
+    /// The record type, e.g. `CouponDecision`; `undecodable` for a payload
+    /// no schema reads, `dead_letter` for a record of the dead-letter
+    /// topic, `poison` for a row ClickHouse refused (sent to the
+    /// dead-letter topic instead).
     pub kind: String,
     /// The outcome code (`granted`, `order_placed`, …), empty for prompts.
     pub outcome: String,
     /// The reason code behind a rejection, denial or failure.
     pub reason: String,
+    pub locale: String,
+    /// Treasury records: `budget` or `stock:<sku>`.
+    pub resource: String,
+    /// The items of intents, decisions and orders.
+    pub item_skus: Vec<String>,
+    pub item_quantities: Vec<i32>,
     pub total_cents: i64,
+    /// Credit granted or released; for treasury records the amount moved
+    /// (cents of budget, or units of `stock:<sku>`).
     pub credit_cents: i64,
     pub event_time_ms: i64,
     /// Milliseconds since the prompt was sent (0 for prompts themselves).
@@ -127,56 +159,15 @@ pub struct EventRow {
     pub trace_id: String,
 }
 
-/// The events table. `ReplacingMergeTree` keyed by the record's position
-/// folds away any duplicate a crash between insert and offset commit leaves;
-/// there is no partitioning key so every batch is one atomic insert.
-const EVENTS_DDL: &str = "CREATE TABLE IF NOT EXISTS events (
-    topic String,
-    partition Int32,
-    offset Int64,
-    request_id String,
-    user_id String,
-    campaign_id String,
-    stage String,
-    kind String,
-    outcome String,
-    reason String,
-    total_cents Int64,
-    credit_cents Int64,
-    event_time_ms Int64,
-    latency_ms Int64,
-    trace_id String,
-    event_date Date DEFAULT toDate(intDiv(event_time_ms, 1000))
-) ENGINE = ReplacingMergeTree ORDER BY (topic, partition, offset)";
-
-/// Creates the database and the events table when they are missing.
-pub async fn ensure_schema(config: &ClickHouseConfig) -> Result<(), ConnectorError> {
-    // The database may not exist yet, so this statement runs without it.
-    let server = config.client().with_database("default");
-    // `database` was checked by `validate` to be a plain identifier.
-    server
-        .query(&format!(
-            "CREATE DATABASE IF NOT EXISTS {}",
-            config.database
-        ))
-        .execute()
-        .await?;
-    config.client().query(EVENTS_DDL).execute().await?;
-    Ok(())
-}
-
-/// Inserts `rows` as one INSERT statement (so all or none of them land).
-pub async fn insert_events(client: &Client, rows: &[EventRow]) -> Result<(), ConnectorError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut insert = client
-        .insert::<EventRow>("events")
-        .await?
-        .with_timeouts(Some(Duration::from_secs(30)), Some(Duration::from_secs(60)));
-    for row in rows {
-        insert.write(row).await?;
-    }
-    insert.end().await?;
-    Ok(())
+/// A campaign's settings as recorded in `campaigns`.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct CampaignRow {
+    pub campaign_id: String,
+    pub budget_cents: i64,
+    pub per_user_limit: u32,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub stock_skus: Vec<String>,
+    pub stock_units: Vec<i64>,
+    pub recorded_at_ms: i64,
 }
