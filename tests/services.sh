@@ -5,6 +5,8 @@
 #   bash tests/services.sh env      print the `export ...` lines again
 #   bash tests/services.sh status   say what is running
 #   bash tests/services.sh stop     stop both and remove their data
+#   bash tests/services.sh clickhouse-start DIR / clickhouse-stop DIR
+#                                   a ClickHouse of a test's own, in DIR
 #
 #   eval "$(bash tests/services.sh start)" && cargo nextest run --workspace
 #
@@ -418,6 +420,21 @@ EOF
     svc_die "clickhouse-server could not get a port after 3 attempts"
 }
 
+# svc_restart_clickhouse DIR: starts the ClickHouse that svc_start_clickhouse
+# set up in DIR again, on the same port and data, after it was stopped (the
+# analytics outage test does this with a server of its own).
+svc_restart_clickhouse() {
+    local dir=$1/clickhouse bin port
+    [[ -s $dir/config.xml && -s $dir/port ]] || svc_die "no ClickHouse was set up in $1"
+    bin=$(svc_clickhouse_bin)
+    port=$(<"$dir/port")
+    svc_spawn "$dir/pid" "$dir/log" "$dir" "$bin" --config-file="$dir/config.xml"
+    # The port may linger in TIME_WAIT for a moment: the wait tells.
+    svc_wait clickhouse "$dir/pid" "$dir/server.err.log" svc_clickhouse_ready 127.0.0.1 "$port" ||
+        svc_die "ClickHouse did not come back on port $port"
+    SVC_CLICKHOUSE=http://127.0.0.1:$port
+}
+
 # svc_start DIR
 # Starts whatever CHATCART_TEST_KAFKA / CHATCART_TEST_CLICKHOUSE do not
 # already point at, then writes DIR/env and exports the variables.
@@ -539,6 +556,22 @@ svc_main() {
         trap - EXIT
         svc_say "started; stop them with: bash ${BASH_SOURCE[0]} stop"
         cat "$dir/env"
+        ;;
+    clickhouse-start)
+        # A ClickHouse of its own in folder $2 (started again if it was
+        # there before); prints its URL.
+        [[ -n ${2:-} ]] || svc_die "usage: $0 clickhouse-start DIR"
+        svc_ensure_clickhouse
+        if [[ -s $2/clickhouse/config.xml ]]; then
+            svc_restart_clickhouse "$2"
+        else
+            svc_start_clickhouse "$2"
+        fi
+        printf '%s\n' "$SVC_CLICKHOUSE"
+        ;;
+    clickhouse-stop)
+        [[ -n ${2:-} ]] || svc_die "usage: $0 clickhouse-stop DIR"
+        svc_kill "$2/clickhouse/pid"
         ;;
     env)
         [[ -s $dir/env ]] || svc_die "nothing started in $dir"

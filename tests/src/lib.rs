@@ -451,6 +451,7 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
     let _ = writeln!(t, "batch_rows = {}", c.batch_rows);
     let _ = writeln!(t, "batch_max_wait_ms = {}", c.batch_max_wait_ms);
     let _ = writeln!(t, "validation = {}", c.validation);
+    let _ = writeln!(t, "insert_timeout_ms = {}", c.insert_timeout_ms);
     let _ = writeln!(t, "[coupon]");
     let _ = writeln!(
         t,
@@ -475,6 +476,7 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
     let _ = writeln!(t, "shutdown_timeout_secs = {}", r.shutdown_timeout_secs);
     let _ = writeln!(t, "checkpoint_min_records = {}", r.checkpoint_min_records);
     let _ = writeln!(t, "checkpoint_chunk_bytes = {}", r.checkpoint_chunk_bytes);
+    let _ = writeln!(t, "health_listen = {}", toml_string(&r.health_listen));
     let _ = writeln!(t, "[codec.confluent_schemas]");
     for (id, schema) in &s.codec.confluent_schemas {
         let _ = writeln!(
@@ -548,6 +550,16 @@ impl ChildProcess {
     /// `CHATCART_TEST_CHILD_LOG` when set, else `RUST_LOG` when set, else
     /// `info`.
     pub fn spawn(name: &str, config: &std::path::Path, args: &[&str]) -> Self {
+        Self::spawn_with_env(name, config, args, &[])
+    }
+
+    /// [`ChildProcess::spawn`] with extra environment variables.
+    pub fn spawn_with_env(
+        name: &str,
+        config: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = config.parent().expect("the configuration's directory");
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("creating the child's log file");
@@ -557,7 +569,8 @@ impl ChildProcess {
             .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
-            .stderr(file);
+            .stderr(file)
+            .envs(env.iter().copied());
         if let Some(filter) = std::env::var_os("CHATCART_TEST_CHILD_LOG") {
             cmd.env("RUST_LOG", filter);
         } else if std::env::var_os("RUST_LOG").is_none() {
@@ -774,4 +787,92 @@ pub async fn audit_exactly_once(
         "replies for requests never published"
     );
     (report, replies)
+}
+
+/// A ClickHouse server of one test's own (started by tests/services.sh in a
+/// scratch folder), for tests that stop and start it. Stopped on drop.
+pub struct PrivateClickHouse {
+    dir: std::path::PathBuf,
+    pub url: String,
+}
+
+fn services_script() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("services.sh")
+}
+
+impl PrivateClickHouse {
+    /// Starts a new server in a scratch folder.
+    pub fn start(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name(name));
+        std::fs::create_dir_all(&dir).expect("creating the server's folder");
+        let mut server = Self {
+            dir,
+            url: String::new(),
+        };
+        server.url = server.up();
+        server
+    }
+
+    fn up(&self) -> String {
+        let out = std::process::Command::new("bash")
+            .arg(services_script())
+            .arg("clickhouse-start")
+            .arg(&self.dir)
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("running tests/services.sh");
+        assert!(
+            out.status.success(),
+            "tests/services.sh clickhouse-start failed"
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL if it lingers).
+    pub fn stop(&self) {
+        let status = std::process::Command::new("bash")
+            .arg(services_script())
+            .arg("clickhouse-stop")
+            .arg(&self.dir)
+            .status()
+            .expect("running tests/services.sh");
+        assert!(status.success(), "tests/services.sh clickhouse-stop failed");
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&self) {
+        let url = self.up();
+        assert_eq!(url, self.url, "ClickHouse came back on another address");
+    }
+}
+
+impl Drop for PrivateClickHouse {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(services_script())
+            .arg("clickhouse-stop")
+            .arg(&self.dir)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Resident memory of process `pid` in KiB (`VmRSS`), if it is running.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// `(rows, distinct (topic, partition, offset))` in `events` right now.
+pub async fn events_counts(settings: &Settings) -> (u64, u64) {
+    settings
+        .clickhouse
+        .client()
+        .query("SELECT count(), uniqExact(topic, partition, offset) FROM events")
+        .fetch_one::<(u64, u64)>()
+        .await
+        .unwrap_or((0, 0))
 }

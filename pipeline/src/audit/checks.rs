@@ -441,7 +441,16 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
     for (outcome, n) in by_outcome {
         figures.push(("replies", format!("{n:>8}  {outcome}")));
     }
-    Report { checks, figures }
+    let totals = super::totals::totals(
+        &campaigns,
+        logs,
+        f.grants.values().map(|g| (g.campaign, g.credit)),
+    );
+    Report {
+        checks,
+        figures,
+        totals,
+    }
 }
 
 /// Check 9, never oversold: per campaign and limited SKU, the units of placed

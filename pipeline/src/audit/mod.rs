@@ -6,11 +6,13 @@
 //! # Layout
 //! - [`checks`]: the checks, each promise one; grant and lease validity come
 //!   from the ledger's folds, folded exactly as the stages fold them.
+//! - [`totals`]: the figures per campaign the analytics views must match.
 //! - here: the logs, reading them from Kafka, and the printed table.
 
 mod checks;
 #[cfg(test)]
 mod tests;
+mod totals;
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use rdkafka::message::Message;
 use schemas::{IntentEvent, OrderEvent, Prompt, Record, Reply, TreasuryRecord};
 
 pub use checks::audit;
+pub use totals::Totals;
 
 use crate::app;
 use crate::config::Settings;
@@ -61,6 +64,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// Figures worth seeing next to the checks (not pass/fail).
     pub figures: Vec<(&'static str, String)>,
+    /// Per campaign, counted as the analytics views count.
+    pub totals: std::collections::BTreeMap<String, Totals>,
 }
 
 impl Report {

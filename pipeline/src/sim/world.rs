@@ -145,7 +145,7 @@ pub fn run(seed: u64) -> (Report, SimConfig) {
                 ok: false,
                 detail: stuck,
             }],
-            figures: vec![],
+            ..Report::default()
         },
     };
     (report, cfg)
