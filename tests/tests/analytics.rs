@@ -126,7 +126,7 @@ async fn migrations_apply_once_and_refuse_edited_or_unmanaged_schemas() {
 }
 
 /// The sink is aborted right after a batch insert and before its offsets
-/// are stored, twenty times, while the pipeline turns 10,000 prompts into
+/// are stored, twenty times, while the pipeline turns 16,000 prompts into
 /// more than 50,000 records. Each restart resumes from what ClickHouse
 /// holds: every record ends up there exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -145,9 +145,10 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
 
     let pipeline = Running::start(&settings, PIPELINE);
     pipeline.ready().await;
-    let requests = prompts(10_000, rng.u64(1..));
+    // About 120 s of traffic, as long as the twenty lives take.
+    let requests = prompts(16_000, rng.u64(1..));
     let (publisher, _) =
-        t::publish_paced(&settings, requests.clone(), 60, Duration::from_millis(500));
+        t::publish_paced(&settings, requests.clone(), 70, Duration::from_millis(500));
 
     let mut in_window = 0;
     for life in 1..=20 {
