@@ -144,6 +144,19 @@ svc_ensure_clickhouse() {
     svc_clickhouse_bin >/dev/null || svc_die "apt-get finished but clickhouse-server was not found"
 }
 
+# chDB: a current ClickHouse engine as a Python package, for the check that
+# the migrations also run on a current server (tests/current-clickhouse).
+svc_ensure_chdb() {
+    local python=${CHATCART_TEST_PYTHON:-python3}
+    svc_have "$python" || svc_die "$python is needed to check the schema on a current ClickHouse"
+    if "$python" -c 'import chdb' 2>/dev/null; then
+        return 0
+    fi
+    svc_say "installing chdb (a current ClickHouse engine, about 150 MB) with pip"
+    "$python" -m pip install --quiet --disable-pip-version-check chdb >&2 ||
+        svc_die "pip could not install chdb"
+}
+
 # --- ports and probes --------------------------------------------------------
 
 # True if any IPv4/IPv6 socket on this machine uses the port locally. Checking
@@ -454,6 +467,7 @@ svc_start() {
     else
         svc_ensure_clickhouse
     fi
+    svc_ensure_chdb
 
     svc_have setsid || svc_die "setsid (util-linux) is required"
     svc_have timeout || svc_die "timeout (coreutils) is required"

@@ -172,7 +172,7 @@ FROM
     FROM request_steps
     WHERE kind = 'CouponDecision'
     GROUP BY campaign_id
-)
+) AS spending
 ANY LEFT JOIN campaign_settings USING (campaign_id);
 
 CREATE VIEW IF NOT EXISTS stock_by_sku AS
