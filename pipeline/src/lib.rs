@@ -29,6 +29,7 @@
 //!   prompt; [`lines`] runs the extractor over lines of text (`chatcart extract`);
 //!   [`llm`]: the optional LLM fallback for prompts the rules read with low confidence.
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
+//! - [`report`]: `chatcart report`, a campaign's figures and charts read back from ClickHouse.
 //! - [`config`], [`topics`]: settings and topic names.
 //! - [`app`]: wiring stages into a process; [`demo`] and [`send`] for trying it.
 
@@ -43,6 +44,7 @@ pub mod extract;
 pub mod ledger;
 pub mod lines;
 pub mod llm;
+pub mod report;
 pub mod runtime;
 pub mod send;
 #[cfg(test)]

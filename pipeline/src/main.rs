@@ -11,6 +11,7 @@ use chatcart::app::{self, StageName};
 use chatcart::catalog::Catalog;
 use chatcart::demo::{self, DemoOptions};
 use chatcart::lines;
+use chatcart::report;
 use chatcart::runtime::Shutdown;
 use chatcart::send::{self, Format};
 use clap::{Parser, Subcommand};
@@ -104,6 +105,29 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Print a campaign's key figures from ClickHouse; optionally also write
+    /// them with charts as a self-contained HTML page.
+    Report {
+        /// ClickHouse HTTP URL (default: clickhouse.url).
+        #[arg(long, value_name = "URL")]
+        clickhouse_url: Option<String>,
+        /// Database holding the analytics views (default: clickhouse.database).
+        #[arg(long, value_name = "DB")]
+        database: Option<String>,
+        /// The campaign to report on (default: the first configured campaign).
+        #[arg(long, value_name = "ID")]
+        campaign: Option<String>,
+        /// Start of the range, UTC: RFC 3339 or `YYYY-MM-DD HH:MM:SS`
+        /// (default: the campaign's first record).
+        #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
+        from: Option<u32>,
+        /// End of the range, inclusive, same forms (default: the campaign's last record).
+        #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
+        to: Option<u32>,
+        /// Also write the report with charts to this HTML file.
+        #[arg(long, value_name = "PATH")]
+        html: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +142,10 @@ enum TopicsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, Command::Demo { .. } | Command::Extract { .. }) {
+    let default_level = if matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Extract { .. } | Command::Report { .. }
+    ) {
         "warn"
     } else {
         "info"
@@ -245,6 +272,45 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     "already applied"
                 };
                 println!("  {:04}_{:<16} {state}", mig.version, mig.name);
+            }
+        }
+        Command::Report {
+            clickhouse_url,
+            database,
+            campaign,
+            from,
+            to,
+            html,
+        } => {
+            let mut settings = settings()?;
+            if let Some(url) = clickhouse_url {
+                settings.clickhouse.url = url;
+            }
+            if let Some(database) = database {
+                settings.clickhouse.database = database;
+            }
+            if !settings.clickhouse.enabled() {
+                anyhow::bail!(
+                    "no ClickHouse to read: pass --clickhouse-url (e.g. http://localhost:8123) or set clickhouse.url"
+                );
+            }
+            settings.clickhouse.validate()?;
+            let request = report::Request {
+                campaign,
+                default_campaign: settings
+                    .campaigns
+                    .first()
+                    .map(|c| c.id.clone())
+                    .unwrap_or_default(),
+                from,
+                to,
+            };
+            let report = report::fetch(&settings.clickhouse, &request).await?;
+            print!("{}", report::tables::render_text(&report));
+            if let Some(path) = html {
+                std::fs::write(&path, report::html::render_html(&report))
+                    .with_context(|| format!("writing the HTML report to {}", path.display()))?;
+                println!("\nHTML report written to {}", path.display());
             }
         }
         Command::Audit { timeout } => {
