@@ -1,6 +1,6 @@
 //! The `chatcart` command line.
 
-use std::io;
+use std::io::{self, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -306,11 +306,20 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 to,
             };
             let report = report::fetch(&settings.clickhouse, &request).await?;
-            print!("{}", report::tables::render_text(&report));
+            let mut text = report::tables::render_text(&report);
             if let Some(path) = html {
                 std::fs::write(&path, report::html::render_html(&report))
                     .with_context(|| format!("writing the HTML report to {}", path.display()))?;
-                println!("\nHTML report written to {}", path.display());
+                text.push_str(&format!("\nHTML report written to {}\n", path.display()));
+            }
+            let mut stdout = io::stdout().lock();
+            match stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                // `chatcart report | head` is not a failure.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                written => written.context("writing the report to standard output")?,
             }
         }
         Command::Audit { timeout } => {

@@ -127,6 +127,7 @@ pub fn throughput(report: &Report) -> LineChart {
         ],
         markers: Vec::new(),
         y_format: short_number,
+        y_at_least: 0.0,
     }
 }
 
@@ -167,6 +168,7 @@ pub fn latency(report: &Report) -> LineChart {
         ],
         markers: Vec::new(),
         y_format: short_number,
+        y_at_least: 0.0,
     }
 }
 
@@ -187,11 +189,13 @@ pub fn budget(report: &Report) -> LineChart {
         series: Vec::new(),
         markers: Vec::new(),
         y_format: yuan,
+        y_at_least: 0.0,
     };
     let Some(budget) = report.budget.filter(|b| b.budget_cents > 0) else {
         chart.title = format!("{title} (no budget recorded for this campaign)");
         return chart;
     };
+    chart.y_at_least = budget.budget_cents as f64;
     let mut remaining = (budget.budget_cents - report.spent_before_cents) as f64;
     let mut points = vec![(lo, remaining)];
     for c in &report.credit {

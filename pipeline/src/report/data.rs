@@ -232,7 +232,7 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
         .unwrap_or_else(|| request.default_campaign.clone());
     let at = || {
         format!(
-            "reading the analytics views from ClickHouse at {}, database {} (run `chatcart migrate` to create them)",
+            "reading the analytics views from ClickHouse at {}, database {} (check --clickhouse-url and --database; `chatcart migrate` creates the views)",
             config.url, config.database
         )
     };

@@ -160,6 +160,8 @@ pub struct LineChart {
     pub series: Vec<Series>,
     pub markers: Vec<Marker>,
     pub y_format: fn(f64) -> String,
+    /// The y axis reaches at least this high (e.g. the whole budget).
+    pub y_at_least: f64,
 }
 
 impl LineChart {
@@ -171,7 +173,7 @@ impl LineChart {
         if !lo.is_finite() {
             return no_data(self.chart, &self.title, "no data in this range");
         }
-        let ticks = value_ticks(lo.min(0.0), hi, 5);
+        let ticks = value_ticks(lo.min(0.0), hi.max(self.y_at_least), 5);
         let y_domain = (ticks[0], ticks[ticks.len() - 1]);
         let (width, height) = (WIDTH, LINE_HEIGHT);
         let xs = Scale::new(self.x, (LEFT, width - RIGHT));
@@ -494,6 +496,7 @@ mod tests {
                 label: "ran out <now>".into(),
             }],
             y_format: short_number,
+            y_at_least: 0.0,
         }
     }
 
@@ -512,6 +515,15 @@ mod tests {
         assert!(svg.contains(r#"data-series="exhaustion""#));
         assert!(svg.contains("ran out &lt;now&gt;") && svg.contains("t &lt;&amp;&gt;"));
         assert!(!svg.contains("<now>"));
+
+        // A flat line at 0 still gets an axis up to `y_at_least`.
+        let mut flat = line(vec![(0.0, 0.0), (10.0, 0.0)]);
+        flat.y_at_least = 200.0;
+        let svg = flat.to_svg();
+        assert!(
+            svg.contains(">200</text>") && svg.contains(">0</text>"),
+            "{svg}"
+        );
     }
 
     #[test]
