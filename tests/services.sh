@@ -11,7 +11,8 @@
 #   eval "$(bash tests/services.sh start)" && cargo nextest run --workspace
 #
 # tests/run.sh sources this file and uses the same functions with a fresh
-# temporary folder per run.
+# temporary folder per run. Starting also installs Chromium if it is missing:
+# the report test opens the HTML report in it.
 #
 # Environment:
 #   CHATCART_TEST_SERVICES_DIR    state folder for start/stop
@@ -19,6 +20,9 @@
 #   CHATCART_TEST_KAFKA           if set, no broker is started; this is used
 #   CHATCART_TEST_CLICKHOUSE      if set, no ClickHouse is started; this is used
 #   CHATCART_TEST_TANSU_BIN       tansu binary to use instead of the one on PATH
+#   CHATCART_TEST_CHROMIUM        Chromium for the report test; otherwise
+#                                 /usr/bin/chromium or chromium on PATH, and
+#                                 Debian's package is installed if neither is
 #   CHATCART_TEST_TANSU_STORAGE   Tansu storage URL (default memory://tansu/).
 #                                 Tansu resolves sqlite://NAME relative to its
 #                                 working folder, SERVICES_DIR/tansu, and does
@@ -155,6 +159,38 @@ svc_ensure_chdb() {
     svc_say "installing chdb (a current ClickHouse engine, about 150 MB) with pip"
     "$python" -m pip install --quiet --disable-pip-version-check chdb >&2 ||
         svc_die "pip could not install chdb"
+}
+
+# The report test (tests/tests/report.rs) opens the HTML report in headless
+# Chromium; it finds the browser through CHATCART_TEST_CHROMIUM, else
+# /usr/bin/chromium, else chromium on PATH.
+svc_chromium_bin() {
+    local bin
+    if [[ -n ${CHATCART_TEST_CHROMIUM:-} ]]; then
+        printf '%s\n' "$CHATCART_TEST_CHROMIUM"
+        return 0
+    fi
+    if [[ -x /usr/bin/chromium ]]; then
+        printf '%s\n' /usr/bin/chromium
+        return 0
+    fi
+    if bin=$(command -v chromium 2>/dev/null); then
+        printf '%s\n' "$bin"
+        return 0
+    fi
+    return 1
+}
+
+svc_ensure_chromium() {
+    if svc_chromium_bin >/dev/null; then
+        return 0
+    fi
+    svc_have apt-get || svc_die "chromium is not installed and apt-get is not available (set CHATCART_TEST_CHROMIUM to a Chromium binary)"
+    svc_say "installing chromium with apt-get"
+    svc_as_root apt-get update >&2
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends chromium >&2
+    svc_chromium_bin >/dev/null || svc_die "apt-get finished but chromium was not found"
 }
 
 # --- ports and probes --------------------------------------------------------
@@ -468,6 +504,7 @@ svc_start() {
         svc_ensure_clickhouse
     fi
     svc_ensure_chdb
+    svc_ensure_chromium
 
     svc_have setsid || svc_die "setsid (util-linux) is required"
     svc_have timeout || svc_die "timeout (coreutils) is required"
