@@ -217,21 +217,21 @@ pub fn budget(report: &Report) -> LineChart {
         budget.exhausted_at(),
         report.burn.and_then(|b| b.projected()),
     ) {
-        (Some(at), _) => Some((at, format!("budget ran out at {}", format_clock(at)))),
-        (None, Some(at)) => Some((at, format!("projected to run out at {}", format_clock(at)))),
+        (Some(at), _) => Some((at, "budget ran out at")),
+        (None, Some(at)) => Some((at, "projected to run out at")),
         (None, None) => None,
     };
-    if let Some((at, label)) = mark {
+    if let Some((at, what)) = mark {
         let x = f64::from(at);
         if (lo..=hi).contains(&x) {
             chart.markers.push(Marker {
                 name: "exhaustion",
                 x,
-                label,
+                label: format!("{what} {}", format_clock(at)),
             });
         } else {
             title = format!(
-                "{title} ({label}, {} UTC, outside this range)",
+                "{title} ({what} {} UTC, outside this range)",
                 format_time(at)
             );
         }
@@ -390,7 +390,9 @@ mod tests {
         let chart = budget(&r);
         assert!(chart.markers.is_empty());
         assert!(
-            chart.title.contains("outside this range"),
+            chart
+                .title
+                .ends_with("(budget ran out at 1970-01-01 01:23:20 UTC, outside this range)"),
             "{}",
             chart.title
         );
