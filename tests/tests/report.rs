@@ -20,7 +20,13 @@ const MIN_SCREENSHOT_BYTES: u64 = 40_000;
 /// `chromium` on the PATH.
 fn chromium() -> PathBuf {
     if let Some(bin) = std::env::var_os("CHATCART_TEST_CHROMIUM") {
-        return bin.into();
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "CHATCART_TEST_CHROMIUM is {}, which is not a file: point it at a Chromium binary, or unset it and run `bash tests/services.sh start`",
+            bin.display()
+        );
+        return bin;
     }
     let on_path = std::env::var_os("PATH")
         .map(|p| {
