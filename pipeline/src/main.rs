@@ -306,7 +306,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 to,
             };
             let report = report::fetch(&settings.clickhouse, &request).await?;
-            let mut text = report::tables::render_text(&report);
+            let mut text = report::text::render_text(&report);
             if let Some(path) = html {
                 std::fs::write(&path, report::html::render_html(&report))
                     .with_context(|| format!("writing the HTML report to {}", path.display()))?;

@@ -7,7 +7,8 @@
 //! than a single point.
 
 use super::data::{Funnel, Latency, Report};
-use super::svg::{Bar, BarChart, LineChart, Marker, Series, short_number};
+use super::scale::short_number;
+use super::svg::{Bar, BarChart, LineChart, Marker, Series};
 use super::{Secs, format_clock, format_time};
 
 /// `data-chart` of each chart, in page order.

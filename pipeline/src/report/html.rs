@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use super::data::Report;
-use super::tables::{self, Table};
+use super::tables;
+use super::text::Table;
 use super::{charts, format_time};
 
 /// `text` safe inside HTML or SVG text and attribute values.

@@ -6,16 +6,20 @@
 //! - this file: the time range (`--from`, `--to`) and the number formats
 //!   every output shares;
 //! - [`data`]: the queries, and the [`Report`] they fill;
-//! - [`tables`]: the key figures as tables, and their plain-text layout;
-//! - [`svg`]: scales, ticks and the two kinds of chart, drawn as SVG;
+//! - [`tables`]: the key figures as tables;
+//! - [`text`]: tables laid out as plain text for the terminal;
+//! - [`scale`]: scales and ticks for the charts' axes;
+//! - [`svg`]: the two kinds of chart, drawn as SVG;
 //! - [`charts`]: the report's four charts;
 //! - [`html`]: the page that holds the tables and charts.
 
 pub mod charts;
 pub mod data;
 pub mod html;
+pub mod scale;
 pub mod svg;
 pub mod tables;
+pub mod text;
 
 use std::time::{Duration, UNIX_EPOCH};
 
