@@ -98,6 +98,13 @@ pub enum Offer {
     None(&'static str),
 }
 
+/// `¥1234.56`: cents as people read money.
+pub fn yuan(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}¥{}.{:02}", abs / 100, abs % 100)
+}
+
 /// A validated campaign, ready to price requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Campaign {
@@ -277,6 +284,13 @@ mod tests {
         let mut c = CampaignConfig::default();
         f(&mut c);
         Campaigns::new(&[c]).map(|cs| cs.list[0].clone())
+    }
+
+    #[test]
+    fn money_reads_as_yuan() {
+        assert_eq!(yuan(150_000), "¥1500.00");
+        assert_eq!(yuan(-5), "-¥0.05");
+        assert_eq!(yuan(0), "¥0.00");
     }
 
     #[test]

@@ -223,6 +223,15 @@ pub struct TreasuryRecord {
     pub amount: i64,
 }
 
+/// The `snake_case` code of an outcome or kind (`granted`, `order_placed`,
+/// `lease_credit`, …): the text it has in JSON and in the analytics tables.
+pub fn code(value: impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// Any record of any chatcart topic, as the codec decodes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {

@@ -119,6 +119,12 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
     for p in 0..2 {
         checkpoint_covering(&ctx, p, 1).await;
     }
+    // The downstream stages' committed offsets must reach the checkpoints
+    // for their replay to start from them below: the coupon stage may
+    // write (lease records) after the last decision they have committed.
+    for stage in ["fulfillment", "reply"] {
+        t::await_caught_up(&settings, stage, Topic::Decisions, Duration::from_secs(60)).await;
+    }
     running.stop().await.expect("stages drained");
 
     let decisions = t::read_topic(&settings, Topic::Decisions).await;

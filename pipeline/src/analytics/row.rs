@@ -3,7 +3,7 @@
 
 use connectors::{CampaignRow, EventRow};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use schemas::{Item, Record};
+use schemas::{Item, Record, code};
 
 use crate::campaign::Campaigns;
 use crate::runtime::Context;
@@ -18,13 +18,6 @@ fn stage_of(record: &Record) -> &'static str {
         Record::Order(_) => "fulfillment",
         Record::Reply(_) => "reply",
     }
-}
-
-fn snake(outcome: impl serde::Serialize) -> String {
-    serde_json::to_value(outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn items(row: &mut EventRow, items: &[Item]) {
@@ -87,7 +80,7 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
         Record::Intent(r) => {
             items(&mut row, &r.items);
             row.locale = r.locale.clone();
-            row.outcome = snake(r.outcome);
+            row.outcome = code(r.outcome);
             row.reason = r.reason.clone().unwrap_or_default();
             row.total_cents = r.total_cents;
             (
@@ -100,7 +93,7 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
         Record::Decision(r) => {
             items(&mut row, &r.items);
             row.locale = r.locale.clone();
-            row.outcome = snake(r.outcome);
+            row.outcome = code(r.outcome);
             row.reason = r.reason.clone().unwrap_or_default();
             row.total_cents = r.total_cents;
             row.credit_cents = r.credit_cents;
@@ -114,7 +107,7 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
         Record::Order(r) => {
             items(&mut row, &r.items);
             row.locale = r.locale.clone();
-            row.outcome = snake(r.outcome);
+            row.outcome = code(r.outcome);
             row.reason = r.reason.clone().unwrap_or_default();
             row.total_cents = r.total_cents;
             row.credit_cents = r.credit_cents;
@@ -127,7 +120,7 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
         }
         Record::Reply(r) => {
             row.locale = r.locale.clone();
-            row.outcome = snake(r.outcome);
+            row.outcome = code(r.outcome);
             row.reason = r.reason.clone().unwrap_or_default();
             row.credit_cents = r.credit_cents;
             (
@@ -138,7 +131,7 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
             )
         }
         Record::Treasury(r) => {
-            row.outcome = snake(r.kind);
+            row.outcome = code(r.kind);
             row.resource = r.resource.clone();
             row.credit_cents = r.amount;
             (

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
 use super::{Check, Logs, Report};
-use crate::campaign::Campaigns;
+use crate::campaign::{Campaigns, yuan};
 use crate::ledger::{
     self, DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold,
     stock_resource,
@@ -44,10 +44,6 @@ fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Che
             detail: format!("{} {what}: {}", bad.len(), examples(bad.iter().copied())),
         }
     }
-}
-
-fn yuan(cents: i64) -> String {
-    format!("¥{:.2}", cents as f64 / 100.0)
 }
 
 /// A valid grant, as the decisions fold saw it.

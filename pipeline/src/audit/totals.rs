@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use schemas::{DecisionOutcome, IntentOutcome, OrderOutcome, Record};
+use schemas::{DecisionOutcome, IntentOutcome, OrderOutcome, Record, code};
 
 use super::Logs;
 use crate::campaign::Campaigns;
@@ -31,13 +31,6 @@ pub struct Totals {
     pub sold: BTreeMap<String, i64>,
 }
 
-fn snake(value: impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// Per campaign; `grants` maps each valid grant's request to its campaign
 /// and credit.
 pub(super) fn totals<'a>(
@@ -61,7 +54,7 @@ pub(super) fn totals<'a>(
         }
     }
     for i in &logs.intents {
-        if first("intent", &i.request_id, snake(i.outcome)) {
+        if first("intent", &i.request_id, code(i.outcome)) {
             let t = all.entry(i.campaign_id.clone()).or_default();
             match i.outcome {
                 IntentOutcome::Extracted => t.intents_extracted += 1,
@@ -79,7 +72,7 @@ pub(super) fn totals<'a>(
             continue;
         };
         if d.outcome == DecisionOutcome::Granted
-            || !first("decision", &d.request_id, snake(d.outcome))
+            || !first("decision", &d.request_id, code(d.outcome))
         {
             continue;
         }
@@ -94,7 +87,7 @@ pub(super) fn totals<'a>(
         }
     }
     for o in &logs.orders {
-        if !first("order", &o.request_id, snake(o.outcome)) {
+        if !first("order", &o.request_id, code(o.outcome)) {
             continue;
         }
         let t = all.entry(o.campaign_id.clone()).or_default();
@@ -113,7 +106,7 @@ pub(super) fn totals<'a>(
         }
     }
     for r in &logs.replies {
-        let outcome = snake(r.outcome);
+        let outcome = code(r.outcome);
         if !first("reply", &r.request_id, outcome.clone()) {
             continue;
         }

@@ -85,13 +85,6 @@ pub fn format_clock(secs: Secs) -> String {
     format!("{:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
 }
 
-/// `¥1234.56`, as the demo prints money.
-pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}¥{}.{:02}", abs / 100, abs % 100)
-}
-
 /// `1 h 2 min 5 s`, for lengths of time.
 pub fn format_span(secs: u64) -> String {
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
@@ -164,8 +157,6 @@ mod tests {
     fn formats() {
         assert_eq!(format_time(1_738_152_005), "2025-01-29 12:00:05");
         assert_eq!(format_clock(1_738_152_005), "12:00:05");
-        assert_eq!(format_cents(150_000), "¥1500.00");
-        assert_eq!(format_cents(-5), "-¥0.05");
         assert_eq!(format_span(3), "3 s");
         assert_eq!(format_span(125), "2 min 5 s");
         assert_eq!(format_span(7_260), "2 h 1 min");

@@ -3,7 +3,8 @@
 
 use super::data::{BUSIEST_MINUTES, Latency, MAX_POINTS, Report, TOP_USERS};
 use super::text::Table;
-use super::{Secs, format_cents, format_clock, format_count, format_span, format_time};
+use super::{Secs, format_clock, format_count, format_span, format_time};
+use crate::campaign::yuan;
 
 /// Rows of the top-reasons table.
 const TOP_REASONS: usize = 15;
@@ -123,26 +124,22 @@ fn budget(report: &Report) -> Table {
             String::new()
         }
     };
-    t.pair("budget", format_cents(b.budget_cents));
-    t.pair("granted", format_cents(b.granted_cents));
+    t.pair("budget", yuan(b.budget_cents));
+    t.pair("granted", yuan(b.granted_cents));
     t.pair(
         "released",
         format!(
             "{} (credit of failed orders, given back)",
-            format_cents(b.released_cents)
+            yuan(b.released_cents)
         ),
     );
     t.pair(
         "spent",
-        format!("{}{}", format_cents(b.spent_cents), share(b.spent_cents)),
+        format!("{}{}", yuan(b.spent_cents), share(b.spent_cents)),
     );
     t.pair(
         "remaining",
-        format!(
-            "{}{}",
-            format_cents(b.remaining_cents),
-            share(b.remaining_cents)
-        ),
+        format!("{}{}", yuan(b.remaining_cents), share(b.remaining_cents)),
     );
     t.pair(
         "grants / releases",
@@ -167,7 +164,7 @@ fn budget(report: &Report) -> Table {
             "latest minute's burn",
             format!(
                 "{} in the minute from {}",
-                format_cents(burn.burn_cents),
+                yuan(burn.burn_cents),
                 format_time(burn.minute)
             ),
         );

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
 use serde::Deserialize;
 
-use crate::campaign::Campaigns;
+use crate::campaign::{Campaigns, yuan};
 use crate::catalog::Catalog;
 use crate::ledger::recent::Recent;
 use crate::ledger::{DecisionsFold, Effect, ImageError};
@@ -115,8 +115,8 @@ impl Templates {
         template
             .replace("{order_id}", answer.order_id.unwrap_or_default())
             .replace("{items}", &items)
-            .replace("{credit}", &money(answer.credit_cents))
-            .replace("{to_pay}", &money(answer.to_pay_cents))
+            .replace("{credit}", &yuan(answer.credit_cents))
+            .replace("{to_pay}", &yuan(answer.to_pay_cents))
             .replace("{reason}", answer.reason.unwrap_or_default())
             .replace("{example}", &lang.example)
     }
@@ -127,10 +127,6 @@ fn display_name(catalog: &Catalog, sku: &str, zh: bool) -> String {
     catalog
         .sku(sku)
         .map_or_else(|| sku.to_owned(), |s| s.display_name(zh).to_owned())
-}
-
-fn money(cents: i64) -> String {
-    format!("¥{}.{:02}", cents / 100, cents % 100)
 }
 
 /// Writes the final reply for every request.
