@@ -268,14 +268,9 @@ pub async fn clickhouse_counts(
     expected: u64,
     timeout: Duration,
 ) -> (u64, u64) {
-    let client = settings.clickhouse.client();
     let deadline = Instant::now() + timeout;
     loop {
-        let counts = client
-            .query("SELECT count(), uniqExact(topic, partition, offset) FROM events")
-            .fetch_one::<(u64, u64)>()
-            .await
-            .unwrap_or((0, 0));
+        let counts = events_counts(settings).await;
         if counts.1 >= expected || Instant::now() > deadline {
             return counts;
         }

@@ -246,10 +246,9 @@ impl Sink {
             return;
         }
         if self.stored.is_none() {
-            let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
             let mut backoff = Duration::from_millis(200);
             loop {
-                match stored_positions(&self.client, &names).await {
+                match self.stored_positions().await {
                     Ok(s) => {
                         self.stored = Some(s);
                         break;
@@ -376,11 +375,16 @@ impl Sink {
         self.batch.clear();
     }
 
+    /// The highest offset ClickHouse holds per (topic, partition).
+    async fn stored_positions(&self) -> Result<HashMap<(String, i32), i64>, Failure> {
+        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        stored_positions(&self.client, &names).await
+    }
+
     /// Before a retry: drops the rows ClickHouse already holds (an insert
     /// that failed on the way back, or the halves of a split that landed).
     async fn prune(&mut self) -> Result<(), Failure> {
-        let names: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        let stored = stored_positions(&self.client, &names).await?;
+        let stored = self.stored_positions().await?;
         let before = self.batch.len();
         self.batch.retain(|r| {
             stored

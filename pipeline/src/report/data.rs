@@ -470,6 +470,25 @@ fn add(a: Funnel, b: &Funnel) -> Funnel {
     }
 }
 
+/// A two-second report of campaign `campaign` with nothing in it, for the
+/// layout tests to fill in.
+#[cfg(test)]
+pub(super) fn empty_report(campaign: &str) -> Report {
+    let range = Range {
+        from: 1_738_152_000,
+        to: 1_738_152_002,
+    };
+    Report {
+        campaign: campaign.into(),
+        database: "chatcart_demo".into(),
+        range,
+        span: range,
+        step: 1,
+        latency_step: 60,
+        ..Report::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,7 +172,7 @@ pub fn render_html(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::data::{Range, User};
+    use crate::report::data::{User, empty_report};
 
     #[test]
     fn escaping_covers_markup_and_quotes() {
@@ -185,24 +185,12 @@ mod tests {
 
     fn report() -> Report {
         Report {
-            campaign: "<camp\"aign>".into(),
-            database: "chatcart_demo".into(),
-            range: Range {
-                from: 1_738_152_000,
-                to: 1_738_152_002,
-            },
-            span: Range {
-                from: 1_738_152_000,
-                to: 1_738_152_002,
-            },
-            step: 1,
-            latency_step: 60,
             top_users: vec![User {
                 user_id: "<img src=x onerror=alert(1)>".into(),
                 prompts: 3,
                 ..User::default()
             }],
-            ..Report::default()
+            ..empty_report("<camp\"aign>")
         }
     }
 

@@ -372,25 +372,11 @@ fn users(report: &Report) -> Table {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::data::{Budget, Funnel, Range};
+    use crate::report::data::{Budget, Funnel, empty_report};
     use crate::report::text::render_text;
 
     fn report() -> Report {
-        Report {
-            campaign: "demo-1".into(),
-            database: "chatcart_demo".into(),
-            range: Range {
-                from: 1_738_152_000,
-                to: 1_738_152_002,
-            },
-            span: Range {
-                from: 1_738_152_000,
-                to: 1_738_152_002,
-            },
-            step: 1,
-            latency_step: 60,
-            ..Report::default()
-        }
+        empty_report("demo-1")
     }
 
     #[test]
