@@ -101,6 +101,12 @@ async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
         }
         replies.push(spawn(&mut spawned));
     }
+    // A member killed moments after it asked to join can still be counted
+    // by Tansu when the last replacement joins, and then expire without a
+    // rebalance, leaving its partitions unowned (seen in CI: 12 of 36). One
+    // more join, once it has surely expired, hands them to the living.
+    tokio::time::sleep(session + Duration::from_secs(1)).await;
+    replies.push(spawn(&mut spawned));
     publisher.await.expect("publisher");
     t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
     // Redelivered terminal records get time to reach the reply stage before
