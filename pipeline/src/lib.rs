@@ -36,6 +36,7 @@
 pub mod analytics;
 pub mod app;
 pub mod audit;
+pub mod bench;
 pub mod campaign;
 pub mod catalog;
 pub mod config;
@@ -50,6 +51,7 @@ pub mod send;
 #[cfg(test)]
 mod sim;
 pub mod stages;
+pub mod surge;
 pub mod topics;
 
 pub use config::Settings;

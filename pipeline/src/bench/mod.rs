@@ -1,0 +1,12 @@
+//! `chatcart bench`: the pipeline measured against the broker's own limit.
+//!
+//! # Layout
+//! - [`relay`]: a no-op relay hop (consume, produce to the same partition of
+//!   the next topic, store the offset once acknowledged), the baseline the
+//!   pipeline's stages are compared with.
+//! - [`procs`]: stage processes started for a run, and their memory.
+//! - [`raw`]: one produce-and-consume hop with the pipeline's client settings.
+
+pub mod procs;
+pub mod raw;
+pub mod relay;

@@ -1,0 +1,1 @@
+//! Stage processes of a benchmark run.

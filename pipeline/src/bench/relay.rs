@@ -1,0 +1,1 @@
+//! A no-op relay hop.

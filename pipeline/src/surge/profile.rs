@@ -1,0 +1,1 @@
+//! Target send rates over time.
