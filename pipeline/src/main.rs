@@ -6,14 +6,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chatcart::Settings;
 use chatcart::app::{self, StageName};
+use chatcart::bench::relay;
 use chatcart::catalog::Catalog;
 use chatcart::demo::{self, DemoOptions};
 use chatcart::lines;
 use chatcart::report;
 use chatcart::runtime::Shutdown;
 use chatcart::send::{self, Format};
+use chatcart::{Settings, Topic};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
@@ -127,6 +128,18 @@ enum Command {
         /// Also write the report with charts to this HTML file.
         #[arg(long, value_name = "PATH")]
         html: Option<PathBuf>,
+    },
+    /// Pass every record of one topic on to the same partition of another,
+    /// untouched, until SIGINT/SIGTERM: the no-op baseline of `chatcart
+    /// bench`.
+    #[command(hide = true)]
+    Relay {
+        /// The topic to read, by its base name (e.g. chat.prompts).
+        #[arg(long, value_parser = relay::parse_topic)]
+        from: Topic,
+        /// The topic to write, by its base name (e.g. commerce.intents).
+        #[arg(long, value_parser = relay::parse_topic)]
+        to: Topic,
     },
 }
 
@@ -347,6 +360,11 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let (trigger, shutdown) = Shutdown::new();
             tokio::spawn(trigger.clone().fire_on_signal());
             app::run(stages, settings()?, trigger, shutdown, Default::default()).await?;
+        }
+        Command::Relay { from, to } => {
+            let (trigger, shutdown) = Shutdown::new();
+            tokio::spawn(trigger.fire_on_signal());
+            relay::relay(&settings()?, from, to, shutdown, Default::default()).await?;
         }
         Command::Send {
             user,

@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`relay`]: a no-op relay hop (consume, produce to the same partition of
 //!   the next topic, store the offset once acknowledged), the baseline the
-//!   pipeline's stages are compared with.
+//!   pipeline's stages are compared with (`chatcart relay` runs one).
 //! - [`procs`]: stage processes started for a run, and their memory.
 //! - [`raw`]: one produce-and-consume hop with the pipeline's client settings.
 

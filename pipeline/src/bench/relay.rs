@@ -1,1 +1,280 @@
-//! A no-op relay hop.
+//! A no-op relay hop: the baseline the pipeline's stages are measured
+//! against. It runs the same plumbing as a stage (a consumer group with the
+//! stages' client settings and rebalance handling, outputs to the same
+//! partition, input offsets stored only once the output is acknowledged,
+//! in order, a bounded number in flight, a drain on shutdown) and does no
+//! work: nothing is decoded, every record is passed on byte for byte.
+//!
+//! Four relays, one per hop of `chat.prompts → commerce.intents →
+//! commerce.decisions → commerce.orders → chat.replies`, are what the
+//! pipeline would cost if its stages were free. `chatcart relay --from
+//! <topic> --to <topic>` runs one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use connectors::kafka::{enqueue, partition_count};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use crate::config::Settings;
+use crate::runtime::rebalance::{Ready, Rebalances};
+use crate::runtime::runner::{Epochs, leave, store_offset};
+use crate::runtime::shutdown::Shutdown;
+use crate::topics::{Topic, TopicNames};
+
+/// The consumer-group name of the relay reading `from` (the group is
+/// `<group_prefix>.<name>`); a `&'static str` because [`Rebalances`] keeps
+/// one.
+pub const fn relay_name(from: Topic) -> &'static str {
+    match from {
+        Topic::Prompts => "relay-chat.prompts",
+        Topic::Intents => "relay-commerce.intents",
+        Topic::Decisions => "relay-commerce.decisions",
+        Topic::Orders => "relay-commerce.orders",
+        Topic::Replies => "relay-chat.replies",
+        Topic::Treasury => "relay-campaign.treasury",
+        Topic::Dlq => "relay-chatcart.dlq",
+        Topic::Checkpoints => "relay-chatcart.checkpoints",
+    }
+}
+
+/// A topic named by its base name (`chat.prompts`), as `--from` and `--to`
+/// take it; the error lists the names there are.
+pub fn parse_topic(name: &str) -> Result<Topic, String> {
+    Topic::ALL
+        .into_iter()
+        .find(|t| t.base_name() == name.trim())
+        .ok_or_else(|| {
+            let names: Vec<&str> = Topic::ALL.iter().map(|t| t.base_name()).collect();
+            format!(
+                "`{name}` is not a chatcart topic; use one of: {} (without kafka.topic_prefix)",
+                names.join(", ")
+            )
+        })
+}
+
+/// An input record whose output is on its way.
+struct Relayed {
+    partition: i32,
+    offset: i64,
+    /// The partition's epoch when the record was read: a revoke bumps it,
+    /// so an output acknowledged after its input was revoked stores nothing.
+    epoch: u64,
+    delivered: Result<(), KafkaError>,
+}
+
+type InFlight = FuturesOrdered<BoxFuture<'static, Relayed>>;
+
+/// Relays every record of `from` to the same partition of `to`, key,
+/// payload and headers unchanged, until `shutdown` fires; then drains:
+/// waits for the outputs in flight, stores and commits their offsets,
+/// flushes, and leaves the group. `ready` counts the relay once it holds
+/// partitions.
+pub async fn relay(
+    settings: &Settings,
+    from: Topic,
+    to: Topic,
+    mut shutdown: Shutdown,
+    ready: Arc<Ready>,
+) -> anyhow::Result<()> {
+    let name = relay_name(from);
+    let kafka = &settings.kafka;
+    let topics = TopicNames::new(kafka);
+    let (input, output) = (topics.name(from), topics.name(to));
+    check_hop(settings, from, to).await?;
+    let producer: FutureProducer = kafka.producer()?;
+    let consumer: StreamConsumer<Rebalances> = kafka
+        .consumer_config(name)
+        .create_with_context(Rebalances::new(name, ready, Some(producer.clone())))
+        .context("creating the relay's consumer")?;
+    consumer
+        .subscribe(&[input])
+        .with_context(|| format!("subscribing to {input}"))?;
+    tracing::info!(relay = name, input, output, "relay running");
+
+    let max_in_flight = settings.runtime.max_in_flight.max(1);
+    let mut inflight: InFlight = FuturesOrdered::new();
+    let mut epochs = Epochs::default();
+    let mut relayed = 0u64;
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.wait() => break,
+            Some(done) = inflight.next(), if !inflight.is_empty() => {
+                store(&consumer, input, &mut epochs, done)?;
+            }
+            received = consumer.recv(), if inflight.len() < max_in_flight => match received {
+                Ok(message) => {
+                    note_revoked(&consumer, &mut epochs);
+                    let (partition, offset) = (message.partition(), message.offset());
+                    if !consumer.context().is_assigned(partition) {
+                        // Fetched before a revoke; the partition's new owner relays it.
+                        continue;
+                    }
+                    let mut record = FutureRecord::<[u8], [u8]>::to(output).partition(partition);
+                    if let Some(key) = message.key() {
+                        record = record.key(key);
+                    }
+                    if let Some(payload) = message.payload() {
+                        record = record.payload(payload);
+                    }
+                    if let Some(headers) = message.headers() {
+                        record = record.headers(headers.detach());
+                    }
+                    let delivery = enqueue(&producer, record)
+                        .await
+                        .with_context(|| format!("relaying {input}[{partition}]@{offset}"))?;
+                    let epoch = epochs.get(partition);
+                    inflight.push_back(
+                        async move {
+                            let delivered = match delivery.await {
+                                Ok(Ok(_)) => Ok(()),
+                                Ok(Err((e, _))) => Err(e),
+                                Err(_) => Err(KafkaError::Canceled),
+                            };
+                            Relayed { partition, offset, epoch, delivered }
+                        }
+                        .boxed(),
+                    );
+                    relayed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(relay = name, error = %e, "consume error; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+
+    tracing::info!(relay = name, in_flight = inflight.len(), "draining");
+    let timeout = Duration::from_secs(settings.runtime.shutdown_timeout_secs);
+    let drained = tokio::time::timeout(timeout, async {
+        while let Some(done) = inflight.next().await {
+            store(&consumer, input, &mut epochs, done)?;
+        }
+        anyhow::Ok(())
+    })
+    .await;
+    match drained {
+        Ok(result) => result?,
+        Err(_) => anyhow::bail!(
+            "{name}: outputs not acknowledged within {}s of shutdown (runtime.shutdown_timeout_secs); their inputs will be relayed again",
+            timeout.as_secs()
+        ),
+    }
+    leave(name, &consumer, &producer, timeout)?;
+    tracing::info!(relay = name, relayed, "relay stopped");
+    Ok(())
+}
+
+/// Refuses hops that cannot work: a loop, partitions that do not line up
+/// (the treasury has one), or topics that do not exist.
+async fn check_hop(settings: &Settings, from: Topic, to: Topic) -> anyhow::Result<()> {
+    if from == to {
+        anyhow::bail!(
+            "--from and --to are both {}: a relay onto its own input would loop forever",
+            from.base_name()
+        );
+    }
+    let n = settings.kafka.partitions;
+    if from.partitions(n) != to.partitions(n) {
+        anyhow::bail!(
+            "{} has {} partitions and {} has {}: a relay keeps each record's partition, so both need the same count",
+            from.base_name(),
+            from.partitions(n),
+            to.base_name(),
+            to.partitions(n)
+        );
+    }
+    let kafka = settings.kafka.clone();
+    tokio::task::spawn_blocking(move || {
+        let topics = TopicNames::new(&kafka);
+        for topic in [from, to] {
+            let name = topics.name(topic);
+            let expected = topic.partitions(kafka.partitions);
+            match partition_count(&kafka, name)? {
+                None => anyhow::bail!(
+                    "topic {name} does not exist: create the topics with `chatcart topics create`"
+                ),
+                Some(n) if n != expected => anyhow::bail!(
+                    "topic {name} has {n} partitions but kafka.partitions says {expected}"
+                ),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// Starts a new epoch for every partition revoked since the last look.
+fn note_revoked(consumer: &StreamConsumer<Rebalances>, epochs: &mut Epochs) {
+    for partition in consumer.context().take_revoked() {
+        epochs.bump(partition);
+    }
+}
+
+/// Stores the offset of a relayed record once its output is acknowledged.
+/// A failed delivery stops the relay: storing later offsets would skip it.
+fn store(
+    consumer: &StreamConsumer<Rebalances>,
+    input: &str,
+    epochs: &mut Epochs,
+    done: Relayed,
+) -> anyhow::Result<()> {
+    let Relayed {
+        partition,
+        offset,
+        epoch,
+        delivered,
+    } = done;
+    delivered.map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "the output of {input}[{partition}]@{offset} was not delivered; stopping so it is relayed again after a restart"
+        ))
+    })?;
+    note_revoked(consumer, epochs);
+    if epoch == epochs.get(partition) {
+        store_offset(consumer, input, partition, offset);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_from_their_base_names() {
+        for t in Topic::ALL {
+            assert_eq!(parse_topic(t.base_name()), Ok(t));
+            assert!(relay_name(t).ends_with(t.base_name()));
+        }
+        let err = parse_topic("prompts").expect_err("not a base name");
+        assert!(err.contains("`prompts`"), "{err}");
+        assert!(
+            err.contains("chat.prompts, commerce.intents, commerce.decisions"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn loops_and_mismatched_partitions_are_refused() {
+        let settings = Settings::default();
+        let err = check_hop(&settings, Topic::Orders, Topic::Orders)
+            .await
+            .expect_err("a loop");
+        assert!(err.to_string().contains("loop"), "{err}");
+        let err = check_hop(&settings, Topic::Prompts, Topic::Treasury)
+            .await
+            .expect_err("12 partitions onto 1");
+        assert!(err.to_string().contains("same count"), "{err}");
+    }
+}

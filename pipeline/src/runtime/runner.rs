@@ -49,28 +49,44 @@ enum Acked {
     Abandoned,
 }
 
+/// Per partition, a number bumped when inputs already handled must no
+/// longer store their offsets: an input remembers the epoch it was handled
+/// in, and stores its offset only if that is still the partition's epoch.
+#[derive(Debug, Default)]
+pub(crate) struct Epochs(HashMap<i32, u64>);
+
+impl Epochs {
+    pub(crate) fn get(&self, partition: i32) -> u64 {
+        self.0.get(&partition).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn bump(&mut self, partition: i32) {
+        *self.0.entry(partition).or_default() += 1;
+    }
+}
+
 /// Parked records, and which inputs may still store their offsets.
 #[derive(Default)]
 struct Parked {
     /// Senders that finish parked records, per partition, oldest first.
     queues: HashMap<i32, VecDeque<tokio::sync::oneshot::Sender<Vec<Delivery>>>>,
-    /// Per partition, bumped when its parked records are abandoned (revoke,
+    /// Bumped when a partition's parked records are abandoned (revoke,
     /// shutdown). An input handled in an older epoch must not store its
     /// offset: it would store past an abandoned record, which would then
     /// never be redelivered.
-    epochs: HashMap<i32, u64>,
+    epochs: Epochs,
 }
 
 impl Parked {
     fn epoch(&self, partition: i32) -> u64 {
-        self.epochs.get(&partition).copied().unwrap_or(0)
+        self.epochs.get(partition)
     }
 
     /// Drops `partition`'s parked records (their inputs are redelivered) and
     /// starts a new epoch for it.
     fn abandon(&mut self, partition: i32) {
         self.queues.remove(&partition);
-        *self.epochs.entry(partition).or_default() += 1;
+        self.epochs.bump(partition);
     }
 
     /// Abandons every partition that has parked records.
@@ -180,13 +196,27 @@ pub async fn run_stage<S: Stage>(
             timeout.as_secs()
         ),
     }
+    leave(name, &consumer, &producer, timeout)?;
+    tracing::info!(stage = name, "stopped");
+    Ok(())
+}
+
+/// The end of a drain, once every output in flight is acknowledged and its
+/// input offset stored: commits the stored offsets, flushes what else the
+/// producer holds, and leaves the consumer group so the partitions move on
+/// at once rather than after a session timeout.
+pub(crate) fn leave(
+    name: &str,
+    consumer: &StreamConsumer<Rebalances>,
+    producer: &FutureProducer,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
         // Nothing stored since the last commit is reported as an error too.
         tracing::debug!(stage = name, error = %e, "final commit");
     }
     producer.flush(timeout).context("flushing producer")?;
     consumer.unsubscribe();
-    tracing::info!(stage = name, "stopped");
     Ok(())
 }
 
@@ -416,12 +446,23 @@ fn store(
         (Acked::Abandoned, _) | (Acked::Yes, None) => return Ok(()),
         (Acked::Yes, Some(offset)) => offset,
     };
-    tracing::trace!(topic, partition = done.partition, offset, "storing offset");
-    if let Err(e) = consumer.store_offset(topic, done.partition, offset) {
-        // The partition was revoked meanwhile; its new owner redoes the record.
-        tracing::debug!(topic, partition = done.partition, error = %e, "offset not stored");
-    }
+    store_offset(consumer, topic, done.partition, offset);
     Ok(())
+}
+
+/// Stores `offset` of `topic[partition]` (an input whose outputs are all
+/// acknowledged) for the next commit.
+pub(crate) fn store_offset(
+    consumer: &StreamConsumer<Rebalances>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) {
+    tracing::trace!(topic, partition, offset, "storing offset");
+    if let Err(e) = consumer.store_offset(topic, partition, offset) {
+        // The partition was revoked meanwhile; its new owner redoes the record.
+        tracing::debug!(topic, partition, error = %e, "offset not stored");
+    }
 }
 
 /// Drops the state and parked records of revoked partitions. Their outputs
