@@ -4,28 +4,31 @@
 //! English, repeat users, some chatter that is not a purchase), waits for
 //! every reply and summarises what happened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_partitions, scan};
+use connectors::kafka::{read_partitions, scan};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureRecord, Producer};
-use schemas::{Prompt, Record, Reply, ReplyOutcome};
+
+use schemas::{Prompt, Record, Reply};
 
 use crate::app::{self, StageName};
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::runtime::{Ready, Shutdown, now_ms};
+use crate::surge::{Mix, Profile, Surge, SurgeReport};
 use crate::topics::{Topic, TopicNames};
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
     pub requests: usize,
+    /// Requests per second the surge generator sends them at.
+    pub rate: f64,
     pub partitions: i32,
     pub budget_cents: i64,
     /// SKU → units, for SKUs whose stock is limited.
@@ -33,24 +36,15 @@ pub struct DemoOptions {
     pub clickhouse_url: Option<String>,
     pub seed: u64,
     pub timeout: Duration,
+    /// Draw the surge generator's progress bar.
+    pub progress: bool,
 }
 
 /// What the demo saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Summary {
-    pub requests: usize,
-    pub replies: usize,
-    pub duplicate_replies: usize,
-    pub orders: usize,
-    /// Orders that failed, by reason (`out_of_stock`, …).
-    pub failed: BTreeMap<String, usize>,
-    pub denials: BTreeMap<String, usize>,
-    pub rejections: BTreeMap<String, usize>,
-    pub budget_cents: i64,
-    pub credit_cents: i64,
-    pub elapsed: Duration,
-    pub latency_p50_ms: i64,
-    pub latency_p99_ms: i64,
+    /// The surge generator's figures.
+    pub surge: SurgeReport,
     pub analytics: bool,
     pub topic_prefix: String,
     /// The run's campaign (its own per run when analytics is on).
@@ -58,6 +52,13 @@ pub struct Summary {
     pub clickhouse_url: String,
     /// The auditor's verdict on the topics the run left behind.
     pub audit: crate::audit::Report,
+}
+
+impl Summary {
+    /// Every request answered exactly once and the audit clean.
+    pub fn complete(&self) -> bool {
+        self.surge.complete() && self.audit.clean()
+    }
 }
 
 /// A small deterministic generator (xorshift64*), so a seed replays a run.
@@ -123,6 +124,8 @@ pub fn prompts(count: usize, seed: u64) -> Vec<Prompt> {
 
 /// Runs the demo and returns its summary.
 pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
+    // Names the run's requests and users, its topics and campaign.
+    let run_id = format!("demo-{}", now_ms() / 1000);
     let cluster = MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
     let mut settings = Settings::default();
     settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
@@ -135,9 +138,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         // Every run starts a fresh mock cluster at offset 0; a prefix per run
         // keeps its rows apart from earlier runs' in the same table, and a
         // campaign per run keeps its figures apart in the views.
-        let run = format!("demo-{}", now_ms() / 1000);
-        settings.kafka.topic_prefix = format!("{run}.");
-        settings.campaigns[0].id = run;
+        settings.kafka.topic_prefix = format!("{run_id}.");
+        settings.campaigns[0].id = run_id.clone();
     }
     settings.validate()?;
     let topics = TopicNames::new(&settings.kafka);
@@ -173,27 +175,24 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         }
     }
 
-    let started = Instant::now();
-    let prompts = prompts(options.requests, options.seed);
-    let producer = settings.kafka.producer()?;
-    let codec = app::codec(&settings)?;
-    let mut deliveries = Vec::with_capacity(prompts.len());
-    for prompt in &prompts {
-        let payload = codec.encode(&Record::Prompt(prompt.clone()))?;
-        let record = FutureRecord::to(topics.name(Topic::Prompts))
-            .key(prompt.user_id.as_str())
-            .payload(&payload[..]);
-        deliveries.push(enqueue(&producer, record).await?);
-    }
-    for delivery in deliveries {
-        if !matches!(delivery.await, Ok(Ok(_))) {
-            anyhow::bail!("a demo prompt was not accepted by the mock cluster");
-        }
-    }
-    producer.flush(Duration::from_secs(10))?;
-
-    let replies = await_replies(&settings, options.requests, options.timeout).await?;
-    let elapsed = started.elapsed();
+    // A little over `requests / rate` seconds, so rounding cannot drop the last one.
+    let duration =
+        Duration::from_secs_f64((options.requests as f64 + 0.5) / options.rate.max(1e-3));
+    let surge = crate::surge::run(
+        &settings,
+        Surge {
+            profile: Profile::constant(options.rate, duration)?,
+            mix: Mix {
+                users: (options.requests as u64 * 3 / 5).max(1),
+                ..Mix::default()
+            },
+            seed: options.seed,
+            run: run_id,
+            drain_timeout: options.timeout,
+            progress: options.progress,
+        },
+    )
+    .await?;
     if settings.clickhouse.enabled() {
         await_analytics(&settings, &topics, options.timeout).await?;
     }
@@ -201,45 +200,14 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     pipeline.await??;
     let audit = crate::audit::run(&settings, Duration::from_secs(60)).await?;
 
-    let mut summary = Summary {
-        requests: options.requests,
-        budget_cents: options.budget_cents,
-        elapsed,
+    Ok(Summary {
+        surge,
         analytics: options.clickhouse_url.is_some(),
         topic_prefix: settings.kafka.topic_prefix.clone(),
         campaign_id: settings.campaigns[0].id.clone(),
         clickhouse_url: settings.clickhouse.url.clone(),
         audit,
-        ..Summary::default()
-    };
-    let mut latencies = Vec::with_capacity(replies.len());
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    for reply in &replies {
-        *seen.entry(reply.request_id.as_str()).or_default() += 1;
-        latencies.push(reply.latency_ms);
-        let reason = reply.reason.clone().unwrap_or_default();
-        match reply.outcome {
-            ReplyOutcome::OrderPlaced => {
-                summary.orders += 1;
-                summary.credit_cents += reply.credit_cents;
-            }
-            ReplyOutcome::Denied => *summary.denials.entry(reason).or_default() += 1,
-            ReplyOutcome::OrderFailed => *summary.failed.entry(reason).or_default() += 1,
-            ReplyOutcome::Rejected => *summary.rejections.entry(reason).or_default() += 1,
-        }
-    }
-    summary.replies = seen.len();
-    summary.duplicate_replies = replies.len() - seen.len();
-    latencies.sort_unstable();
-    let quantile = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or_default()
-    };
-    summary.latency_p50_ms = quantile(0.5);
-    summary.latency_p99_ms = quantile(0.99);
-    Ok(summary)
+    })
 }
 
 /// Waits until ClickHouse holds a row for every record of every topic, so
@@ -326,42 +294,8 @@ pub async fn await_replies(
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.elapsed.as_secs_f64().max(1e-9);
-        writeln!(f, "chatcart demo summary")?;
-        writeln!(f, "  requests          {}", self.requests)?;
-        writeln!(
-            f,
-            "  replies           {} ({} duplicate)",
-            self.replies, self.duplicate_replies
-        )?;
-        writeln!(f, "  orders placed     {}", self.orders)?;
-        for (reason, n) in &self.failed {
-            writeln!(f, "  orders failed     {n:<6} {reason} (credit given back)")?;
-        }
-        for (reason, n) in &self.denials {
-            writeln!(f, "  denied            {n:<6} {reason}")?;
-        }
-        for (reason, n) in &self.rejections {
-            writeln!(f, "  not ordered       {n:<6} {reason}")?;
-        }
-        writeln!(
-            f,
-            "  budget used       ¥{:.2} of ¥{:.2} ({:.1}%)",
-            self.credit_cents as f64 / 100.0,
-            self.budget_cents as f64 / 100.0,
-            100.0 * self.credit_cents as f64 / self.budget_cents.max(1) as f64
-        )?;
-        writeln!(
-            f,
-            "  reply latency     p50 {} ms, p99 {} ms",
-            self.latency_p50_ms, self.latency_p99_ms
-        )?;
-        writeln!(f, "  elapsed           {:.2} s", secs)?;
-        writeln!(
-            f,
-            "  throughput        {:.0} requests/s",
-            self.replies as f64 / secs
-        )?;
+        writeln!(f, "chatcart demo")?;
+        write!(f, "{}", self.surge)?;
         if self.analytics {
             writeln!(
                 f,

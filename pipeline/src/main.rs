@@ -14,6 +14,7 @@ use chatcart::lines;
 use chatcart::report;
 use chatcart::runtime::Shutdown;
 use chatcart::send::{self, Format};
+use chatcart::surge;
 use chatcart::{Settings, Topic};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -86,6 +87,9 @@ enum Command {
         /// How many prompts to send.
         #[arg(long, default_value_t = 2_000)]
         requests: usize,
+        /// Requests per second to send them at (the surge generator's constant profile).
+        #[arg(long, default_value_t = 1_000.0)]
+        rate: f64,
         /// Partitions of every pipeline topic.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
@@ -105,6 +109,51 @@ enum Command {
         /// Give up waiting for replies after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+    },
+    /// Send a surge of prompts at a rate profile to a running pipeline and
+    /// measure every answer: latency from each request's intended send
+    /// time, outcomes by reason, budget used, throughput over time.
+    Surge {
+        #[command(flatten)]
+        profile: surge::ProfileArgs,
+        #[command(flatten)]
+        mix: surge::MixArgs,
+        /// Seed of the traffic (default: from the clock).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Names the run; request and user ids start with it (default: surge-<unix seconds>).
+        #[arg(long, value_parser = parse_run_name)]
+        run: Option<String>,
+        /// After the last send, wait this long for the remaining answers.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "60s")]
+        drain_timeout: Duration,
+        /// Print the report as JSON on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure, on the configured broker and ClickHouse, a raw produce and
+    /// consume hop, a no-op relay through the pipeline's topic chain and the
+    /// pipeline itself; then drain a backlog through the pipeline's
+    /// processes. Prints a table and writes JSON.
+    Bench {
+        /// Records of each throughput phase.
+        #[arg(long, default_value_t = 200_000)]
+        records: u64,
+        /// Prompts queued before the pipeline starts, for the drain phase (0: skip it).
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: u64,
+        /// How long each half-load latency phase sends.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+        latency_for: Duration,
+        /// How long to wait for a phase's last answers.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "120s")]
+        drain_timeout: Duration,
+        /// Where the processes' configuration files and logs go.
+        #[arg(long, value_name = "DIR", default_value = "target/bench")]
+        work_dir: PathBuf,
+        /// Also write the figures as JSON to this file.
+        #[arg(long, value_name = "FILE", default_value = "target/bench/bench.json")]
+        json: PathBuf,
     },
     /// Print a campaign's key figures from ClickHouse; optionally also write
     /// them with charts as a self-contained HTML page.
@@ -204,6 +253,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo {
             requests,
+            rate,
             partitions,
             budget_cents,
             clickhouse_url,
@@ -214,6 +264,8 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             let summary = demo::run(DemoOptions {
                 stock: stock.into_iter().collect(),
                 requests,
+                rate,
+                progress: true,
                 partitions,
                 budget_cents,
                 clickhouse_url,
@@ -223,10 +275,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             .await?;
             println!("{summary}\n");
             println!("{}", summary.audit);
-            let complete = summary.replies == summary.requests
-                && summary.duplicate_replies == 0
-                && summary.audit.clean();
-            return Ok(if complete {
+            return Ok(if summary.complete() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -252,6 +301,69 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 io::stdin().lock(),
                 io::stdout().lock(),
             )?;
+        }
+        Command::Bench {
+            records,
+            backlog,
+            latency_for,
+            drain_timeout,
+            work_dir,
+            json,
+        } => {
+            let report = chatcart::bench::run(
+                &settings()?,
+                &chatcart::bench::BenchOptions {
+                    records,
+                    backlog,
+                    latency_for,
+                    drain_timeout,
+                    work_dir,
+                    progress: true,
+                },
+            )
+            .await?;
+            println!("{report}");
+            if let Some(dir) = json.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&json, serde_json::to_string_pretty(&report)?)
+                .with_context(|| format!("writing {}", json.display()))?;
+            println!("figures written to {}", json.display());
+        }
+        Command::Surge {
+            profile,
+            mix,
+            seed,
+            run,
+            drain_timeout,
+            json,
+        } => {
+            let settings = settings()?;
+            let secs = chatcart::runtime::now_ms() / 1000;
+            let report = surge::run(
+                &settings,
+                surge::Surge {
+                    profile: profile.profile()?,
+                    mix: mix.mix(),
+                    seed: seed.unwrap_or(secs as u64),
+                    run: run.unwrap_or_else(|| format!("surge-{secs}")),
+                    drain_timeout,
+                    progress: true,
+                },
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            if !report.complete() {
+                eprintln!(
+                    "incomplete: {} unanswered, {} duplicate answers, {} deliveries not acknowledged",
+                    report.unanswered, report.duplicate_answers, report.failed_sends
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Migrate => {
             let settings = settings()?;
@@ -401,4 +513,17 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A run name: it starts every request and user id of the run.
+fn parse_run_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into())
+    }
 }

@@ -1,12 +1,16 @@
 //! `chatcart bench`: the pipeline measured against the broker's own limit.
 //!
 //! # Layout
+//! - [`harness`]: the phases of a run and the table and JSON they report.
 //! - [`relay`]: a no-op relay hop (consume, produce to the same partition of
 //!   the next topic, store the offset once acknowledged), the baseline the
 //!   pipeline's stages are compared with (`chatcart relay` runs one).
 //! - [`procs`]: stage processes started for a run, and their memory.
 //! - [`raw`]: one produce-and-consume hop with the pipeline's client settings.
 
+pub mod harness;
 pub mod procs;
 pub mod raw;
 pub mod relay;
+
+pub use harness::{BenchOptions, BenchReport, run};

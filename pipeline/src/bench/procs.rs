@@ -45,7 +45,15 @@ impl Process {
         let stderr = stdout
             .try_clone()
             .with_context(|| format!("opening {name}'s log {}", log.display()))?;
-        let child = Command::new(exe)
+        let mut command = Command::new(exe);
+        // The configuration file already holds what the variables said, and
+        // the phase's own topic prefix, which a variable must not override.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CHATCART__") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .arg("--config")
             .arg(config)
             .args(args)

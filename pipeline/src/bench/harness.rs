@@ -1,0 +1,480 @@
+//! The benchmark run: on one broker, with one partition count and one set
+//! of client settings, measure a raw hop, a no-op relay through the
+//! pipeline's topic chain, and the pipeline itself; then how the pipeline's
+//! processes hold up while a large backlog drains.
+//!
+//! Every phase uses topics and consumer groups of its own (a prefix per
+//! phase), so no phase reads another's records. The relay and the
+//! pipeline run as separate processes of this executable, as an operator
+//! would run them, so their memory is each process's own.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::procs::{Process, RssSampler, RssStats};
+use super::raw::{Hop, raw_hop};
+use crate::app;
+use crate::catalog::Catalog;
+use crate::config::Settings;
+use crate::runtime::now_ms;
+use crate::surge::drive::Running;
+use crate::surge::{Mix, Profile, Surge, SurgeReport};
+use crate::topics::Topic;
+
+/// The four hops of the pipeline's chain, as the relay runs them.
+const CHAIN: [(Topic, Topic); 4] = [
+    (Topic::Prompts, Topic::Intents),
+    (Topic::Intents, Topic::Decisions),
+    (Topic::Decisions, Topic::Orders),
+    (Topic::Orders, Topic::Replies),
+];
+
+/// The pipeline's processes, one per stage.
+const STAGES: [&str; 5] = ["intent", "coupon", "fulfillment", "reply", "analytics"];
+
+/// "As fast as the sender can": the throughput phases' nominal rate.
+const FLAT_OUT: f64 = 1_000_000.0;
+
+/// What to measure, and how much.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Records of each throughput phase.
+    pub records: u64,
+    /// Prompts queued before the pipeline starts, for the drain phase (0: skip it).
+    pub backlog: u64,
+    /// How long each half-load latency phase sends.
+    pub latency_for: Duration,
+    /// How long to wait for a phase's last answers.
+    pub drain_timeout: Duration,
+    /// Where the processes' configuration and logs go.
+    pub work_dir: PathBuf,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: &'static str,
+    /// Records (requests) per second, sustained over the phase.
+    pub per_sec: f64,
+    pub records: u64,
+    pub secs: f64,
+    /// Latency at half of the relay's maximum rate (not for the raw hop).
+    pub half_load: Option<HalfLoad>,
+}
+
+/// Latency at a fixed, sustainable rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct HalfLoad {
+    pub rate: f64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+    pub answered: u64,
+    pub requests: u64,
+}
+
+/// The drain of a backlog through the pipeline's processes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Drain {
+    pub backlog: u64,
+    /// From starting the processes to the last answer.
+    pub secs: f64,
+    pub per_sec: f64,
+    pub answered: u64,
+    pub rss: Vec<RssStats>,
+}
+
+/// Everything one `chatcart bench` measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub date_unix: i64,
+    pub bootstrap_servers: String,
+    pub partitions: i32,
+    pub rows: Vec<Row>,
+    /// Pipeline throughput over the relay's (goal: at least 0.6).
+    pub pipeline_over_relay: f64,
+    /// Relay throughput over the raw hop's.
+    pub relay_over_raw: f64,
+    /// Pipeline p99 over the relay's at half the relay's maximum (goal: at most 1.5).
+    pub p99_pipeline_over_relay: Option<f64>,
+    pub drain: Option<Drain>,
+}
+
+/// Runs every phase against the broker (and ClickHouse) `settings` names.
+pub async fn run(settings: &Settings, options: &BenchOptions) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        settings.clickhouse.enabled(),
+        "the pipeline phase includes the analytics sink: set clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
+    );
+    anyhow::ensure!(options.records > 0, "--records must be at least 1");
+    std::fs::create_dir_all(&options.work_dir)
+        .with_context(|| format!("creating {}", options.work_dir.display()))?;
+    let exe = std::env::current_exe().context("finding the chatcart executable")?;
+    let base = format!("bench-{}", now_ms() / 1000);
+    let bench = Bench {
+        settings,
+        options,
+        exe: &exe,
+        base: &base,
+    };
+
+    eprintln!("[1/4] raw hop: {} records", options.records);
+    let raw = bench.raw().await?;
+    eprintln!("[2/4] no-op relay: four relay processes");
+    let relay = bench.chain("relay", None).await?;
+    eprintln!("[3/4] pipeline: five stage processes");
+    let half = relay.half_load.as_ref().map(|h| h.rate);
+    let pipeline = bench.chain("pipeline", half).await?;
+    let drain = if options.backlog > 0 {
+        eprintln!(
+            "[4/4] drain: {} prompts queued before the pipeline starts",
+            options.backlog
+        );
+        Some(bench.drain().await?)
+    } else {
+        None
+    };
+
+    let p99 = match (&pipeline.half_load, &relay.half_load) {
+        (Some(p), Some(r)) => Some(p.p99_ms as f64 / (r.p99_ms.max(1)) as f64),
+        _ => None,
+    };
+    Ok(BenchReport {
+        date_unix: now_ms() / 1000,
+        bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
+        partitions: settings.kafka.partitions,
+        pipeline_over_relay: pipeline.per_sec / relay.per_sec.max(1e-9),
+        relay_over_raw: relay.per_sec / raw.per_sec.max(1e-9),
+        p99_pipeline_over_relay: p99,
+        rows: vec![raw, relay, pipeline],
+        drain,
+    })
+}
+
+/// What every phase shares.
+struct Bench<'a> {
+    settings: &'a Settings,
+    options: &'a BenchOptions,
+    exe: &'a Path,
+    base: &'a str,
+}
+
+impl Bench<'_> {
+    /// Settings of one phase: its own topics and groups, created now.
+    async fn phase(&self, phase: &str) -> anyhow::Result<(Settings, PathBuf)> {
+        let mut settings = self.settings.clone();
+        settings.kafka.topic_prefix = format!("{}-{phase}.", self.base);
+        settings.kafka.group_prefix = format!("{}-{phase}", self.base);
+        // Each phase's records in ClickHouse stay apart by their topic names;
+        // a campaign per phase keeps the views' figures apart too.
+        if let Some(c) = settings.campaigns.first_mut() {
+            c.id = format!("{}-{phase}", self.base);
+        }
+        settings.validate()?;
+        app::create_topics(&settings).await?;
+        let config = self.options.work_dir.join(format!("{phase}.toml"));
+        std::fs::write(&config, toml::to_string(&settings)?)
+            .with_context(|| format!("writing {}", config.display()))?;
+        Ok((settings, config))
+    }
+
+    fn surge(&self, run: &str, profile: Profile) -> Surge {
+        Surge {
+            profile,
+            // Exact duplicates are the pipeline's to drop; the relay would
+            // pass them on, so both get none and see the same records.
+            mix: Mix {
+                duplicate_share: 0.0,
+                ..Mix::default()
+            },
+            seed: 7,
+            run: format!("{}-{run}", self.base),
+            drain_timeout: self.options.drain_timeout,
+            progress: self.options.progress,
+        }
+    }
+
+    /// Produce and consume back, nothing in between.
+    async fn raw(&self) -> anyhow::Result<Row> {
+        // `raw_hop` makes its topic itself, so it is surely empty.
+        let topic = format!("{}-raw.{}", self.base, Topic::Prompts.base_name());
+        let settings = self.settings;
+        let payload = sample_payload(settings)?;
+        let hop: Hop = raw_hop(settings, &topic, self.options.records, &payload).await?;
+        Ok(Row {
+            name: "raw hop",
+            per_sec: hop.hop_per_sec,
+            records: hop.records,
+            secs: hop.hop_secs,
+            half_load: None,
+        })
+    }
+
+    /// The processes of `phase` ("relay" or "pipeline").
+    fn spawn(&self, phase: &str, config: &Path) -> anyhow::Result<Vec<Process>> {
+        let log = |name: &str| self.options.work_dir.join(format!("{phase}-{name}.log"));
+        if phase == "relay" {
+            CHAIN
+                .iter()
+                .map(|(from, to)| {
+                    let name = format!("relay-{}", from.base_name());
+                    Process::spawn(
+                        &name,
+                        self.exe,
+                        config,
+                        &["relay", "--from", from.base_name(), "--to", to.base_name()],
+                        &log(&name),
+                    )
+                })
+                .collect()
+        } else {
+            STAGES
+                .iter()
+                .map(|stage| Process::spawn(stage, self.exe, config, &["run", stage], &log(stage)))
+                .collect()
+        }
+    }
+
+    /// Starts `phase`'s processes, warms them up, measures throughput flat
+    /// out, then latency at `half_load` requests/s (default: half of the
+    /// throughput just measured).
+    async fn chain(&self, phase: &'static str, half_load: Option<f64>) -> anyhow::Result<Row> {
+        let (settings, config) = self.phase(phase).await?;
+        let processes = self.spawn(phase, &config)?;
+        let measured = async {
+            self.warm_up(&settings, phase).await?;
+            let flat = self.flat_out(&settings, phase).await?;
+            let own_half = flat.answered as f64 / flat.elapsed_secs.max(1e-9) / 2.0;
+            let half = self
+                .at_rate(&settings, phase, half_load.unwrap_or(own_half))
+                .await?;
+            anyhow::Ok((flat, Some(half)))
+        }
+        .await;
+        stop_all(processes)?;
+        let (flat, half_load) = measured?;
+        Ok(Row {
+            name: if phase == "relay" {
+                "no-op relay"
+            } else {
+                "pipeline"
+            },
+            per_sec: flat.answered as f64 / flat.elapsed_secs.max(1e-9),
+            records: flat.answered,
+            secs: flat.elapsed_secs,
+            half_load,
+        })
+    }
+
+    /// A few requests through every process, so group joins and restores
+    /// are not measured.
+    async fn warm_up(&self, settings: &Settings, phase: &str) -> anyhow::Result<()> {
+        let mut surge = self.surge(
+            &format!("{phase}-warmup"),
+            Profile::constant(200.0, Duration::from_secs(1))?,
+        );
+        surge.progress = false;
+        surge.drain_timeout = Duration::from_secs(120);
+        let report = crate::surge::run(settings, surge).await?;
+        anyhow::ensure!(
+            report.unanswered == 0,
+            "{phase}: {} of {} warm-up requests were not answered within 120 s; see the logs in {}",
+            report.unanswered,
+            report.requests,
+            self.options.work_dir.display()
+        );
+        Ok(())
+    }
+
+    async fn flat_out(&self, settings: &Settings, phase: &str) -> anyhow::Result<SurgeReport> {
+        let records = self.options.records as f64;
+        let profile = Profile::constant(
+            FLAT_OUT,
+            Duration::from_secs_f64((records + 0.5) / FLAT_OUT),
+        )?;
+        let report =
+            crate::surge::run(settings, self.surge(&format!("{phase}-flat"), profile)).await?;
+        complete(phase, &report)?;
+        Ok(report)
+    }
+
+    async fn at_rate(
+        &self,
+        settings: &Settings,
+        phase: &str,
+        rate: f64,
+    ) -> anyhow::Result<HalfLoad> {
+        let profile = Profile::constant(rate, self.options.latency_for)?;
+        let report =
+            crate::surge::run(settings, self.surge(&format!("{phase}-half"), profile)).await?;
+        Ok(HalfLoad {
+            rate,
+            p50_ms: report.latency_ms.p50,
+            p99_ms: report.latency_ms.p99,
+            max_ms: report.latency_ms.max,
+            answered: report.answered,
+            requests: report.requests,
+        })
+    }
+
+    /// Queues the backlog with no stage running, then starts the
+    /// pipeline's processes and times the drain, sampling their memory.
+    async fn drain(&self) -> anyhow::Result<Drain> {
+        let (settings, config) = self.phase("backlog").await?;
+        let backlog = self.options.backlog as f64;
+        let profile = Profile::constant(
+            FLAT_OUT,
+            Duration::from_secs_f64((backlog + 0.5) / FLAT_OUT),
+        )?;
+        let mut surge = self.surge("backlog", profile);
+        surge.drain_timeout = self
+            .options
+            .drain_timeout
+            .max(Duration::from_secs(60 + self.options.backlog / 1_000));
+        let mut running = Running::start(&settings, surge).await?;
+        running.send().await?;
+        let started_ms = now_ms() - running.start_ms();
+        let processes = self.spawn("pipeline", &config)?;
+        let sampler = RssSampler::start(
+            processes
+                .iter()
+                .map(|p| (p.name().to_owned(), p.pid()))
+                .collect(),
+            Duration::from_millis(250),
+        );
+        let started = Instant::now();
+        let report = running.finish().await;
+        let wall = started.elapsed().as_secs_f64();
+        let rss = sampler.finish();
+        stop_all(processes)?;
+        let report = report?;
+        complete("backlog", &report)?;
+        let secs = (report.elapsed_secs - started_ms as f64 / 1e3).clamp(0.0, wall);
+        Ok(Drain {
+            backlog: self.options.backlog,
+            secs,
+            per_sec: report.answered as f64 / secs.max(1e-9),
+            answered: report.answered,
+            rss,
+        })
+    }
+}
+
+/// A phase's figures count only if every request was answered once.
+fn complete(phase: &str, report: &SurgeReport) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        report.complete(),
+        "{phase}: {} unanswered, {} duplicate answers, {} not acknowledged of {} requests",
+        report.unanswered,
+        report.duplicate_answers,
+        report.failed_sends,
+        report.requests
+    );
+    Ok(())
+}
+
+/// Stops every process (a drain each), reporting the first that failed.
+fn stop_all(processes: Vec<Process>) -> anyhow::Result<()> {
+    let mut first = Ok(());
+    for p in processes {
+        let name = p.name().to_owned();
+        let stopped = p.stop(Duration::from_secs(30));
+        match stopped {
+            Ok(status) if status.success() => {}
+            Ok(status) => {
+                if first.is_ok() {
+                    first = Err(anyhow::anyhow!("{name} exited with {status}"));
+                }
+            }
+            Err(e) => {
+                if first.is_ok() {
+                    first = Err(e.context(format!("stopping {name}")));
+                }
+            }
+        }
+    }
+    first
+}
+
+/// A typical prompt as the pipeline's codec writes it: the raw hop moves
+/// records of the same size.
+fn sample_payload(settings: &Settings) -> anyhow::Result<Vec<u8>> {
+    let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
+    let mut traffic = crate::surge::traffic::Traffic::new(&catalog, Mix::default(), "raw", 1)?;
+    let prompt = traffic.next(now_ms()).prompt;
+    Ok(app::codec(settings)?.encode(&schemas::Record::Prompt(prompt))?)
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "chatcart bench ({} partitions, broker {})",
+            self.partitions, self.bootstrap_servers
+        )?;
+        writeln!(
+            f,
+            "  {:<12} {:>12} {:>10} {:>9}   {:<34}",
+            "", "records/s", "records", "secs", "latency at half the relay's max"
+        )?;
+        for row in &self.rows {
+            let latency = row.half_load.as_ref().map_or(String::new(), |h| {
+                format!(
+                    "{:.0}/s: p50 {} ms, p99 {} ms, max {} ms{}",
+                    h.rate,
+                    h.p50_ms,
+                    h.p99_ms,
+                    h.max_ms,
+                    if h.answered < h.requests {
+                        format!(" ({} of {} answered)", h.answered, h.requests)
+                    } else {
+                        String::new()
+                    }
+                )
+            });
+            writeln!(
+                f,
+                "  {:<12} {:>12.0} {:>10} {:>9.1}   {latency}",
+                row.name, row.per_sec, row.records, row.secs
+            )?;
+        }
+        writeln!(
+            f,
+            "  pipeline / relay throughput   {:.2}  (goal >= 0.6)",
+            self.pipeline_over_relay
+        )?;
+        writeln!(
+            f,
+            "  relay / raw hop throughput    {:.2}",
+            self.relay_over_raw
+        )?;
+        if let Some(p99) = self.p99_pipeline_over_relay {
+            writeln!(
+                f,
+                "  pipeline / relay p99          {p99:.2}  (goal <= 1.5, at half the relay's max)"
+            )?;
+        }
+        if let Some(d) = &self.drain {
+            writeln!(
+                f,
+                "  backlog of {} drained in {:.1} s ({:.0}/s); memory of each process while it drained:",
+                d.backlog, d.secs, d.per_sec
+            )?;
+            for r in &d.rss {
+                writeln!(
+                    f,
+                    "    {:<12} peak {:>7.1} MiB, median {:>7.1} MiB",
+                    r.name,
+                    r.peak_kib as f64 / 1024.0,
+                    r.median_kib as f64 / 1024.0
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

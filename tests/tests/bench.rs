@@ -1,0 +1,102 @@
+//! `chatcart bench` on the services the test script starts, at a small
+//! size: it must print the three rows and the ratios, write the same
+//! figures as JSON, and measure every stage process while a backlog drains.
+
+use std::process::Command;
+
+use chatcart_tests as t;
+use serde_json::Value;
+
+#[test]
+fn bench_measures_raw_hop_relay_and_pipeline() {
+    let settings = t::settings("bench", 4);
+    let dir = t::scratch_dir(&settings);
+    let config = dir.join("bench.toml");
+    t::write_config(&settings, &config);
+    let json = dir.join("bench.json");
+    let out = Command::new(t::chatcart_bin())
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "bench",
+            "--records",
+            "4000",
+            "--backlog",
+            "8000",
+            "--latency-for",
+            "3s",
+        ])
+        .arg("--work-dir")
+        .arg(dir.join("work"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running chatcart bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "chatcart bench failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "raw hop",
+        "no-op relay",
+        "pipeline",
+        "pipeline / relay throughput",
+        "relay / raw hop throughput",
+        "pipeline / relay p99",
+        "drained in",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+
+    let report: Value = serde_json::from_str(
+        &std::fs::read_to_string(&json).expect("the JSON figures were written"),
+    )
+    .expect("valid JSON");
+    let rows = report["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["raw hop", "no-op relay", "pipeline"]);
+    let per_sec: Vec<f64> = rows
+        .iter()
+        .map(|r| r["per_sec"].as_f64().expect("per_sec"))
+        .collect();
+    assert!(per_sec.iter().all(|r| *r > 0.0), "{per_sec:?}");
+    for row in rows {
+        assert_eq!(row["records"].as_u64(), Some(4_000), "{row}");
+    }
+    let ratio = report["pipeline_over_relay"].as_f64().expect("ratio");
+    assert!((ratio - per_sec[2] / per_sec[1]).abs() < 1e-9);
+    let ratio = report["relay_over_raw"].as_f64().expect("ratio");
+    assert!((ratio - per_sec[1] / per_sec[0]).abs() < 1e-9);
+    // Relay and pipeline were measured at the same rate, half the relay's maximum.
+    let rate = |i: usize| {
+        rows[i]["half_load"]["rate"]
+            .as_f64()
+            .expect("half-load rate")
+    };
+    assert!((rate(1) - per_sec[1] / 2.0).abs() < 1e-6);
+    assert!((rate(2) - rate(1)).abs() < 1e-9);
+    assert!(report["p99_pipeline_over_relay"].as_f64().is_some());
+
+    let drain = &report["drain"];
+    assert_eq!(drain["answered"].as_u64(), Some(8_000), "{drain}");
+    assert!(drain["secs"].as_f64().expect("secs") > 0.0);
+    let rss = drain["rss"].as_array().expect("rss");
+    let stages: Vec<&str> = rss
+        .iter()
+        .map(|r| r["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        stages,
+        ["intent", "coupon", "fulfillment", "reply", "analytics"]
+    );
+    for r in rss {
+        assert!(r["peak_kib"].as_u64().expect("peak") > 1_000, "{r}");
+        assert!(r["samples"].as_u64().expect("samples") > 0, "{r}");
+    }
+}
