@@ -394,6 +394,11 @@ pub fn read_ranges(
 pub struct Tail {
     consumer: BaseConsumer<Reader>,
     topic: String,
+    /// The next offset of each assigned partition. Tansu 0.6 (with record
+    /// batches of more than one record) hands a tailing consumer the last
+    /// records of a partition again and again while nothing new arrives;
+    /// a fold that took them twice would count them twice.
+    next: std::sync::Mutex<HashMap<i32, i64>>,
 }
 
 impl Tail {
@@ -401,11 +406,16 @@ impl Tail {
         Ok(Self {
             consumer: reader(config, "tail", false)?,
             topic: topic.to_owned(),
+            next: std::sync::Mutex::default(),
         })
     }
 
     /// Reads `(partition, next offset)`s from now on, and nothing else.
     pub fn assign(&self, from: &[(i32, i64)]) -> Result<(), ConnectorError> {
+        *self
+            .next
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = from.iter().copied().collect();
         if from.is_empty() {
             self.consumer.unassign()?;
             return Ok(());
@@ -417,11 +427,30 @@ impl Tail {
         assign_from(&self.consumer, &from, Duration::from_secs(30))
     }
 
-    /// The next record, if one arrives within `timeout`.
+    /// The next record, if one arrives within `timeout`; each offset once.
     pub fn poll(&self, timeout: Duration) -> Option<Result<BorrowedMessage<'_>, ConnectorError>> {
-        self.consumer
-            .poll(timeout)
-            .map(|r| r.map_err(ConnectorError::from))
+        let deadline = Instant::now() + timeout;
+        loop {
+            let message = match self
+                .consumer
+                .poll(deadline.saturating_duration_since(Instant::now()))?
+            {
+                Ok(m) => m,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let mut next = self
+                .next
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let expected = next.entry(message.partition()).or_insert(0);
+            if message.offset() >= *expected {
+                *expected = message.offset() + 1;
+                return Some(Ok(message));
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+        }
     }
 }
 
