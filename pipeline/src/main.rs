@@ -136,9 +136,12 @@ enum Command {
     /// pipeline itself; then drain a backlog through the pipeline's
     /// processes. Prints a table and writes JSON.
     Bench {
-        /// Records of each throughput phase.
-        #[arg(long, default_value_t = 200_000)]
+        /// Records of each throughput run.
+        #[arg(long, default_value_t = 100_000)]
         records: u64,
+        /// Throughput runs of each configuration; the table shows the median.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=20))]
+        runs: u16,
         /// Prompts queued before the pipeline starts, for the drain phase (0: skip it).
         #[arg(long, default_value_t = 1_000_000)]
         backlog: u64,
@@ -304,6 +307,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench {
             records,
+            runs,
             backlog,
             latency_for,
             drain_timeout,
@@ -314,6 +318,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 &settings()?,
                 &chatcart::bench::BenchOptions {
                     records,
+                    runs: usize::from(runs),
                     backlog,
                     latency_for,
                     drain_timeout,

@@ -25,6 +25,8 @@ fn bench_measures_raw_hop_relay_and_pipeline() {
             "8000",
             "--latency-for",
             "3s",
+            "--runs",
+            "2",
         ])
         .arg("--work-dir")
         .arg(dir.join("work"))
@@ -68,6 +70,15 @@ fn bench_measures_raw_hop_relay_and_pipeline() {
     assert!(per_sec.iter().all(|r| *r > 0.0), "{per_sec:?}");
     for row in rows {
         assert_eq!(row["records"].as_u64(), Some(4_000), "{row}");
+        let runs: Vec<f64> = row["runs"]
+            .as_array()
+            .expect("runs")
+            .iter()
+            .map(|r| r.as_f64().expect("a rate"))
+            .collect();
+        assert_eq!(runs.len(), 2, "{row}");
+        let median = row["per_sec"].as_f64().expect("per_sec");
+        assert!((median - (runs[0] + runs[1]) / 2.0).abs() < 1e-6, "{row}");
     }
     let ratio = report["pipeline_over_relay"].as_f64().expect("ratio");
     assert!((ratio - per_sec[2] / per_sec[1]).abs() < 1e-9);

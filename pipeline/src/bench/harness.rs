@@ -41,8 +41,10 @@ const FLAT_OUT: f64 = 1_000_000.0;
 /// What to measure, and how much.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Records of each throughput phase.
+    /// Records of each throughput run.
     pub records: u64,
+    /// Throughput runs of each configuration; the median counts.
+    pub runs: usize,
     /// Prompts queued before the pipeline starts, for the drain phase (0: skip it).
     pub backlog: u64,
     /// How long each half-load latency phase sends.
@@ -59,10 +61,12 @@ pub struct BenchOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub name: &'static str,
-    /// Records (requests) per second, sustained over the phase.
+    /// Records (requests) per second, sustained over a run: the median run.
     pub per_sec: f64,
+    /// Every run's records per second, in the order they ran.
+    pub runs: Vec<f64>,
+    /// Records of each run.
     pub records: u64,
-    pub secs: f64,
     /// Latency at half of the relay's maximum rate (not for the raw hop).
     pub half_load: Option<HalfLoad>,
 }
@@ -205,12 +209,17 @@ impl Bench<'_> {
         let topic = format!("{}-raw.{}", self.base, Topic::Prompts.base_name());
         let settings = self.settings;
         let payload = sample_payload(settings)?;
-        let hop: Hop = raw_hop(settings, &topic, self.options.records, &payload).await?;
+        let mut runs = Vec::new();
+        for run in 0..self.options.runs {
+            let topic = format!("{topic}.{run}");
+            let hop: Hop = raw_hop(settings, &topic, self.options.records, &payload).await?;
+            runs.push(hop.hop_per_sec);
+        }
         Ok(Row {
             name: "raw hop",
-            per_sec: hop.hop_per_sec,
-            records: hop.records,
-            secs: hop.hop_secs,
+            per_sec: median(&runs),
+            runs,
+            records: self.options.records,
             half_load: None,
         })
     }
@@ -248,25 +257,29 @@ impl Bench<'_> {
         let processes = self.spawn(phase, &config)?;
         let measured = async {
             self.warm_up(&settings, phase).await?;
-            let flat = self.flat_out(&settings, phase).await?;
-            let own_half = flat.answered as f64 / flat.elapsed_secs.max(1e-9) / 2.0;
+            let mut runs = Vec::new();
+            for run in 0..self.options.runs {
+                let flat = self.flat_out(&settings, &format!("{phase}-{run}")).await?;
+                runs.push(flat.answered as f64 / flat.elapsed_secs.max(1e-9));
+            }
+            let own_half = median(&runs) / 2.0;
             let half = self
                 .at_rate(&settings, phase, half_load.unwrap_or(own_half))
                 .await?;
-            anyhow::Ok((flat, Some(half)))
+            anyhow::Ok((runs, Some(half)))
         }
         .await;
         stop_all(processes)?;
-        let (flat, half_load) = measured?;
+        let (runs, half_load) = measured?;
         Ok(Row {
             name: if phase == "relay" {
                 "no-op relay"
             } else {
                 "pipeline"
             },
-            per_sec: flat.answered as f64 / flat.elapsed_secs.max(1e-9),
-            records: flat.answered,
-            secs: flat.elapsed_secs,
+            per_sec: median(&runs),
+            runs,
+            records: self.options.records,
             half_load,
         })
     }
@@ -365,6 +378,17 @@ impl Bench<'_> {
     }
 }
 
+/// The middle value (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// A phase's figures count only if every request was answered once.
 fn complete(phase: &str, report: &SurgeReport) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -419,8 +443,8 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "  {:<12} {:>12} {:>10} {:>9}   {:<34}",
-            "", "records/s", "records", "secs", "latency at half the relay's max"
+            "  {:<12} {:>12}  {:<26} {:<34}",
+            "", "records/s", "runs (records/s)", "latency at half the relay's max"
         )?;
         for row in &self.rows {
             let latency = row.half_load.as_ref().map_or(String::new(), |h| {
@@ -439,8 +463,14 @@ impl std::fmt::Display for BenchReport {
             });
             writeln!(
                 f,
-                "  {:<12} {:>12.0} {:>10} {:>9.1}   {latency}",
-                row.name, row.per_sec, row.records, row.secs
+                "  {:<12} {:>12.0}  {:<26} {latency}",
+                row.name,
+                row.per_sec,
+                row.runs
+                    .iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             )?;
         }
         writeln!(
@@ -476,5 +506,17 @@ impl std::fmt::Display for BenchReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
     }
 }

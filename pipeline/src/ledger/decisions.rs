@@ -11,7 +11,7 @@
 //! So at every log position `granted ≤ allowance`, whoever wrote the
 //! records; `docs/ledger.md` builds the budget argument on this.
 
-use std::collections::{HashMap, HashSet};
+use super::{FastMap, FastSet};
 use std::sync::Arc;
 
 use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryRecord};
@@ -72,7 +72,7 @@ pub struct Account {
     /// Allowance handed back by returns, in cents.
     pub returned: i64,
     /// Unreleased valid grants per user.
-    pub(super) users: HashMap<String, u32>,
+    pub(super) users: FastMap<String, u32>,
 }
 
 impl Account {
@@ -95,23 +95,23 @@ pub struct Grant {
 #[derive(Debug, Clone)]
 pub struct DecisionsFold {
     pub(super) campaigns: Arc<Campaigns>,
-    pub(super) accounts: HashMap<String, Account>,
+    pub(super) accounts: FastMap<String, Account>,
     /// Every valid grant, by request id; bounded by the budget.
-    pub(super) grants: HashMap<String, Grant>,
+    pub(super) grants: FastMap<String, Grant>,
     /// Recent decided request ids, oldest first; at most `DEDUP_WINDOW`.
     pub(super) recent: Recent,
     /// Lease ids credited and return ids seen.
-    pub(super) movements: HashSet<String>,
+    pub(super) movements: FastSet<String>,
 }
 
 impl DecisionsFold {
     pub fn new(campaigns: Arc<Campaigns>) -> Self {
         Self {
             campaigns,
-            accounts: HashMap::new(),
-            grants: HashMap::new(),
+            accounts: FastMap::default(),
+            grants: FastMap::default(),
             recent: Recent::new(DEDUP_WINDOW),
-            movements: HashSet::new(),
+            movements: FastSet::default(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! after it gives the same state as folding the whole partition; the
 //! simulation checks this under every fault it injects.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -122,7 +122,7 @@ impl DecisionsFold {
                 grants: a.grants,
                 released: a.released,
                 returned: a.returned,
-                users: a.users.into_iter().collect::<HashMap<_, _>>(),
+                users: a.users.into_iter().collect::<super::FastMap<_, _>>(),
             };
             fold.accounts.insert(id, account);
         }

@@ -29,7 +29,13 @@ pub use image::ImageError;
 pub use stock::{OrderStatus, StockEffect, StockFold};
 pub use treasury::{LeaseStatus, TreasuryEffect, TreasuryFold, lease_size};
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+/// The folds' maps: keyed by request and user ids, looked up for every
+/// record, so hashed with foldhash (seeded per process) instead of SipHash.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// See [`FastMap`].
+pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 use schemas::{TreasuryKind, TreasuryRecord};
 
@@ -71,7 +77,7 @@ pub(crate) enum Moved {
 /// do nothing; `account` is only called for a movement that may apply.
 pub(crate) fn fold_movement<'a>(
     t: &TreasuryRecord,
-    seen: &mut HashSet<String>,
+    seen: &mut HashSet<String, impl std::hash::BuildHasher>,
     account: impl FnOnce() -> (&'a mut i64, &'a mut i64, i64),
 ) -> Option<Moved> {
     let credit = match t.kind {

@@ -4,7 +4,7 @@
 //! trails the head by a bounded number of records, so a window somewhat
 //! larger than that catches every redelivery.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// The last `capacity` distinct ids remembered, oldest first.
@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub struct Recent {
     capacity: usize,
     order: VecDeque<Arc<str>>,
-    set: HashSet<Arc<str>>,
+    set: super::FastSet<Arc<str>>,
 }
 
 impl Recent {
@@ -20,7 +20,7 @@ impl Recent {
         Self {
             capacity: capacity.max(1),
             order: VecDeque::new(),
-            set: HashSet::new(),
+            set: super::FastSet::default(),
         }
     }
 
