@@ -9,7 +9,11 @@ use serde_json::Value;
 
 #[test]
 fn bench_measures_raw_hop_relay_and_pipeline() {
-    let settings = t::settings("bench", 4);
+    let mut settings = t::settings("bench", 4);
+    // Nothing in a bench run resumes from a committed offset, so Tansu's
+    // mid-batch fetch defect (see `t::settings`) cannot bite; with normal
+    // batching the run takes a fraction of the time.
+    settings.kafka.properties.remove("batch.num.messages");
     let dir = t::scratch_dir(&settings);
     let config = dir.join("bench.toml");
     t::write_config(&settings, &config);

@@ -39,6 +39,16 @@ fn surge(settings: &chatcart::Settings, args: &[&str], env: &[(&str, &str)]) -> 
     })
 }
 
+/// Test settings with the producers' normal batching: nothing here
+/// resumes from a committed offset, so Tansu's mid-batch fetch defect (see
+/// `t::settings`) cannot bite, and latencies are not the broker's
+/// one-request-per-record ones.
+fn fast_settings(test: &str, partitions: i32) -> chatcart::Settings {
+    let mut settings = t::settings(test, partitions);
+    settings.kafka.properties.remove("batch.num.messages");
+    settings
+}
+
 fn u(v: &Value, path: &[&str]) -> u64 {
     let mut v = v;
     for p in path {
@@ -50,7 +60,7 @@ fn u(v: &Value, path: &[&str]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn spring_festival_surge_is_answered_once_per_request() {
-    let mut settings = t::settings("surge", 12);
+    let mut settings = fast_settings("surge", 12);
     // A budget that runs out part-way, so denials show up by reason.
     settings.campaigns[0].budget_cents = 400 * settings.campaigns[0].credit.unit_cents();
     t::create_topics(&settings).await;
@@ -123,10 +133,12 @@ async fn spring_festival_surge_is_answered_once_per_request() {
         u(&report, &["outcomes", "denied", "budget_exhausted"]) > 0,
         "{report}"
     );
-    assert!(
-        u(&report, &["outcomes", "rejected", "no_items"]) > 0,
-        "{report}"
-    );
+    for reason in ["not_a_purchase", "unknown_item"] {
+        assert!(
+            u(&report, &["outcomes", "rejected", reason]) > 0,
+            "{report}"
+        );
+    }
     let budget = &report["budget"];
     assert!(u(budget, &["used_cents"]) <= u(budget, &["campaign_budget_cents"]));
     assert!(u(budget, &["used_cents"]) > 0);
@@ -169,7 +181,7 @@ async fn spring_festival_surge_is_answered_once_per_request() {
 /// the actual send instead, which must hide the stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stalled_sender_still_counts_latency_from_the_intended_time() {
-    let settings = t::settings("surge-stall", 4);
+    let settings = fast_settings("surge-stall", 4);
     t::create_topics(&settings).await;
     let pipeline = Running::start(&settings, &[StageName::All]);
     pipeline.ready().await;
@@ -185,14 +197,14 @@ async fn a_stalled_sender_still_counts_latency_from_the_intended_time() {
             };
             surge(
                 &settings,
-                &["--rate", "300", "--duration", "6s", "--seed", "5"],
+                &["--rate", "100", "--duration", "6s", "--seed", "5"],
                 env,
             )
         })
     };
     let honest = run(false).await.expect("surge thread");
     assert_eq!(u(&honest, &["unanswered"]), 0, "{honest}");
-    assert!(u(&honest, &["behind", "late_sends"]) > 100, "{honest}");
+    assert!(u(&honest, &["behind", "late_sends"]) > 150, "{honest}");
     let late = honest["behind"]["max_late_ms"]
         .as_f64()
         .expect("max_late_ms");
@@ -203,7 +215,7 @@ async fn a_stalled_sender_still_counts_latency_from_the_intended_time() {
     );
 
     let hiding = run(true).await.expect("surge thread");
-    assert!(u(&hiding, &["behind", "late_sends"]) > 100, "{hiding}");
+    assert!(u(&hiding, &["behind", "late_sends"]) > 150, "{hiding}");
     assert!(
         u(&hiding, &["latency_ms", "max"]) < 1_500,
         "the fault did not hide the stall, so the check above proves nothing: {hiding}"
