@@ -1,8 +1,12 @@
 //! `chatcart demo`: the whole pipeline in one process with nothing
 //! installed. It starts librdkafka's in-process mock cluster, creates the
-//! topics, runs every stage, publishes synthetic prompts (Chinese and
-//! English, repeat users, some chatter that is not a purchase), waits for
-//! every reply and summarises what happened.
+//! topics, runs every stage, sends a surge through the same generator as
+//! `chatcart surge` (at a constant rate, with its progress bar), waits for
+//! every reply, audits the topics and reports what happened.
+//!
+//! [`prompts`] is a smaller, fixed prompt set the integration tests build
+//! their scenarios on (every prompt its own request, about 3 in 5 users
+//! repeat); realistic traffic is [`crate::surge::traffic`]'s.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -86,7 +90,8 @@ const CHATTER: &[&str] = &[
     "can I talk to a person",
 ];
 
-/// `count` synthetic prompts from about `count * 3 / 5` users.
+/// `count` synthetic prompts from about `count * 3 / 5` users, for tests
+/// that need a known, simple mix (no exact duplicates, uniform users).
 pub fn prompts(count: usize, seed: u64) -> Vec<Prompt> {
     let catalog = Catalog::built_in();
     let mut rng = Rng(seed.max(1));
