@@ -84,9 +84,11 @@ enum Command {
     },
     /// Run the whole pipeline in-process on a mock Kafka cluster (nothing to install).
     Demo {
-        /// How many prompts to send.
-        #[arg(long, default_value_t = 2_000)]
-        requests: usize,
+        /// How many prompts to send (at most 50,000: beyond that the mock
+        /// cluster no longer reads its topics back whole, so the audit would
+        /// report records missing that the pipeline handled).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+        requests: u32,
         /// Requests per second to send them at (the surge generator's constant profile).
         #[arg(long, default_value_t = 1_000.0)]
         rate: f64,
@@ -266,7 +268,7 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let summary = demo::run(DemoOptions {
                 stock: stock.into_iter().collect(),
-                requests,
+                requests: requests as usize,
                 rate,
                 progress: true,
                 partitions,
