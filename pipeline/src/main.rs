@@ -211,7 +211,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if matches!(
         cli.command,
-        Command::Demo { .. } | Command::Extract { .. } | Command::Report { .. }
+        Command::Demo { .. }
+            | Command::Extract { .. }
+            | Command::Report { .. }
+            | Command::Surge { .. }
+            | Command::Bench { .. }
     ) {
         "warn"
     } else {
