@@ -11,20 +11,11 @@
 //!
 //! Everything that can be done once (parsing schemas, computing fingerprints,
 //! resolving named types) is done when the codec is built, so the per-record
-//! cost is one pass over the bytes.
-//!
-//! Two Avro libraries share the work. Records are written, and records written
-//! with the current schema are read, by `serde_avro_fast`, which goes straight
-//! between the bytes and the record types: about twice as fast as
-//! apache-avro's serde support to write and a third faster to read (decoding
-//! is mostly allocating the strings), with the same bytes for these schemas
-//! (`tests/fast_path.rs`, docs/benchmarks.md). apache-avro parses the
-//! schemas, computes fingerprints, checks and resolves other registered writer
-//! versions through its generic `Value`, and reports every failure: when the
-//! fast path rejects a record, apache-avro runs on the same bytes, so errors
-//! (their variants, and messages vetted not to quote record contents) are
-//! exactly what they were before there was a fast path.
+//! cost is one pass over the bytes. Records written with the current schema
+//! are deserialised straight from the bytes; only records written with another
+//! registered version go through apache-avro's generic `Value` to be resolved.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -32,7 +23,6 @@ use apache_avro::rabin::Rabin;
 use apache_avro::schema::ResolvedSchema;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use apache_avro::{GenericSingleObjectReader, Schema};
-use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -71,10 +61,6 @@ const SINGLE_OBJECT_HEADER_LEN: usize = 10;
 /// Magic byte plus 4-byte schema id.
 const CONFLUENT_HEADER_LEN: usize = 5;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-/// What [`Codec::encode`] reserves: enough for a typical record of any type
-/// (a reply with two order lines is about 300 bytes), so that the buffer is
-/// not grown and copied while writing. The producer copies the bytes anyway.
-const ENCODE_CAPACITY: usize = 512;
 
 /// Which record type a schema describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +135,6 @@ struct Current {
     /// Named types of `schema`, for apache-avro's serialiser and resolver.
     resolved: ResolvedSchema<'static>,
     header: [u8; SINGLE_OBJECT_HEADER_LEN],
-    /// `schema` again, parsed by serde_avro_fast for the fast path.
-    fast: serde_avro_fast::Schema,
 }
 
 /// One registered writer schema, ready to read datums.
@@ -168,11 +152,8 @@ struct Writer {
 struct Inner {
     /// Indexed by [`Kind::index`].
     current: Arc<[Current]>,
-    /// FxHash rather than SipHash: these tables are filled from configuration,
-    /// not from messages, so there is no flooding to defend against, and the
-    /// lookup is on every decode.
-    by_fingerprint: FxHashMap<u64, Arc<Writer>>,
-    by_confluent_id: FxHashMap<u32, Arc<Writer>>,
+    by_fingerprint: HashMap<u64, Arc<Writer>>,
+    by_confluent_id: HashMap<u32, Arc<Writer>>,
 }
 
 /// Encodes and decodes chatcart records.
@@ -276,7 +257,7 @@ impl Codec {
 
     /// Encodes `record` with Avro single-object encoding under its current schema.
     pub fn encode(&self, record: &Record) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+        let mut out = Vec::with_capacity(256);
         self.encode_into(record, &mut out)?;
         Ok(out)
     }
@@ -407,19 +388,6 @@ impl Codec {
                 }
             }
         };
-        let current = &self.inner.current[writer.kind.index()];
-        // apache-avro refuses any field longer than the allocation cap, which
-        // the fast path (it never allocates ahead of the bytes) would accept.
-        // A datum within the cap cannot hold such a field, so only longer
-        // ones need the slow path for both to accept the same records.
-        if writer.is_current && datum.len() <= MAX_DECODE_ALLOCATION {
-            if let Some((value, extra)) = current.read_fast::<T>(datum) {
-                if extra > 0 {
-                    return Err(CodecError::TrailingBytes { record, extra });
-                }
-                return Ok(value);
-            }
-        }
         let mut rest = datum;
         let value = if writer.is_current {
             writer
@@ -427,6 +395,7 @@ impl Codec {
                 .read_deser::<T>(&mut rest)
                 .map_err(decode_error)?
         } else {
+            let current = &self.inner.current[writer.kind.index()];
             let value = writer.reader.read_value(&mut rest).map_err(decode_error)?;
             let value = value
                 .resolve_with_names(current.schema, current.resolved.get_names())
@@ -453,7 +422,7 @@ impl Inner {
         // message limit is 1 MiB). The setting is process-wide and set once.
         apache_avro::util::max_allocation_bytes(MAX_DECODE_ALLOCATION);
         let mut current = Vec::with_capacity(Kind::ALL.len());
-        let mut by_fingerprint = FxHashMap::default();
+        let mut by_fingerprint = HashMap::new();
         for kind in Kind::ALL {
             let context = format!("bundled {} schema", kind.name());
             let schema = parse_schema(kind.schema_json(), &context)?;
@@ -462,13 +431,6 @@ impl Inner {
             header[..2].copy_from_slice(&SINGLE_OBJECT_MAGIC);
             header[2..].copy_from_slice(&fingerprint.to_le_bytes());
             let reader = empty_header_reader(schema.clone(), &context)?;
-            let fast = kind
-                .schema_json()
-                .parse::<serde_avro_fast::Schema>()
-                .map_err(|e| CodecError::SchemaParse {
-                    context: context.clone(),
-                    message: e.to_string(),
-                })?;
             // A `'static` schema lets the codec keep apache-avro's resolved
             // name table (which borrows the schema) instead of rebuilding it
             // for every record; apache-avro does not export an owning variant.
@@ -490,47 +452,24 @@ impl Inner {
                 schema,
                 resolved,
                 header,
-                fast,
             });
         }
         Ok(Inner {
             current: current.into(),
             by_fingerprint,
-            by_confluent_id: FxHashMap::default(),
+            by_confluent_id: HashMap::new(),
         })
     }
 }
 
 impl Current {
     fn write<T: Serialize>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let start = out.len();
-        // No field of a chatcart record is out of schema order, so the config's
-        // reordering buffers stay empty and building one per call is free.
-        let mut config = serde_avro_fast::ser::SerializerConfig::new(&self.fast);
-        if serde_avro_fast::to_datum(value, &mut *out, &mut config).is_ok() {
-            return Ok(());
-        }
-        // Failing means the Rust type and the `.avsc` disagree; apache-avro
-        // names the mismatch in a message vetted not to quote values.
-        out.truncate(start);
         apache_avro::write_avro_datum_ref(self.schema, self.resolved.get_names(), value, out)
             .map(|_| ())
             .map_err(|e| CodecError::Encode {
                 record: self.kind.name(),
                 message: avro_message(&e),
             })
-    }
-
-    /// Reads a datum of the current schema with serde_avro_fast: the value
-    /// and how many bytes were left after it, or `None` if the datum does not
-    /// decode (the caller lets apache-avro say why).
-    fn read_fast<T: DeserializeOwned>(&self, datum: &[u8]) -> Option<(T, usize)> {
-        let mut state = serde_avro_fast::de::DeserializerState::from_slice(datum, &self.fast);
-        let value = T::deserialize(state.deserializer()).ok()?;
-        let mut rest = state.into_reader();
-        // Reading what is left of a slice cannot fail.
-        let extra = std::io::BufRead::fill_buf(&mut rest).map_or(0, <[u8]>::len);
-        Some((value, extra))
     }
 }
 
