@@ -526,15 +526,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A run name: it starts every request and user id of the run.
+/// A run name, checked as the traffic generator checks it.
 fn parse_run_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err("use 1 to 64 ASCII letters, digits, '.', '_' or '-'".into())
-    }
+    surge::traffic::check_run(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
 }

@@ -213,15 +213,7 @@ impl Traffic {
     /// campaign), sessions `"{run}-s{rank}"`.
     pub fn new(catalog: &Catalog, mix: Mix, run: &str, seed: u64) -> Result<Self, TrafficError> {
         mix.validate()?;
-        let run_ok = (1..=64).contains(&run.len())
-            && run
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-        if !run_ok {
-            return Err(TrafficError::Run {
-                run: run.to_owned(),
-            });
-        }
+        check_run(run)?;
         let phrasebook = Phrasebook::new(catalog);
         if phrasebook.skus() < 2 && mix.multi_item_share > 0.0 {
             return Err(TrafficError::MultiItemNeedsSkus {
@@ -346,6 +338,21 @@ impl Traffic {
             },
             lines,
         }
+    }
+}
+
+/// Checks a run name: it starts every request and user id of the run.
+pub fn check_run(run: &str) -> Result<(), TrafficError> {
+    let ok = (1..=64).contains(&run.len())
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TrafficError::Run {
+            run: run.to_owned(),
+        })
     }
 }
 
