@@ -173,7 +173,7 @@ async fn spring_festival_surge_is_answered_once_per_request() {
     pipeline.stop().await.expect("pipeline drained");
 }
 
-/// The sender stalls for 2 s in the middle of a run
+/// The sender stalls for 5 s in the middle of a run
 /// (`CHATCART_FAULT_SURGE_STALL`, as a busy machine or a blocked producer
 /// would make it): the requests due meanwhile go out late, and their
 /// latency must count from when they were due.
@@ -189,7 +189,9 @@ async fn a_stalled_sender_still_counts_latency_from_the_intended_time() {
     let run = |fault: bool| {
         let settings = settings.clone();
         tokio::task::spawn_blocking(move || {
-            let stall = ("CHATCART_FAULT_SURGE_STALL", "3000:2000");
+            // Five seconds, so the stall stands well clear of the pipeline's own
+            // latency on a loaded machine (seen above 2 s while other tests ran).
+            let stall = ("CHATCART_FAULT_SURGE_STALL", "2000:5000");
             let env: &[(&str, &str)] = if fault {
                 &[stall, ("CHATCART_FAULT_SURGE_STAMPS_SEND_TIME", "1")]
             } else {
@@ -197,27 +199,27 @@ async fn a_stalled_sender_still_counts_latency_from_the_intended_time() {
             };
             surge(
                 &settings,
-                &["--rate", "100", "--duration", "6s", "--seed", "5"],
+                &["--rate", "100", "--duration", "8s", "--seed", "5"],
                 env,
             )
         })
     };
     let honest = run(false).await.expect("surge thread");
     assert_eq!(u(&honest, &["unanswered"]), 0, "{honest}");
-    assert!(u(&honest, &["behind", "late_sends"]) > 150, "{honest}");
+    assert!(u(&honest, &["behind", "late_sends"]) > 400, "{honest}");
     let late = honest["behind"]["max_late_ms"]
         .as_f64()
         .expect("max_late_ms");
-    assert!(late >= 1_500.0, "{honest}");
+    assert!(late >= 4_500.0, "{honest}");
     assert!(
-        u(&honest, &["latency_ms", "max"]) >= 1_500,
+        u(&honest, &["latency_ms", "max"]) >= 4_500,
         "the stall is missing from the latencies: {honest}"
     );
 
     let hiding = run(true).await.expect("surge thread");
-    assert!(u(&hiding, &["behind", "late_sends"]) > 150, "{hiding}");
+    assert!(u(&hiding, &["behind", "late_sends"]) > 400, "{hiding}");
     assert!(
-        u(&hiding, &["latency_ms", "max"]) < 1_500,
+        u(&hiding, &["latency_ms", "max"]) < 4_500,
         "the fault did not hide the stall, so the check above proves nothing: {hiding}"
     );
     pipeline.stop().await.expect("pipeline drained");
