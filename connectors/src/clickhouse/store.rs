@@ -131,7 +131,10 @@ pub async fn stored_positions(
     topics: &[&str],
 ) -> Result<HashMap<(String, i32), i64>, Failure> {
     let held: Vec<Held> = client
-        .query("SELECT topic, partition, max(offset) FROM events WHERE has(?, topic) GROUP BY topic, partition")
+        // `topic IN (subquery)` lets the primary key skip every other
+        // topic's rows (`has(?, topic)` read the whole table: 0.6 s at 11.6M
+        // rows against 12 ms, measured); 18.16 has no `IN` of an array.
+        .query("SELECT topic, partition, max(offset) FROM events WHERE topic IN (SELECT arrayJoin(?)) GROUP BY topic, partition")
         .bind(topics)
         .fetch_all()
         .await

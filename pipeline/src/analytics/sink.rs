@@ -76,8 +76,11 @@ struct Sink {
     cursors: Cursors,
     /// At most `clickhouse.batch_rows` rows.
     batch: Vec<EventRow>,
-    /// What ClickHouse held at the last lookup; dropped whenever the sink
-    /// writes or the assignment changes.
+    /// What ClickHouse held at the last lookup, plus what this sink has
+    /// written since; dropped when the assignment changes. Kept across
+    /// writes, so the partitions of an assignment are resolved with one
+    /// lookup, not one per insert in between: each lookup reads every row
+    /// of the sink's topics.
     stored: Option<HashMap<(String, i32), i64>>,
     inserts: u64,
     faults: Faults,
@@ -351,10 +354,15 @@ impl Sink {
         if paused && let Err(e) = consumer.assignment().and_then(|a| consumer.resume(&a)) {
             tracing::debug!(error = %e, "resume");
         }
-        self.stored = None;
         if self.batch.is_empty() {
             // Abandoned after a rebalance: nothing of it is ours to store.
             return;
+        }
+        if let Some(stored) = &mut self.stored {
+            for (key, offset) in &positions {
+                let held = stored.entry(key.clone()).or_insert(*offset);
+                *held = (*held).max(*offset);
+            }
         }
         self.ctx.health.healthy(PART);
         self.inserts += 1;
