@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use super::cpu::{CpuMeter, CpuUse, listening_pid, local_port, local_url_port};
 use super::procs::{Process, RssSampler, RssStats};
 use super::raw::{Hop, raw_hop};
 use crate::app;
@@ -69,6 +70,8 @@ pub struct Row {
     pub records: u64,
     /// Latency at half of the relay's maximum rate (not for the raw hop).
     pub half_load: Option<HalfLoad>,
+    /// CPU per request of each process over the throughput runs.
+    pub cpu: CpuUse,
 }
 
 /// Latency at a fixed, sustainable rate.
@@ -106,6 +109,10 @@ pub struct BenchReport {
     pub relay_over_raw: f64,
     /// Pipeline p99 over the relay's at half the relay's maximum (goal: at most 1.5).
     pub p99_pipeline_over_relay: Option<f64>,
+    /// The relay's measured CPU per request over the pipeline's: on a
+    /// machine the processes keep busy, the throughput ratio to expect,
+    /// without the run-to-run noise of the throughput itself.
+    pub cpu_relay_over_pipeline: Option<f64>,
     pub drain: Option<Drain>,
 }
 
@@ -155,6 +162,8 @@ pub async fn run(settings: &Settings, options: &BenchOptions) -> anyhow::Result<
         pipeline_over_relay: pipeline.per_sec / relay.per_sec.max(1e-9),
         relay_over_raw: relay.per_sec / raw.per_sec.max(1e-9),
         p99_pipeline_over_relay: p99,
+        cpu_relay_over_pipeline: (pipeline.cpu.measured_us > 0.0)
+            .then(|| relay.cpu.measured_us / pipeline.cpu.measured_us),
         rows: vec![raw, relay, pipeline],
         drain,
     })
@@ -210,6 +219,7 @@ impl Bench<'_> {
         let settings = self.settings;
         let payload = sample_payload(settings)?;
         let mut runs = Vec::new();
+        let meter = CpuMeter::start(self.measured(&[]));
         for run in 0..self.options.runs {
             let topic = format!("{topic}.{run}");
             let hop: Hop = raw_hop(settings, &topic, self.options.records, &payload).await?;
@@ -221,6 +231,7 @@ impl Bench<'_> {
             runs,
             records: self.options.records,
             half_load: None,
+            cpu: meter.finish(self.options.records * self.options.runs as u64),
         })
     }
 
@@ -258,19 +269,23 @@ impl Bench<'_> {
         let measured = async {
             self.warm_up(&settings, phase).await?;
             let mut runs = Vec::new();
+            let meter = CpuMeter::start(self.measured(&processes));
+            let mut answered = 0;
             for run in 0..self.options.runs {
                 let flat = self.flat_out(&settings, &format!("{phase}-{run}")).await?;
                 runs.push(flat.answered as f64 / flat.elapsed_secs.max(1e-9));
+                answered += flat.answered;
             }
+            let cpu = meter.finish(answered);
             let own_half = median(&runs) / 2.0;
             let half = self
                 .at_rate(&settings, phase, half_load.unwrap_or(own_half))
                 .await?;
-            anyhow::Ok((runs, Some(half)))
+            anyhow::Ok((runs, Some(half), cpu))
         }
         .await;
         stop_all(processes)?;
-        let (runs, half_load) = measured?;
+        let (runs, half_load, cpu) = measured?;
         Ok(Row {
             name: if phase == "relay" {
                 "no-op relay"
@@ -281,7 +296,27 @@ impl Bench<'_> {
             runs,
             records: self.options.records,
             half_load,
+            cpu,
         })
+    }
+
+    /// The processes whose CPU a phase counts: `processes`, this one (the
+    /// generator and reader of answers), and the broker and ClickHouse
+    /// when they listen on this machine.
+    fn measured(&self, processes: &[Process]) -> Vec<(String, u32)> {
+        let mut pids = vec![("generator".to_owned(), std::process::id())];
+        let broker = self
+            .settings
+            .kafka
+            .bootstrap_servers
+            .split(',')
+            .find_map(local_port)
+            .and_then(listening_pid);
+        pids.extend(broker.map(|pid| ("broker".to_owned(), pid)));
+        let clickhouse = local_url_port(&self.settings.clickhouse.url).and_then(listening_pid);
+        pids.extend(clickhouse.map(|pid| ("clickhouse".to_owned(), pid)));
+        pids.extend(processes.iter().map(|p| (p.name().to_owned(), p.pid())));
+        pids
     }
 
     /// A few requests through every process, so group joins and restores
@@ -489,6 +524,7 @@ impl std::fmt::Display for BenchReport {
                 "  pipeline / relay p99          {p99:.2}  (goal <= 1.5, at half the relay's max)"
             )?;
         }
+        self.fmt_cpu(f)?;
         if let Some(d) = &self.drain {
             writeln!(
                 f,
@@ -504,6 +540,66 @@ impl std::fmt::Display for BenchReport {
                     r.median_kib as f64 / 1024.0
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl BenchReport {
+    /// The CPU table: µs per request of each process, one column a row.
+    fn fmt_cpu(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Shared processes first, then each phase's own in the order they
+        // first appear.
+        let mut names: Vec<&str> = vec!["broker", "clickhouse", "generator"];
+        for row in &self.rows {
+            for name in row.cpu.processes.keys() {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        writeln!(
+            f,
+            "  CPU per request over the throughput runs (µs; broker and ClickHouse when they run here):"
+        )?;
+        write!(f, "    {:<24}", "")?;
+        for row in &self.rows {
+            write!(f, " {:>12}", row.name)?;
+        }
+        writeln!(f)?;
+        let cell = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |us| format!("{us:.1}"));
+        for name in names {
+            write!(f, "    {name:<24}")?;
+            for row in &self.rows {
+                write!(f, " {:>12}", cell(row.cpu.processes.get(name).copied()))?;
+            }
+            writeln!(f)?;
+        }
+        let totals = [
+            (
+                "all of the above",
+                self.rows
+                    .iter()
+                    .map(|r| Some(r.cpu.measured_us))
+                    .collect::<Vec<_>>(),
+            ),
+            (
+                "whole machine",
+                self.rows.iter().map(|r| r.cpu.machine_us).collect(),
+            ),
+        ];
+        for (label, values) in totals {
+            write!(f, "    {label:<24}")?;
+            for value in values {
+                write!(f, " {:>12}", cell(value))?;
+            }
+            writeln!(f)?;
+        }
+        if let Some(ratio) = self.cpu_relay_over_pipeline {
+            writeln!(
+                f,
+                "  relay / pipeline CPU per request {ratio:.2}  (the throughput ratio the CPU alone predicts)"
+            )?;
         }
         Ok(())
     }

@@ -6,8 +6,11 @@
 //!   the next topic, store the offset once acknowledged), the baseline the
 //!   pipeline's stages are compared with (`chatcart relay` runs one).
 //! - [`procs`]: stage processes started for a run, and their memory.
+//! - [`cpu`]: the CPU time each process (broker and ClickHouse included)
+//!   spends per request.
 //! - [`raw`]: one produce-and-consume hop with the pipeline's client settings.
 
+pub mod cpu;
 pub mod harness;
 pub mod procs;
 pub mod raw;

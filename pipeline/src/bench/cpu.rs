@@ -1,0 +1,271 @@
+//! Where the cores went: CPU time of each process of a benchmark phase (the
+//! broker and ClickHouse too, when they run on this machine), per request.
+//!
+//! On a shared two-core machine a phase's throughput moves by a third from
+//! one run to the next, while the CPU time a request costs each process
+//! moves by a few per cent: it does not depend on who else had the cores.
+//! A CPU-bound phase's throughput is about the cores over its CPU per
+//! request, so this says *why* one configuration is slower than another,
+//! and whether a change made a process cheaper even when the wall clock
+//! cannot tell.
+//!
+//! Everything is read from Linux's `/proc`: utime + stime of
+//! `/proc/<pid>/stat`, and the machine's busy time from `/proc/stat`.
+//! Elsewhere nothing is measured and the report says so.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// Clock ticks per second of `/proc`'s times (`USER_HZ`): 100 on every
+/// architecture Linux runs chatcart on; the kernel fixes it for user space.
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds process `pid` (all its threads) has used so far.
+pub fn process_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_process_ticks(&stat).map(|t| t as f64 / USER_HZ)
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line. The command name in
+/// parentheses may hold spaces and parentheses itself, so fields are
+/// counted from its last `)`.
+fn parse_process_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After the name: state (3), ppid … cmajflt (4–12), utime (14), stime (15).
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Busy CPU seconds of the whole machine so far, summed over its cores:
+/// everything but idle and I/O wait, steal included (time another guest
+/// took is time this machine's processes could not run).
+pub fn machine_busy_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_ticks(&stat).map(|t| t as f64 / USER_HZ)
+}
+
+fn parse_machine_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice]:
+    // guest time is already counted in user.
+    let busy = ticks.iter().take(8).sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+    Some(busy)
+}
+
+/// The process listening on TCP `port` of this machine, if there is one and
+/// it is visible (another user's process needs root to be seen).
+pub fn listening_pid(port: u16) -> Option<u32> {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if wanted.iter().any(|w| target.as_os_str() == w.as_str()) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Socket inodes of a `/proc/net/tcp` table listening on `port`.
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let local_port = f.get(1)?.rsplit_once(':')?.1;
+            let listening =
+                u16::from_str_radix(local_port, 16).ok()? == port && *f.get(3)? == LISTEN;
+            listening.then(|| f.get(9)?.parse().ok()).flatten()
+        })
+        .collect()
+}
+
+/// The port of `host:port` (or `[v6]:port`) when the host is this machine
+/// by name or loopback address; `None` for a remote host, whose process
+/// cannot be measured from here.
+pub fn local_port(address: &str) -> Option<u16> {
+    let (host, port) = address.trim().rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    local.then(|| port.parse().ok()).flatten()
+}
+
+/// The port of a `http://host:port/…` URL, as [`local_port`].
+pub fn local_url_port(url: &str) -> Option<u16> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    local_port(authority)
+}
+
+/// CPU seconds of a set of named processes, from one reading to the next.
+#[derive(Debug)]
+pub struct CpuMeter {
+    start: Vec<(String, u32, Option<f64>)>,
+    machine: Option<f64>,
+}
+
+impl CpuMeter {
+    /// Reads each `(name, pid)`'s CPU time, and the machine's, now.
+    pub fn start(pids: Vec<(String, u32)>) -> Self {
+        Self {
+            start: pids
+                .into_iter()
+                .map(|(name, pid)| (name, pid, process_secs(pid)))
+                .collect(),
+            machine: machine_busy_secs(),
+        }
+    }
+
+    /// The CPU each process used since [`CpuMeter::start`], per request of
+    /// the `requests` handled meanwhile.
+    pub fn finish(self, requests: u64) -> CpuUse {
+        let per = |secs: f64| secs * 1e6 / requests.max(1) as f64;
+        let mut processes = BTreeMap::new();
+        for (name, pid, before) in self.start {
+            if let (Some(before), Some(after)) = (before, process_secs(pid)) {
+                *processes.entry(name).or_insert(0.0) += per(after - before);
+            }
+        }
+        let measured = processes.values().sum();
+        let machine = match (self.machine, machine_busy_secs()) {
+            (Some(before), Some(after)) => Some(per(after - before)),
+            _ => None,
+        };
+        CpuUse {
+            requests,
+            processes,
+            measured_us: measured,
+            machine_us: machine,
+        }
+    }
+}
+
+/// CPU microseconds per request, by process.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CpuUse {
+    pub requests: u64,
+    /// By process name: `broker`, `clickhouse`, `generator` (the bench
+    /// process itself), and each stage or relay process.
+    pub processes: BTreeMap<String, f64>,
+    /// The sum over `processes`.
+    pub measured_us: f64,
+    /// The whole machine's busy time per request: what `measured_us` leaves
+    /// out is other work on the machine.
+    pub machine_us: Option<f64>,
+}
+
+impl CpuUse {
+    /// µs per request of the processes whose names `keep` accepts.
+    pub fn sum(&self, keep: impl Fn(&str) -> bool) -> f64 {
+        self.processes
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(_, us)| us)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_ticks_are_counted_after_the_name() {
+        let stat =
+            "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 5 0 0 0 1234 567 0 0 20 0 9 0 100 0 0";
+        assert_eq!(parse_process_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_process_ticks("4242 (short) S 1 2"), None);
+        assert_eq!(parse_process_ticks("no name here"), None);
+    }
+
+    #[test]
+    fn machine_ticks_leave_out_idle_and_iowait() {
+        let stat = "cpu  100 2 30 5000 40 0 6 7 0 0\ncpu0 50 1 15 2500 20 0 3 3 0 0\n";
+        assert_eq!(parse_machine_ticks(stat), Some(100 + 2 + 30 + 6 + 7));
+        assert_eq!(parse_machine_ticks("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn listening_sockets_are_found_by_port_and_state() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:6C92 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 314159 1 0 100 0 0 10 0\n\
+   1: 0100007F:6C92 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 271828 1 0 20 4 30 10 -1\n\
+   2: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 161803 1 0 100 0 0 10 0\n";
+        assert_eq!(listening_inodes(table, 0x6C92), vec![314_159]);
+        assert_eq!(listening_inodes(table, 8080), vec![161_803]);
+        assert!(listening_inodes(table, 9092).is_empty());
+    }
+
+    #[test]
+    fn only_local_addresses_give_a_port() {
+        assert_eq!(local_port("127.0.0.1:9092"), Some(9092));
+        assert_eq!(local_port("localhost:19092"), Some(19092));
+        assert_eq!(local_port("[::1]:9092"), Some(9092));
+        assert_eq!(local_port("kafka-1.prod:9092"), None);
+        assert_eq!(local_port("10.0.0.7:9092"), None);
+        assert_eq!(local_port("127.0.0.1"), None);
+        assert_eq!(local_url_port("http://127.0.0.1:8123"), Some(8123));
+        assert_eq!(
+            local_url_port("http://user:pw@localhost:8123/db"),
+            Some(8123)
+        );
+        assert_eq!(local_url_port("https://ch.example.com:8443"), None);
+    }
+
+    #[test]
+    fn a_busy_loop_is_measured_in_this_process() {
+        let me = std::process::id();
+        let meter = CpuMeter::start(vec![("me".into(), me), ("nobody".into(), u32::MAX)]);
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while spin.elapsed() < std::time::Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let used = meter.finish(1_000);
+        // 300 ms of CPU over 1,000 requests is 300 µs each; ticks are 10 ms
+        // and the test threads share the cores, so only a floor is sure.
+        let me_us = used.processes["me"];
+        assert!(me_us >= 150.0, "{used:?}");
+        assert!(!used.processes.contains_key("nobody"));
+        assert_eq!(used.measured_us, me_us);
+        assert!(used.machine_us.is_some_and(|m| m >= 150.0), "{used:?}");
+    }
+
+    #[test]
+    fn the_listener_of_a_bound_port_is_this_process() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        assert_eq!(listening_pid(port), Some(std::process::id()));
+        drop(listener);
+        assert_eq!(listening_pid(port), None);
+    }
+}
