@@ -19,6 +19,11 @@ use chatcart::{Settings, Topic};
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+/// Allocation was about a fifth of a stage process's CPU with the system
+/// allocator (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Turns chat shopping prompts into orders, one Kafka stage at a time.
 #[derive(Debug, Parser)]
 #[command(name = "chatcart", version, about)]
