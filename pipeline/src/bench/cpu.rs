@@ -183,17 +183,6 @@ pub struct CpuUse {
     pub machine_us: Option<f64>,
 }
 
-impl CpuUse {
-    /// µs per request of the processes whose names `keep` accepts.
-    pub fn sum(&self, keep: impl Fn(&str) -> bool) -> f64 {
-        self.processes
-            .iter()
-            .filter(|(name, _)| keep(name))
-            .map(|(_, us)| us)
-            .sum()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
