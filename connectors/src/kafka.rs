@@ -196,6 +196,39 @@ pub async fn enqueue<K: ToBytes + ?Sized>(
     }
 }
 
+/// How long a drained process waits for its group consumer to close.
+/// Closing normally takes milliseconds. A close that takes longer is
+/// waiting for the broker to finish a rebalance.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes a group consumer (leaves the group and serves the last revoke)
+/// on a thread of its own, waiting at most `within`. True if it closed.
+///
+/// rust-rdkafka closes a consumer when it is dropped and polls until the
+/// close completes, with no bound. If the broker is slow to answer the
+/// group requests of a rebalance, the close waits that long. This was seen
+/// once on Tansu 0.6, in the SIGKILL test: the last coupon process logged
+/// that it had stopped, never served its last revoke, and had not exited
+/// after 40 s. Everything owed is committed and flushed before the
+/// close, so a process that gives up waiting loses nothing. The group
+/// expires the member after its session timeout, as it would after a
+/// crash.
+pub async fn close_within<T: Send + 'static>(consumer: T, within: Duration) -> bool {
+    let (closed, wait) = tokio::sync::oneshot::channel();
+    // Not `spawn_blocking`: the runtime waits for those when it shuts
+    // down, and this thread must not hold the exit.
+    let spawned = std::thread::Builder::new()
+        .name("consumer-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed.send(());
+        });
+    if spawned.is_err() {
+        return false;
+    }
+    matches!(tokio::time::timeout(within, wait).await, Ok(Ok(())))
+}
+
 /// Creates the given topics; topics that already exist are left as they are.
 pub async fn create_topics(
     config: &KafkaConfig,
@@ -528,4 +561,36 @@ pub fn end_offsets(
             Ok(high)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stands in for a consumer whose close waits on the broker.
+    struct SlowClose(Duration);
+
+    impl Drop for SlowClose {
+        fn drop(&mut self) {
+            std::thread::sleep(self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_that_hangs_is_given_up_on_within_the_bound() {
+        let started = Instant::now();
+        assert!(
+            !close_within(
+                SlowClose(Duration::from_secs(30)),
+                Duration::from_millis(200)
+            )
+            .await
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(close_within(SlowClose(Duration::from_millis(10)), Duration::from_secs(5)).await);
+    }
 }

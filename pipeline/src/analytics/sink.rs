@@ -192,6 +192,7 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
         tracing::debug!(error = %e, "final commit");
     }
     consumer.unsubscribe();
+    crate::runtime::runner::close(PART, consumer).await;
     tracing::info!("analytics sink stopped");
     Ok(())
 }

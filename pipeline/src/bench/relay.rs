@@ -25,7 +25,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Settings;
 use crate::runtime::rebalance::{Ready, Rebalances};
-use crate::runtime::runner::{Epochs, leave, store_offset};
+use crate::runtime::runner::{Epochs, close, leave, store_offset};
 use crate::runtime::shutdown::Shutdown;
 use crate::topics::{Topic, TopicNames};
 
@@ -170,6 +170,7 @@ pub async fn relay(
         ),
     }
     leave(name, &consumer, &producer, timeout)?;
+    close(name, consumer).await;
     tracing::info!(relay = name, relayed, "relay stopped");
     Ok(())
 }

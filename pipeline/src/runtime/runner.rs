@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, read_ranges};
+use connectors::kafka::{self, enqueue, read_ranges};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -197,8 +197,21 @@ pub async fn run_stage<S: Stage>(
         ),
     }
     leave(name, &consumer, &producer, timeout)?;
+    close(name, consumer).await;
     tracing::info!(stage = name, "stopped");
     Ok(())
+}
+
+/// Closes the group consumer of a drained process, within
+/// [`kafka::CLOSE_TIMEOUT`] (see [`kafka::close_within`]).
+pub(crate) async fn close<T: Send + 'static>(name: &str, consumer: T) {
+    if !kafka::close_within(consumer, kafka::CLOSE_TIMEOUT).await {
+        tracing::warn!(
+            stage = name,
+            timeout_secs = kafka::CLOSE_TIMEOUT.as_secs(),
+            "the broker did not let the consumer leave its group in time; exiting anyway (everything is committed; the group expires this member after its session timeout)"
+        );
+    }
 }
 
 /// The end of a drain, once every output in flight is acknowledged and its
@@ -547,7 +560,7 @@ async fn restore<S: Stage>(
             }
         }
         if let Some(window) = stage.restore_window() {
-            let ends = connectors::kafka::end_offsets(
+            let ends = kafka::end_offsets(
                 &ctx.settings.kafka,
                 topic,
                 source.partitions(ctx.settings.kafka.partitions),
