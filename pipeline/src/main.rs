@@ -20,7 +20,8 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Allocation was about a fifth of a stage process's CPU with the system
-/// allocator (docs/benchmarks.md, "Allocator").
+/// allocator (docs/benchmarks.md, the tuning table of "Pipeline against
+/// the broker").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
