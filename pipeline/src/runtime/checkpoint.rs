@@ -76,6 +76,19 @@ pub fn latest(
     partition: i32,
     timeout: Duration,
 ) -> anyhow::Result<Option<(Manifest, Vec<u8>)>> {
+    latest_covering_at_most(ctx, stage, partition, i64::MAX, timeout)
+}
+
+/// As [`latest`], passing over checkpoints that cover more than `at_most`
+/// records. A replay up to a committed offset needs one at or before it,
+/// and the writer may have checkpointed further since.
+pub fn latest_covering_at_most(
+    ctx: &Context,
+    stage: &str,
+    partition: i32,
+    at_most: i64,
+    timeout: Duration,
+) -> anyhow::Result<Option<(Manifest, Vec<u8>)>> {
     let kafka = &ctx.settings.kafka;
     let topic = ctx.topics.name(Topic::Checkpoints);
     let high = connectors::kafka::end_offset(kafka, topic, partition)?;
@@ -91,6 +104,7 @@ pub fn latest(
             if let Some(manifest) = manifest_of(m)
                 && manifest.stage == stage
                 && manifest.partition == partition
+                && manifest.covers <= at_most
                 && !tried.contains(&m.offset())
             {
                 manifests.push((m.offset(), manifest));

@@ -618,8 +618,7 @@ fn checkpoints_on(ctx: &Context) -> bool {
 
 /// Where the replay of `partition` (up to `end`) starts: after the newest
 /// checkpoint of `writer` that covers no more than `end`, loaded into
-/// `state`; or at 0 when there is none, it covers too much (the writer is
-/// ahead of this stage's committed offset), or its image does not load.
+/// `state`; or at 0 when there is none or its image does not load.
 fn replay_start<S: Stage>(
     stage: &S,
     ctx: &Context,
@@ -629,12 +628,13 @@ fn replay_start<S: Stage>(
     state: &mut S::State,
     timeout: Duration,
 ) -> anyhow::Result<i64> {
-    let Some((manifest, image)) = checkpoint::latest(ctx, writer, partition, timeout)? else {
+    // The writer may have checkpointed past `end` since; an older
+    // checkpoint still spares most of the replay.
+    let Some((manifest, image)) =
+        checkpoint::latest_covering_at_most(ctx, writer, partition, end, timeout)?
+    else {
         return Ok(0);
     };
-    if manifest.covers > end {
-        return Ok(0);
-    }
     match stage.load_replay_image(state, &image) {
         Ok(()) => Ok(manifest.covers),
         Err(error) => {
