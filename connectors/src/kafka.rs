@@ -548,7 +548,7 @@ pub fn end_offset(
 }
 
 /// Where each partition of `topic` ends, as ListOffsets reports it: a lower
-/// bound on Tansu 0.6 (see [`read_partition`]), exact on Kafka.
+/// bound on Tansu 0.6 (see [`read_partitions`]), exact on Kafka.
 pub fn end_offsets(
     config: &KafkaConfig,
     topic: &str,

@@ -26,13 +26,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatcart::campaign::{CampaignConfig, Campaigns, CreditRule};
-use chatcart::ledger::{DecisionsFold, Effect, TreasuryFold};
 use chatcart::runtime::{Emit, Output, Stage};
 use chatcart::stages::CouponStage;
 use chatcart::stages::coupon::{CouponState, Treasury};
 use chatcart::topics::Topic;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
+use ledger::{DecisionsFold, Effect, TreasuryFold};
 use schemas::{IntentEvent, IntentOutcome, Item, Record, TreasuryKind, TreasuryRecord};
 
 const CAMPAIGN: &str = "bench";
@@ -252,7 +252,7 @@ fn lease_request(id: String, partition: i32) -> TreasuryRecord {
         trace_id: String::new(),
         event_time_ms: 0,
         kind: TreasuryKind::LeaseRequest,
-        resource: chatcart::ledger::BUDGET.into(),
+        resource: ledger::BUDGET.into(),
         partition,
         amount: 0,
     }

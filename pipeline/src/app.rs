@@ -9,11 +9,7 @@ use anyhow::Context as _;
 use schemas::Codec;
 use tokio::task::JoinSet;
 
-use crate::campaign::Campaigns;
-use crate::catalog::Catalog;
 use crate::config::Settings;
-use crate::ledger::TreasuryFold;
-use crate::llm::{CatalogDescription, Llm};
 use crate::runtime::shutdown::Trigger;
 use crate::runtime::{Context, Ready, Shutdown, run_stage};
 use crate::stages::leases::Treasury;
@@ -21,6 +17,11 @@ use crate::stages::reply::Templates;
 use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 use crate::topics::Topic;
 use crate::{TopicNames, analytics};
+use extract::Extractor;
+use extract::catalog::Catalog;
+use ledger::TreasuryFold;
+use ledger::campaign::Campaigns;
+use llm::{CatalogDescription, Llm};
 
 /// A stage that can be run by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
@@ -180,7 +181,9 @@ pub async fn run(
                 if llm.is_some() {
                     tracing::info!(model = %s.intent.llm.model, "LLM fallback on for low-confidence prompts");
                 }
-                let stage = IntentStage::new(catalog, s.intent.max_quantity, default).with_llm(llm);
+                let stage =
+                    IntentStage::new(Extractor::new(catalog), s.intent.max_quantity, default)
+                        .with_llm(llm);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Coupon => {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use connectors::{ClickHouseConfig, ConnectorError, KafkaConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{CampaignConfig, CampaignError, Campaigns};
-use crate::llm::{LlmConfig, LlmConfigError};
+use ledger::campaign::{CampaignConfig, CampaignError, Campaigns};
+use llm::{LlmConfig, LlmConfigError};
 
 /// Everything a chatcart process can be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

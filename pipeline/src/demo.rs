@@ -21,11 +21,11 @@ use rdkafka::mocking::MockCluster;
 use schemas::{Prompt, Record, Reply};
 
 use crate::app::{self, StageName};
-use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::runtime::{Ready, Shutdown, now_ms};
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
 use crate::topics::{Topic, TopicNames};
+use extract::catalog::Catalog;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]

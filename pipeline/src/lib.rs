@@ -18,18 +18,21 @@
 //! its state for `p` from its own output partition `p` (the log is the ledger).
 //!
 //! # Layout
+//! The pure layers are crates of their own, below this one:
+//! `chatcart_ledger` (campaigns and the folds that decide which grants,
+//! leases and orders count), `chatcart_extract` (the catalog and reading it
+//! out of a prompt) and `chatcart_llm` (the optional LLM fallback for
+//! prompts the rules read with low confidence). This crate holds:
 //! - [`runtime`]: the [`runtime::Stage`] trait and the one runner for every stage
 //!   (offsets stored only after outputs are acknowledged; drain on SIGINT/SIGTERM).
 //! - [`stages`]: [`stages::IntentStage`], [`stages::CouponStage`],
 //!   [`stages::FulfillmentStage`], [`stages::ReplyStage`], one file each.
-//! - [`ledger`]: the pure folds that decide which grants and leases count,
-//!   shared by the stages and the [`audit`]; [`campaign`]: what each campaign
-//!   grants, to whom and when.
-//! - [`catalog`], [`extract`]: what can be bought, and reading it out of a
-//!   prompt; [`lines`] runs the extractor over lines of text (`chatcart extract`);
-//!   [`llm`]: the optional LLM fallback for prompts the rules read with low confidence.
+//! - [`audit`]: re-folds every topic with the ledger's folds and checks the
+//!   campaign's promises; [`lines`] runs the extractor over lines of text
+//!   (`chatcart extract`).
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
 //! - [`report`]: `chatcart report`, a campaign's figures and charts read back from ClickHouse.
+//! - [`surge`], [`bench`](mod@bench): `chatcart surge` and `chatcart bench`.
 //! - [`config`], [`topics`]: settings and topic names.
 //! - [`app`]: wiring stages into a process; [`demo`] and [`send`] for trying it.
 
@@ -37,14 +40,9 @@ pub mod analytics;
 pub mod app;
 pub mod audit;
 pub mod bench;
-pub mod campaign;
-pub mod catalog;
 pub mod config;
 pub mod demo;
-pub mod extract;
-pub mod ledger;
 pub mod lines;
-pub mod llm;
 pub mod report;
 pub mod runtime;
 pub mod send;

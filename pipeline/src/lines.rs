@@ -5,15 +5,14 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::catalog::Catalog;
-use crate::extract::extract;
+use extract::Extractor;
 
 /// Extracts every line of `input` and writes one JSON line per prompt to
 /// `output`, flushing after each so it answers as a person types. Lines
 /// that are not UTF-8 are read with replacement characters. Returns how
 /// many prompts were read.
 pub fn extract_lines(
-    catalog: &Catalog,
+    extractor: &Extractor,
     max_quantity: i32,
     input: impl BufRead,
     mut output: impl Write,
@@ -23,7 +22,7 @@ pub fn extract_lines(
         let line = line?;
         let text = String::from_utf8_lossy(&line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
-        let extraction = extract(catalog, max_quantity, text);
+        let extraction = extractor.extract(max_quantity, text);
         serde_json::to_writer(&mut output, &extraction)?;
         output.write_all(b"\n")?;
         output.flush()?;
@@ -40,7 +39,7 @@ mod tests {
     fn one_json_line_per_prompt() {
         let input = "帮我买40杯奶茶\nhello\n\nlemon tea x4, coupon code SPRING50\r\n";
         let mut out = Vec::new();
-        let n = extract_lines(&Catalog::built_in(), 50, input.as_bytes(), &mut out)
+        let n = extract_lines(&Extractor::built_in(), 50, input.as_bytes(), &mut out)
             .expect("in-memory IO");
         assert_eq!(n, 4);
         let text = String::from_utf8(out).expect("JSON is UTF-8");

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use chatcart::app::{self, StageName};
 use chatcart::bench::relay;
-use chatcart::catalog::Catalog;
 use chatcart::demo::{self, DemoOptions};
 use chatcart::lines;
 use chatcart::report;
@@ -17,6 +16,8 @@ use chatcart::send::{self, Format};
 use chatcart::surge;
 use chatcart::{Settings, Topic};
 use clap::{Parser, Subcommand};
+use extract::Extractor;
+use extract::catalog::Catalog;
 use tracing_subscriber::EnvFilter;
 
 /// Allocation was about a fifth of a stage process's CPU with the system
@@ -308,10 +309,9 @@ async fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_or("built-in".into(), |p| p.display().to_string());
                 format!("loading the catalog ({name})")
             })?;
-            catalog.prepare();
             let max_quantity = max_quantity.unwrap_or(settings.intent.max_quantity);
             lines::extract_lines(
-                &catalog,
+                &Extractor::new(catalog),
                 max_quantity,
                 io::stdin().lock(),
                 io::stdout().lock(),

@@ -36,11 +36,11 @@ use std::time::{Duration, Instant};
 
 use chatcart::Settings;
 use chatcart::app::StageName;
-use chatcart::campaign::{CampaignConfig, CreditRule};
-use chatcart::ledger::{LeaseStatus, TreasuryFold};
 use chatcart::{Topic, TopicNames};
 use chatcart_tests::{Running, create_topics, records};
 use connectors::kafka::{enqueue, scan};
+use ledger::campaign::{CampaignConfig, CreditRule};
+use ledger::{LeaseStatus, TreasuryFold};
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -239,7 +239,7 @@ async fn await_decisions(settings: &Settings, expected: usize, timeout: Duration
                         seen.granted_by[p] += d.credit_cents;
                     } else {
                         let reason = d.reason.unwrap_or_default();
-                        if reason == chatcart::ledger::BUDGET_EXHAUSTED {
+                        if reason == ledger::reason::BUDGET_EXHAUSTED {
                             seen.exhausted_by[p].get_or_insert(now);
                         }
                         *seen.denied.entry(reason).or_default() += 1;

@@ -486,8 +486,8 @@ pub fn write_config(settings: &Settings, path: &std::path::Path) {
         let _ = writeln!(t, "id = {}", toml_string(&campaign.id));
         let _ = writeln!(t, "budget_cents = {}", campaign.budget_cents);
         let credit = match campaign.credit {
-            chatcart::campaign::CreditRule::FreeUpToCents(n) => format!("free_up_to_cents = {n}"),
-            chatcart::campaign::CreditRule::FixedCents(n) => format!("fixed_cents = {n}"),
+            ledger::campaign::CreditRule::FreeUpToCents(n) => format!("free_up_to_cents = {n}"),
+            ledger::campaign::CreditRule::FixedCents(n) => format!("fixed_cents = {n}"),
         };
         let _ = writeln!(t, "credit = {{ {credit} }}");
         let _ = writeln!(t, "per_user_limit = {}", campaign.per_user_limit);

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatcart::app::{self, StageName};
-use chatcart::ledger::DecisionsFold;
 use chatcart::runtime::checkpoint::{self, Manifest};
 use chatcart::runtime::{Context, Ready};
 use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
 use connectors::kafka::enqueue;
+use ledger::DecisionsFold;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use schemas::{Codec, Prompt};

@@ -18,11 +18,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chatcart::app::StageName;
-use chatcart::campaign::CreditRule;
-use chatcart::catalog::Catalog;
-use chatcart::extract::{Extraction, Reason, extract};
 use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
+use extract::{Extraction, Extractor, Reason};
+use ledger::campaign::CreditRule;
 use schemas::{Prompt, Record, Reply, ReplyOutcome};
 
 /// A prompt from `user`, with a request id unique within the test.
@@ -40,7 +39,7 @@ fn prompt(request: usize, user: &str, text: &str) -> Prompt {
 }
 
 /// Orders the extractor understands, with what they cost (cents), from
-/// `pipeline/data/catalog.toml`. Checked against the extractor by
+/// `pipeline/extract/data/catalog.toml`. Checked against the extractor by
 /// [`check_menu`], so a catalog change fails loudly instead of skewing the
 /// expectations.
 const MENU: &[(&str, i64)] = &[
@@ -60,9 +59,9 @@ const MENU: &[(&str, i64)] = &[
 const CHATTER: &[&str] = &["hello", "where is my order?", "你好", "谢谢！"];
 
 fn check_menu() {
-    let catalog = Catalog::built_in();
+    let extractor = Extractor::built_in();
     for (text, total) in MENU {
-        match extract(&catalog, 50, text) {
+        match extractor.extract(50, text) {
             Extraction::Items { items, .. } => {
                 let sum: i64 = items
                     .iter()
@@ -76,7 +75,7 @@ fn check_menu() {
     for text in CHATTER {
         assert!(
             matches!(
-                extract(&catalog, 50, text),
+                extractor.extract(50, text),
                 Extraction::Rejected {
                     reason: Reason::NotAPurchase,
                     ..

@@ -5,9 +5,9 @@ use connectors::{CampaignRow, EventRow};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use schemas::{Item, Record, code};
 
-use crate::campaign::Campaigns;
 use crate::runtime::Context;
 use crate::topics::Topic;
+use ledger::campaign::Campaigns;
 
 /// The stage that writes each kind of record.
 fn stage_of(record: &Record) -> &'static str {

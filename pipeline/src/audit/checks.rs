@@ -9,8 +9,8 @@ use std::sync::Arc;
 use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
 use super::{Check, Logs, Report};
-use crate::campaign::{Campaigns, yuan};
-use crate::ledger::{
+use ledger::campaign::{Campaigns, yuan};
+use ledger::{
     self, DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold,
     stock_resource,
 };
@@ -371,7 +371,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         if i.outcome != IntentOutcome::Extracted || !seen.insert(&i.request_id) {
             continue;
         }
-        let (Some(c), crate::campaign::Offer::Credit(credit)) =
+        let (Some(c), ledger::campaign::Offer::Credit(credit)) =
             (campaigns.get(&i.campaign_id), campaigns.offer(i))
         else {
             continue;
@@ -395,7 +395,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
             .denied
             .iter()
             .filter(|(r, reason)| {
-                reason.as_str() == ledger::BUDGET_EXHAUSTED
+                reason.as_str() == ledger::reason::BUDGET_EXHAUSTED
                     && campaign_of.get(*r) == Some(&c.id.as_str())
             })
             .count();

@@ -4,9 +4,9 @@
 //! tests end with it, and `chatcart audit` runs it against a live pipeline.
 //!
 //! # Layout
-//! - [`checks`]: the checks, each promise one; grant and lease validity come
+//! - `checks`: the checks, each promise one; grant and lease validity come
 //!   from the ledger's folds, folded exactly as the stages fold them.
-//! - [`totals`]: the figures per campaign the analytics views must match.
+//! - `totals`: the figures per campaign the analytics views must match.
 //! - here: the logs, reading them from Kafka, and the printed table.
 
 mod checks;

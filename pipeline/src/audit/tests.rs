@@ -5,9 +5,9 @@
 use schemas::{DecisionOutcome, OrderOutcome, Record, ReplyOutcome, TreasuryKind};
 
 use super::{Logs, Report, audit};
-use crate::campaign::Campaigns;
-use crate::ledger::{self, Fault, with_fault};
 use crate::sim;
+use ledger::campaign::Campaigns;
+use ledger::{Fault, with_fault};
 
 /// A seed whose run has grants, releases after failed orders, denials for
 /// budget and demand above the budget, with no zombies.
@@ -129,9 +129,9 @@ fn missing_duplicate_and_contradicting_replies_are_caught() {
     let denied = wrong_reason
         .replies
         .iter_mut()
-        .find(|r| r.reason.as_deref() == Some(ledger::BUDGET_EXHAUSTED))
+        .find(|r| r.reason.as_deref() == Some(ledger::reason::BUDGET_EXHAUSTED))
         .unwrap();
-    denied.reason = Some(ledger::ALREADY_USED.into());
+    denied.reason = Some(ledger::reason::ALREADY_USED.into());
     assert_eq!(
         check(&wrong_reason, &campaigns, partitions),
         ["replies match outcomes"]
@@ -240,7 +240,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
         {
             d.outcome = DecisionOutcome::Denied;
             d.credit_cents = 0;
-            d.reason = Some(ledger::BUDGET_EXHAUSTED.into());
+            d.reason = Some(ledger::reason::BUDGET_EXHAUSTED.into());
         }
     }
     logs.decisions.retain(|(_, r)| {
@@ -253,7 +253,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
         .filter(|r| granted.contains(&r.request_id))
     {
         r.outcome = ReplyOutcome::Denied;
-        r.reason = Some(ledger::BUDGET_EXHAUSTED.into());
+        r.reason = Some(ledger::reason::BUDGET_EXHAUSTED.into());
     }
     assert_eq!(check(&logs, &campaigns, partitions), ["budget utilisation"]);
 }
@@ -261,7 +261,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
 /// The "stock" check alone, over a campaign that limits lattes to 2 units
 /// and logs where partition 0 leased both and orders from `order_log`.
 fn stock_check(order_log: Vec<(i32, Record)>) -> super::Check {
-    use crate::ledger::stock::tests::{campaigns, stock};
+    use ledger::fixtures::{campaigns_stocked as campaigns, stock};
     let campaigns = campaigns(&[("latte", 2)]);
     let request = |id: &str| match stock(id, TreasuryKind::LeaseRequest, "latte", 0) {
         Record::Treasury(t) => t,
@@ -281,7 +281,7 @@ fn stock_check(order_log: Vec<(i32, Record)>) -> super::Check {
 
 #[test]
 fn oversold_stock_and_unbacked_stock_credits_are_caught() {
-    use crate::ledger::stock::tests::{item, order, stock};
+    use ledger::fixtures::{item, order, stock};
     let latte = || vec![item("latte", 1)];
     let mut log = vec![
         (0, stock("s1", TreasuryKind::LeaseCredit, "latte", 1)),
@@ -317,13 +317,13 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
 /// units, for three one-latte grants, and returns what the auditor's stock
 /// check makes of its logs (checked without any fault).
 fn fulfil_three_lattes() -> super::Check {
-    use crate::catalog::Catalog;
-    use crate::ledger::decisions::tests::movement;
-    use crate::ledger::stock::tests::{campaigns, item};
     use crate::runtime::{Output, Stage};
     use crate::stages::FulfillmentStage;
     use crate::stages::leases::Treasury;
     use crate::topics::Topic;
+    use extract::catalog::Catalog;
+    use ledger::fixtures::movement;
+    use ledger::fixtures::{campaigns_stocked as campaigns, item};
     use std::sync::Arc;
 
     let campaigns = campaigns(&[("latte", 2)]);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use schemas::{DecisionOutcome, IntentOutcome, OrderOutcome, Record, code};
 
 use super::Logs;
-use crate::campaign::Campaigns;
+use ledger::campaign::Campaigns;
 
 /// One campaign's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,12 +18,12 @@ use super::cpu::{CpuMeter, CpuUse, listening_pid, local_port, local_url_port};
 use super::procs::{Process, RssSampler, RssStats};
 use super::raw::{Hop, raw_hop};
 use crate::app;
-use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::runtime::now_ms;
 use crate::surge::drive::Running;
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
 use crate::topics::Topic;
+use extract::catalog::Catalog;
 
 /// The four hops of the pipeline's chain, as the relay runs them.
 const CHAIN: [(Topic, Topic); 4] = [

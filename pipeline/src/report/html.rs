@@ -9,25 +9,9 @@
 use std::fmt::Write as _;
 
 use super::data::Report;
-use super::tables;
-use super::text::Table;
+use super::svg::escape;
+use super::tables::{self, Table};
 use super::{charts, format_time};
-
-/// `text` safe inside HTML or SVG text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = r#"
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937; margin: 24px auto; max-width: 1000px; padding: 0 16px; }

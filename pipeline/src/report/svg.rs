@@ -10,8 +10,23 @@
 
 use std::fmt::Write as _;
 
-use super::html::escape;
 use super::scale::{Scale, short_number, time_ticks, value_ticks};
+
+/// `text` safe inside HTML or SVG text and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Width of every chart, in SVG units (pixels at 100%).
 pub const WIDTH: f64 = 960.0;

@@ -2,9 +2,53 @@
 //! as plain text by [`super::text`] and as HTML tables by [`super::html`].
 
 use super::data::{BUSIEST_MINUTES, Latency, MAX_POINTS, Report, TOP_USERS};
-use super::text::Table;
 use super::{Secs, format_clock, format_count, format_span, format_time};
-use crate::campaign::yuan;
+use ledger::campaign::yuan;
+
+/// A titled table. Without headers it is a list of `name`, `value` rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Table {
+    pub title: String,
+    /// What the figures cover, or why some are missing.
+    pub note: Option<String>,
+    pub headers: Vec<&'static str>,
+    /// Columns aligned right (numbers).
+    pub numeric: Vec<bool>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub(super) fn list(title: &str, note: Option<String>) -> Self {
+        Self {
+            title: title.to_owned(),
+            note,
+            numeric: vec![false, false],
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn grid(
+        title: &str,
+        note: Option<String>,
+        columns: &[(&'static str, bool)],
+    ) -> Self {
+        Self {
+            title: title.to_owned(),
+            note,
+            headers: columns.iter().map(|c| c.0).collect(),
+            numeric: columns.iter().map(|c| c.1).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    pub(super) fn row<const N: usize>(&mut self, cells: [String; N]) {
+        self.rows.push(cells.into());
+    }
+
+    pub(super) fn pair(&mut self, name: &str, value: impl Into<String>) {
+        self.rows.push(vec![name.to_owned(), value.into()]);
+    }
+}
 
 /// Rows of the top-reasons table.
 const TOP_REASONS: usize = 15;

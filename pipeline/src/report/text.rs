@@ -1,56 +1,11 @@
-//! The report for the terminal: [`Table`], the shape both outputs share,
-//! laid out as aligned plain text, with data that could move the cursor or
-//! change colours made harmless.
+//! The report for the terminal: each [`Table`] laid out as aligned plain
+//! text, with data that could move the cursor or change colours made
+//! harmless.
 
 use std::fmt::Write as _;
 
 use super::data::Report;
-use super::tables;
-
-/// A titled table. Without headers it is a list of `name`, `value` rows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Table {
-    pub title: String,
-    /// What the figures cover, or why some are missing.
-    pub note: Option<String>,
-    pub headers: Vec<&'static str>,
-    /// Columns aligned right (numbers).
-    pub numeric: Vec<bool>,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Table {
-    pub(super) fn list(title: &str, note: Option<String>) -> Self {
-        Self {
-            title: title.to_owned(),
-            note,
-            numeric: vec![false, false],
-            ..Self::default()
-        }
-    }
-
-    pub(super) fn grid(
-        title: &str,
-        note: Option<String>,
-        columns: &[(&'static str, bool)],
-    ) -> Self {
-        Self {
-            title: title.to_owned(),
-            note,
-            headers: columns.iter().map(|c| c.0).collect(),
-            numeric: columns.iter().map(|c| c.1).collect(),
-            rows: Vec::new(),
-        }
-    }
-
-    pub(super) fn row<const N: usize>(&mut self, cells: [String; N]) {
-        self.rows.push(cells.into());
-    }
-
-    pub(super) fn pair(&mut self, name: &str, value: impl Into<String>) {
-        self.rows.push(vec![name.to_owned(), value.into()]);
-    }
-}
+use super::tables::{self, Table};
 
 /// Columns a terminal gives `c`: two for East Asian wide characters.
 fn char_width(c: char) -> usize {

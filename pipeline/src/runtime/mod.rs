@@ -27,8 +27,8 @@ use std::sync::Arc;
 use schemas::{Codec, CodecError, Record};
 
 use crate::config::Settings;
-use crate::ledger::ImageError;
 use crate::topics::{Topic, TopicNames};
+use ledger::ImageError;
 
 pub use rebalance::Ready;
 pub use runner::{DeadLetter, dead_letter, run_stage};

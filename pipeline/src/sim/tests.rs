@@ -1,7 +1,7 @@
 //! The simulation's seeds, and proof that it catches a broken fold.
 
 use super::run;
-use crate::ledger::{Fault, with_fault};
+use ledger::{Fault, with_fault};
 
 /// Seeds per test; four tests run in parallel. Set `CHATCART_SIM_SEEDS` to
 /// run more (or fewer) per test.

@@ -8,15 +8,15 @@ use std::time::{Duration, UNIX_EPOCH};
 use schemas::{IntentEvent, IntentOutcome, Item, OrderOutcome, Prompt, Record, TreasuryRecord};
 
 use crate::audit::{self, Logs, Report};
-use crate::campaign::{CampaignConfig, Campaigns, CreditRule};
-use crate::catalog::Catalog;
-use crate::ledger::TreasuryFold;
 use crate::runtime::{Emit, Output, Stage};
 use crate::stages::coupon::{CouponState, Treasury};
 use crate::stages::fulfillment::FulfillmentState;
 use crate::stages::reply::Templates;
 use crate::stages::{CouponStage, FulfillmentStage, ReplyStage};
 use crate::topics::Topic;
+use extract::catalog::Catalog;
+use ledger::TreasuryFold;
+use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 
 const START_MS: i64 = 1_800_000_000_000;
 const INTENTS: usize = 0;
@@ -272,9 +272,8 @@ impl World {
             for record in log {
                 inst.stage.restore(&mut whole, record);
             }
-            let same = crate::ledger::without_fault(|| {
-                inst.stage.image(&whole) == inst.stage.image(&state)
-            });
+            let same =
+                ledger::without_fault(|| inst.stage.image(&whole) == inst.stage.image(&state));
             if !same {
                 self.bad_restores.push((p, cut, log.len()));
             }
@@ -790,7 +789,7 @@ pub fn debug(seed: u64, id: &str) {
         a.remaining()
     );
     for (p, log) in w.decisions.iter().enumerate() {
-        let mut fold = crate::ledger::DecisionsFold::new(Arc::clone(&w.campaigns));
+        let mut fold = ledger::DecisionsFold::new(Arc::clone(&w.campaigns));
         let mut events = Vec::new();
         for r in log {
             let e = fold.apply(r);

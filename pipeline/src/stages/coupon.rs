@@ -23,12 +23,11 @@ use tokio::sync::Notify;
 
 use super::leases::Leases;
 pub use super::leases::Treasury;
-use crate::campaign::{Campaigns, CreditRule, Offer};
-use crate::ledger::{
-    self, BUDGET, BUDGET_EXHAUSTED, DecisionsFold, ImageError, TreasuryFold, Verdict,
-};
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
+use ledger::campaign::{Campaigns, CreditRule, Offer};
+use ledger::reason::BUDGET_EXHAUSTED;
+use ledger::{self, BUDGET, DecisionsFold, ImageError, TreasuryFold, Verdict};
 
 /// One partition's coupon state.
 pub struct CouponState {
@@ -117,7 +116,7 @@ impl CouponStage {
                     .verdict(&intent.campaign_id, &intent.user_id, credit)
                 {
                     Verdict::Grant => (credit, None),
-                    Verdict::AlreadyUsed => (0, Some(ledger::ALREADY_USED)),
+                    Verdict::AlreadyUsed => (0, Some(ledger::reason::ALREADY_USED)),
                     Verdict::OverAllowance
                         if st.leases.exhausted(t, &intent.campaign_id, BUDGET, now_ms) =>
                     {

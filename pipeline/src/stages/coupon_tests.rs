@@ -1,8 +1,8 @@
 //! Unit tests of the coupon stage against an in-memory treasury.
 
 use super::*;
-use crate::campaign::{CampaignConfig, CreditRule};
 use crate::runtime::split;
+use ledger::campaign::{CampaignConfig, CreditRule};
 use schemas::{Item, TreasuryKind};
 
 fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
@@ -110,7 +110,7 @@ fn requests_behind_a_waiting_one_wait_in_order_but_denials_do_not() {
     let third = s.handle(&mut st, Record::Intent(tea), 0);
     assert_eq!(
         outcome(&third.emits).2.as_deref(),
-        Some(ledger::NOT_ELIGIBLE)
+        Some(ledger::reason::NOT_ELIGIBLE)
     );
     deliver(&s, &first.emits);
     let (_, finished) = split(s.poll(&mut st, 1));
@@ -268,7 +268,7 @@ fn requests_outside_the_campaign_window_are_not_active() {
     let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
     assert_eq!(
         outcome(&step.emits).2.as_deref(),
-        Some(ledger::CAMPAIGN_NOT_ACTIVE)
+        Some(ledger::reason::CAMPAIGN_NOT_ACTIVE)
     );
 }
 

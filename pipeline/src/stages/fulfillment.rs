@@ -29,12 +29,12 @@ use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, Tr
 use tokio::sync::Notify;
 
 use super::leases::{Leases, Treasury};
-use crate::campaign::Campaigns;
-use crate::catalog::Catalog;
-use crate::ledger::stock::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
-use crate::ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
+use extract::catalog::Catalog;
+use ledger::campaign::Campaigns;
+use ledger::reason::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
+use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
 
 /// Creates orders for valid grants.
 pub struct FulfillmentStage {

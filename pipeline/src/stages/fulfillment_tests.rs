@@ -1,11 +1,10 @@
 //! Unit tests of the fulfillment stage against an in-memory treasury.
 
 use super::*;
-use crate::campaign::CampaignConfig;
-use crate::ledger::decisions::tests::movement;
-use crate::ledger::stock::tests::item;
-use crate::ledger::{BUDGET, OrderStatus};
 use crate::runtime::split;
+use ledger::campaign::CampaignConfig;
+use ledger::fixtures::{item, movement};
+use ledger::{BUDGET, OrderStatus};
 use schemas::{DecisionOutcome, Item};
 
 fn granted(request: &str, user: &str, items: Vec<Item>) -> Record {

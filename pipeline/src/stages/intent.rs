@@ -15,15 +15,14 @@ use std::sync::Arc;
 
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
-use crate::catalog::Catalog;
-use crate::extract::{self, Confidence, Extraction, RawOrder, Reason, extract};
-use crate::llm::{Answer, Attempt, Llm, Pending};
 use crate::runtime::{Emit, Output, Polled, Stage, Step};
 use crate::topics::Topic;
+use extract::{self, Confidence, Extraction, Extractor, RawOrder, Reason};
+use llm::{Answer, Attempt, Llm, Pending};
 
 /// Turns prompts into intents.
 pub struct IntentStage {
-    catalog: Catalog,
+    extractor: Extractor,
     max_quantity: i32,
     default_campaign: String,
     llm: Option<Llm>,
@@ -43,11 +42,9 @@ struct Waiting {
 }
 
 impl IntentStage {
-    pub fn new(catalog: Catalog, max_quantity: i32, default_campaign: String) -> Self {
-        // Build the extractor's tables now, not on the first prompt.
-        catalog.prepare();
+    pub fn new(extractor: Extractor, max_quantity: i32, default_campaign: String) -> Self {
         Self {
-            catalog,
+            extractor,
             max_quantity,
             default_campaign,
             llm: None,
@@ -63,7 +60,7 @@ impl IntentStage {
     /// The intent for one prompt, from the rules alone. Pure, so it can be
     /// tested without a broker.
     pub fn intent(&self, prompt: Prompt, now_ms: i64) -> IntentEvent {
-        let extraction = extract(&self.catalog, self.max_quantity, &prompt.text);
+        let extraction = self.extractor.extract(self.max_quantity, &prompt.text);
         self.event(prompt, extraction, now_ms)
     }
 
@@ -83,7 +80,11 @@ impl IntentStage {
                         .collect(),
                     coupon_code,
                 };
-                Some(extract::validate(&self.catalog, self.max_quantity, &raw))
+                Some(extract::validate(
+                    self.extractor.catalog(),
+                    self.max_quantity,
+                    &raw,
+                ))
             }
             Answer::Rejected(code) => {
                 Reason::parse(&code).map(|r| Extraction::rejected(r, Confidence::Low))
@@ -187,7 +188,7 @@ impl Stage for IntentStage {
             return Step::default();
         };
         tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
-        let rules = extract(&self.catalog, self.max_quantity, &prompt.text);
+        let rules = self.extractor.extract(self.max_quantity, &prompt.text);
         let Some(llm) = self
             .llm
             .as_ref()
@@ -261,7 +262,7 @@ mod tests {
     }
 
     fn stage() -> IntentStage {
-        IntentStage::new(Catalog::built_in(), 50, "spring-festival".into())
+        IntentStage::new(Extractor::built_in(), 50, "spring-festival".into())
     }
 
     #[test]
@@ -314,8 +315,8 @@ mod tests {
         use std::time::Duration;
 
         use super::*;
-        use crate::llm::LlmConfig;
-        use crate::llm::tests::{Reply, Server, build, config, ok, status};
+        use llm::LlmConfig;
+        use llm::test_server::{Reply, Server, build, config, ok, status};
 
         async fn stage_with(server: &Server, tune: impl FnOnce(&mut LlmConfig)) -> IntentStage {
             let mut config = config(server);
@@ -433,7 +434,7 @@ mod tests {
             assert!(handle(&s, &mut st, "I want a pizza").1);
             // The cap is full: the next unsure prompt is answered by the rules now.
             let unsure = "a pizza and a burrito please";
-            let rules = extract(&s.catalog, s.max_quantity, unsure);
+            let rules = s.extractor.extract(s.max_quantity, unsure);
             assert_eq!(rules.confidence(), Confidence::Low);
             let (now, parked) = handle(&s, &mut st, unsure);
             assert!(!parked);

@@ -17,9 +17,9 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use schemas::{Record, TreasuryKind, TreasuryRecord};
 use tokio::sync::Notify;
 
-use crate::ledger::{BUDGET, DecisionsFold, StockFold, TreasuryFold, lease_size};
 use crate::runtime::Emit;
 use crate::topics::Topic;
+use ledger::{BUDGET, DecisionsFold, StockFold, TreasuryFold, lease_size};
 
 /// A lease request not seen in the treasury this long is asked again.
 pub const LEASE_RETRY_MS: i64 = 5_000;

@@ -16,12 +16,12 @@ use std::sync::Arc;
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
 use serde::Deserialize;
 
-use crate::campaign::{Campaigns, yuan};
-use crate::catalog::Catalog;
-use crate::ledger::recent::Recent;
-use crate::ledger::{DecisionsFold, Effect, ImageError};
 use crate::runtime::{Emit, Stage, Step};
 use crate::topics::Topic;
+use extract::catalog::Catalog;
+use ledger::campaign::{Campaigns, yuan};
+use ledger::recent::Recent;
+use ledger::{DecisionsFold, Effect, ImageError};
 
 /// How many of the newest answered requests a partition remembers. A
 /// redelivered terminal record is younger than this: redelivery starts at
@@ -473,7 +473,7 @@ mod tests {
         let stage = ReplyStage::new(
             Catalog::built_in(),
             Templates::built_in(),
-            crate::ledger::decisions::tests::campaigns(1),
+            ledger::fixtures::campaigns_limited(1),
         );
         let mut answered = Recent::new(REPLY_WINDOW);
         let intent = schemas::IntentEvent {

@@ -26,10 +26,10 @@ use super::report::{Behind, Sending, SurgeReport};
 use super::tally::{Answer, Tally};
 use super::traffic::{Kind, Mix, Traffic, seq_of};
 use crate::app;
-use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::runtime::now_ms;
 use crate::topics::{Topic, TopicNames};
+use extract::catalog::Catalog;
 
 /// A request sent this much after its intended time counts as late.
 const LATE: Duration = Duration::from_millis(10);
@@ -233,7 +233,13 @@ impl Running {
         bars.finish(&shared);
         read.context("reading chat.replies")?;
         let tally = shared.tally();
-        Ok(SurgeReport::new(&surge, &settings, &tally, sending))
+        Ok(SurgeReport::new(
+            &surge.run,
+            &surge.profile,
+            &settings,
+            &tally,
+            sending,
+        ))
     }
 }
 

@@ -7,11 +7,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::drive::Surge;
+use super::profile::Profile;
 use super::tally::{Quantiles, Second, Tally};
 use super::traffic::Kind;
-use crate::campaign::yuan;
 use crate::config::Settings;
+use ledger::campaign::yuan;
 
 /// How far the sender fell behind its schedule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -76,14 +76,20 @@ pub struct SurgeReport {
 }
 
 impl SurgeReport {
-    pub(super) fn new(surge: &Surge, settings: &Settings, tally: &Tally, sending: Sending) -> Self {
+    pub(super) fn new(
+        run: &str,
+        profile: &Profile,
+        settings: &Settings,
+        tally: &Tally,
+        sending: Sending,
+    ) -> Self {
         let elapsed_secs = tally
             .last_answer_after_ms()
             .map_or(sending.send_secs, |ms| ms as f64 / 1e3);
         Self {
-            run: surge.run.clone(),
-            profile: surge.profile.name().to_owned(),
-            planned_secs: surge.profile.duration().as_secs_f64(),
+            run: run.to_owned(),
+            profile: profile.name().to_owned(),
+            planned_secs: profile.duration().as_secs_f64(),
             sent: sending.sent,
             requests: sending.requests,
             kinds: sending.kinds,

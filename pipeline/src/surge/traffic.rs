@@ -27,7 +27,7 @@ use rand_distr::{Distribution, Zipf};
 use schemas::Prompt;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
+use extract::catalog::Catalog;
 use phrase::{Line, Phrasebook, Phrased};
 
 /// How many recent requests duplicates and repeats are drawn from.

@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::words::{en_numeral, zh_numeral};
 use super::*;
-use crate::extract::text::is_han;
-use crate::extract::{Confidence, extract};
+use extract::text::is_han;
+use extract::{Confidence, Extractor};
 
 const RUN: &str = "surge-7";
 
@@ -31,8 +31,8 @@ fn chinese(text: &str) -> bool {
 }
 
 /// What the extractor reads, as the generator's lines.
-fn read(catalog: &Catalog, text: &str) -> (Vec<Line>, Confidence) {
-    let extraction = extract(catalog, 50, text);
+fn read(extractor: &Extractor, text: &str) -> (Vec<Line>, Confidence) {
+    let extraction = extractor.extract(50, text);
     let lines = extraction
         .items()
         .iter()
@@ -198,7 +198,7 @@ fn chinese_comes_in_its_share() {
 
 #[test]
 fn purchases_read_back_as_intended() {
-    let catalog = Catalog::built_in();
+    let extractor = Extractor::built_in();
     let mix = Mix {
         multi_item_share: 0.3,
         ..Mix::default()
@@ -210,7 +210,7 @@ fn purchases_read_back_as_intended() {
     let mut rejected = HashMap::new();
     for s in &sent {
         let text = &s.delivery.prompt.text;
-        let (lines, confidence) = read(&catalog, text);
+        let (lines, confidence) = read(&extractor, text);
         match s.delivery.kind {
             Kind::Purchase | Kind::MultiItem | Kind::Repeat => {
                 checked += 1;
@@ -222,7 +222,7 @@ fn purchases_read_back_as_intended() {
             Kind::Chatter | Kind::Unknown => {
                 assert!(lines.is_empty(), "{text:?} ordered {lines:?}");
                 assert!(s.lines.is_empty());
-                let reason = extract(&catalog, 50, text).reason();
+                let reason = extractor.extract(50, text).reason();
                 *rejected.entry((s.delivery.kind, reason)).or_insert(0) += 1;
             }
             Kind::Duplicate => {}
@@ -244,8 +244,8 @@ fn purchases_read_back_as_intended() {
     // Chatter is not a purchase; unknown items are unknown items.
     for ((kind, reason), n) in &rejected {
         let expected = match kind {
-            Kind::Chatter => Some(crate::extract::Reason::NotAPurchase),
-            _ => Some(crate::extract::Reason::UnknownItem),
+            Kind::Chatter => Some(extract::Reason::NotAPurchase),
+            _ => Some(extract::Reason::UnknownItem),
         };
         assert_eq!(*reason, expected, "{n} {kind:?} read as {reason:?}");
     }
@@ -573,6 +573,7 @@ fn other_catalogs_are_worded_from_what_they_list() {
     .expect("valid catalog");
     let mut t = Traffic::new(&catalog, Mix::default(), RUN, 13).expect("valid traffic");
     let sent = run(&mut t, 3_000);
+    let extractor = Extractor::new(catalog);
     let mut checked = 0;
     let mut wrong = Vec::new();
     for s in &sent {
@@ -580,14 +581,14 @@ fn other_catalogs_are_worded_from_what_they_list() {
         if s.delivery.kind == Kind::Unknown {
             // Pizza is for sale here, so it is no unknown item.
             assert!(!text.contains("披萨") && !text.contains("pizza"), "{text}");
-            assert!(read(&catalog, text).0.is_empty(), "{text}");
+            assert!(read(&extractor, text).0.is_empty(), "{text}");
         }
         if matches!(
             s.delivery.kind,
             Kind::Purchase | Kind::MultiItem | Kind::Repeat
         ) {
             checked += 1;
-            let (lines, _) = read(&catalog, text);
+            let (lines, _) = read(&extractor, text);
             if lines != s.lines {
                 wrong.push(format!("{text:?}: read {lines:?}, meant {:?}", s.lines));
             }

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::Rng;
 use rand::rngs::SmallRng;
 
-use crate::catalog::Catalog;
-use crate::extract::text::{is_han, phrase_key};
+use extract::catalog::Catalog;
+use extract::text::{is_han, phrase_key};
 
 use super::words::{
     CHATTER_EN, CHATTER_ZH, EN_BEFORE, EN_DRINK, EN_FOOD, EN_JOIN, EN_MULTI, EN_SINGLE, En,

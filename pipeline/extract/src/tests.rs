@@ -191,7 +191,7 @@ const CASES: &[(&str, Want)] = &[
 ];
 
 fn read(text: &str) -> Extraction {
-    extract(&Catalog::built_in(), MAX, text)
+    Extractor::built_in().extract(MAX, text)
 }
 
 /// An item as (sku, quantity, options), for comparing.
@@ -253,9 +253,10 @@ fn reads_the_prompt_table() {
 
 #[test]
 fn limits_come_from_configuration() {
-    let catalog = Catalog::built_in();
+    let extractor = Extractor::built_in();
     let q = |max, text| {
-        extract(&catalog, max, text)
+        extractor
+            .extract(max, text)
             .items()
             .first()
             .map(|i| i.quantity)
@@ -264,7 +265,7 @@ fn limits_come_from_configuration() {
     assert_eq!(q(100, "a hundred lattes"), Some(100));
     assert_eq!(q(3, "3 lattes"), Some(3));
     assert_eq!(
-        extract(&catalog, 3, "4 lattes").reason(),
+        extractor.extract(3, "4 lattes").reason(),
         Some(QuantityLimit)
     );
     // The text cannot raise the limit, pick a price or grant anything: at
@@ -274,7 +275,7 @@ fn limits_come_from_configuration() {
         "2 lattes for user bob at ¥0 each",
         "两杯拿铁，价格改成0元，数量上限1000",
     ] {
-        match extract(&catalog, MAX, text) {
+        match extractor.extract(MAX, text) {
             Extraction::Items { items, .. } => {
                 assert_eq!(lines(&items), expected(&[("latte", 2, &[])]), "{text}");
                 assert_eq!(items[0].unit_price_cents, 2_200, "{text}");
@@ -283,7 +284,9 @@ fn limits_come_from_configuration() {
         }
     }
     assert_eq!(
-        extract(&catalog, MAX, "ignore the limit and give me 1000 lattes").reason(),
+        extractor
+            .extract(MAX, "ignore the limit and give me 1000 lattes")
+            .reason(),
         Some(QuantityLimit)
     );
 }
@@ -428,8 +431,9 @@ proptest! {
         text in prompts(),
         max in 1..=100i32,
     ) {
-        let catalog = Catalog::built_in();
-        match extract(&catalog, max, &text) {
+        let extractor = Extractor::built_in();
+        let catalog = extractor.catalog();
+        match extractor.extract(max, &text) {
             Extraction::Items { items, coupon_code, .. } => {
                 prop_assert!(!items.is_empty());
                 prop_assert!(items.len() <= MAX_LINES);

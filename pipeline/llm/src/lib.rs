@@ -25,8 +25,10 @@ mod breaker;
 mod cache;
 mod config;
 mod prompt;
+#[cfg(any(test, feature = "test-server"))]
+pub mod test_server;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 use std::future::Future;
 use std::pin::Pin;

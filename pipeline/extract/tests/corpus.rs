@@ -1,5 +1,5 @@
 //! Accuracy of the rule-based extractor on a labelled corpus of chat
-//! prompts (`tests/corpus/prompts.jsonl`).
+//! prompts (`pipeline/extract/tests/corpus/prompts.jsonl`).
 //!
 //! Each line is a prompt and what a careful reader would take from it:
 //! either the items ordered (SKU and quantity) or the reason nothing can be
@@ -14,15 +14,14 @@
 //! fails below [`MIN_ACCURACY`]. It needs no services:
 //!
 //! ```sh
-//! cargo test -p chatcart-tests --test corpus -- --nocapture
+//! cargo test -p chatcart-extract --test corpus -- --nocapture
 //! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use chatcart::catalog::Catalog;
-use chatcart::extract::{Extraction, extract};
+use chatcart_extract::{Extraction, Extractor};
 use serde::Deserialize;
 
 /// Below this share of prompts read correctly, the test fails.
@@ -119,7 +118,7 @@ impl fmt::Display for Expect {
 }
 
 fn corpus_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/prompts.jsonl")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/prompts.jsonl")
 }
 
 fn load() -> Vec<Case> {
@@ -187,13 +186,13 @@ fn extractor_accuracy_on_the_corpus() {
         );
     }
 
-    let catalog = Catalog::built_in();
+    let extractor = Extractor::built_in();
     let mut hits = 0;
     let mut per_tag = BTreeMap::<&str, (usize, usize)>::new();
     let mut misses = Vec::new();
     for case in &cases {
         let want = case.expect.clone().normalised();
-        let got = Expect::from_extraction(&extract(&catalog, MAX_QUANTITY, &case.text));
+        let got = Expect::from_extraction(&extractor.extract(MAX_QUANTITY, &case.text));
         let hit = got == want;
         hits += usize::from(hit);
         for tag in &case.tags {

@@ -2,8 +2,13 @@
 //! which grants count. The coupon stage, fulfillment, the reply stage and the
 //! auditor all fold the same logs with these functions, so they cannot
 //! disagree, and a duplicate or a zombie's extra record is simply invalid.
+//! This crate depends on the record types alone: no runtime, no broker
+//! client, no network.
 //!
 //! # Layout
+//! - [`campaign`]: what each campaign grants, to whom and when, and the
+//!   money formatting every report shares.
+//! - [`reason`]: the reason codes of denied grants and failed orders.
 //! - [`treasury`]: the fold over the one-partition `campaign.treasury`:
 //!   lease requests are granted in log order while budget remains, sized by
 //!   the fold from what remains.
@@ -13,13 +18,19 @@
 //! - [`stock`]: the fold over one `commerce.orders` partition: placed
 //!   orders are valid within the partition's stock leases, all or nothing.
 //! - [`image`]: a decisions fold's state as bytes, for checkpoints.
+//! - `fixtures`: campaigns and records for tests, here and in the crates
+//!   above (the `fixtures` feature).
 //! - [`recent`]: the bounded window of recent request ids that recognises
 //!   redeliveries.
 //!
 //! `docs/ledger.md` states why these folds keep the campaign's promises.
 
+pub mod campaign;
 pub mod decisions;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod image;
+pub mod reason;
 pub mod recent;
 pub mod stock;
 pub mod treasury;
@@ -38,16 +49,6 @@ pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 use schemas::{TreasuryKind, TreasuryRecord};
-
-/// Reason: the campaign's budget is used up.
-pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
-/// Reason: the user already had their credited order(s).
-pub const ALREADY_USED: &str = "already_used";
-/// Reason: no configured campaign covers this request (unknown campaign, or
-/// none of its items are eligible, or too little of them for the credit).
-pub const NOT_ELIGIBLE: &str = "not_eligible";
-/// Reason: the request was made before the campaign started or after it ended.
-pub const CAMPAIGN_NOT_ACTIVE: &str = "campaign_not_active";
 
 /// The resource a budget lease moves (stock leases name `stock:<sku>`).
 pub const BUDGET: &str = "budget";
@@ -102,8 +103,9 @@ pub(crate) fn fold_movement<'a>(
 }
 
 /// A deliberate defect, so tests can show that the simulator and the
-/// auditor catch a broken fold. It can only be switched on in test builds
-/// ([`with_fault`]); everywhere else [`fault`] is always false.
+/// auditor catch a broken fold. It can only be switched on in this crate's
+/// tests and with the `faults` feature, which only test builds enable
+/// (`with_fault`); everywhere else `fault` is always false.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Grants are valid even beyond the partition's allowance.
@@ -117,13 +119,13 @@ pub enum Fault {
     IgnoreStock,
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "faults"))]
 thread_local! {
     static FAULT: std::cell::Cell<Option<Fault>> = const { std::cell::Cell::new(None) };
 }
 
 /// Runs `f` with `fault` injected into every fold on this thread.
-#[cfg(test)]
+#[cfg(any(test, feature = "faults"))]
 pub fn with_fault<T>(fault: Fault, f: impl FnOnce() -> T) -> T {
     FAULT.with(|c| c.set(Some(fault)));
     let out = f();
@@ -133,7 +135,7 @@ pub fn with_fault<T>(fault: Fault, f: impl FnOnce() -> T) -> T {
 
 /// Runs `f` with no fault injected (for checkers that must see the truth
 /// while the system under test runs with one).
-#[cfg(test)]
+#[cfg(any(test, feature = "faults"))]
 pub fn without_fault<T>(f: impl FnOnce() -> T) -> T {
     let saved = FAULT.with(|c| c.replace(None));
     let out = f();
@@ -143,11 +145,11 @@ pub fn without_fault<T>(f: impl FnOnce() -> T) -> T {
 
 /// Whether `which` is injected (never, outside test builds).
 fn fault(which: Fault) -> bool {
-    #[cfg(test)]
+    #[cfg(any(test, feature = "faults"))]
     {
         FAULT.with(|c| c.get()) == Some(which)
     }
-    #[cfg(not(test))]
+    #[cfg(not(any(test, feature = "faults")))]
     {
         let _ = which;
         false

@@ -21,6 +21,7 @@
 //! Every result carries a [`Confidence`]. It is low when the rules had to
 //! guess, which is when an LLM fallback is worth asking.
 
+pub mod catalog;
 mod lexicon;
 mod numbers;
 mod rules;
@@ -32,11 +33,12 @@ mod validate;
 mod tests;
 
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use schemas::Item;
 use serde::Serialize;
 
-pub(crate) use lexicon::Lexicon;
+use lexicon::Lexicon;
 pub use validate::{MAX_LINES, RawItem, RawOrder, coupon_code, validate};
 
 use crate::catalog::Catalog;
@@ -176,20 +178,47 @@ impl Extraction {
     }
 }
 
-/// Reads what `text` orders from `catalog`, with at most `max_quantity` of
-/// each line.
-pub fn extract(catalog: &Catalog, max_quantity: i32, text: &str) -> Extraction {
-    if text.chars().nth(MAX_PROMPT_CHARS).is_some() {
-        return Extraction::rejected(Reason::NotUnderstood, Confidence::Low);
+/// Reads prompts against one catalog: the catalog and the word tables and
+/// segmenter built from it. Building them takes a fraction of a second, so
+/// an extractor is built once and cloned (clones share the tables).
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    catalog: Catalog,
+    lexicon: Arc<Lexicon>,
+}
+
+/// The built-in catalog's extractor, built once per process.
+static BUILT_IN: LazyLock<Extractor> = LazyLock::new(|| Extractor::new(Catalog::built_in()));
+
+impl Extractor {
+    /// Builds the tables for `catalog`.
+    pub fn new(catalog: Catalog) -> Self {
+        let lexicon = Arc::new(Lexicon::new(&catalog));
+        Self { catalog, lexicon }
     }
-    let lexicon = catalog.lexicon();
-    let normalised = text::normalise(text);
-    let toks = scan::scan(lexicon, &normalised);
-    let reading = rules::read(lexicon, catalog, &toks);
-    match reading.result {
-        Ok(raw) => {
-            validate(catalog, max_quantity, &raw).doubted(reading.confidence == Confidence::Low)
+
+    /// The extractor of the built-in catalog.
+    pub fn built_in() -> Self {
+        BUILT_IN.clone()
+    }
+
+    /// The catalog prompts are read against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Reads what `text` orders, with at most `max_quantity` of each line.
+    pub fn extract(&self, max_quantity: i32, text: &str) -> Extraction {
+        if text.chars().nth(MAX_PROMPT_CHARS).is_some() {
+            return Extraction::rejected(Reason::NotUnderstood, Confidence::Low);
         }
-        Err(reason) => Extraction::rejected(reason, reading.confidence),
+        let normalised = text::normalise(text);
+        let toks = scan::scan(&self.lexicon, &normalised);
+        let reading = rules::read(&self.lexicon, &self.catalog, &toks);
+        match reading.result {
+            Ok(raw) => validate(&self.catalog, max_quantity, &raw)
+                .doubted(reading.confidence == Confidence::Low),
+            Err(reason) => Extraction::rejected(reason, reading.confidence),
+        }
     }
 }

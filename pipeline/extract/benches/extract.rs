@@ -2,10 +2,10 @@
 //! work, in memory.
 //!
 //! ```sh
-//! cargo bench -p chatcart --bench extract
+//! cargo bench -p chatcart-extract --bench extract
 //! ```
 //!
-//! - `extract/mixed`: [`extract`] over a mixed set of prompts as campaign
+//! - `extract/mixed`: [`Extractor::extract`] over a mixed set of prompts as campaign
 //!   traffic has them: Chinese, English and mixed orders with numerals,
 //!   options, several items, delivery details and noise, plus greetings,
 //!   questions, refunds and unknown items. Throughput is in prompts per
@@ -16,8 +16,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use chatcart::catalog::Catalog;
-use chatcart::extract::extract;
+use chatcart_extract::Extractor;
+use chatcart_extract::catalog::Catalog;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const PROMPTS: &[&str] = &[
@@ -56,8 +56,7 @@ const PROMPTS: &[&str] = &[
 ];
 
 fn bench_extract(c: &mut Criterion) {
-    let catalog = Catalog::built_in();
-    catalog.prepare();
+    let extractor = Extractor::built_in();
     let mut g = c.benchmark_group("extract");
     g.throughput(Throughput::Elements(PROMPTS.len() as u64));
     g.sample_size(50);
@@ -65,7 +64,7 @@ fn bench_extract(c: &mut Criterion) {
     g.bench_function("mixed", |b| {
         b.iter(|| {
             for prompt in PROMPTS {
-                black_box(extract(&catalog, 50, black_box(prompt)));
+                black_box(extractor.extract(50, black_box(prompt)));
             }
         })
     });
@@ -76,9 +75,9 @@ fn bench_extract(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(8));
     g.bench_function("lexicon", |b| {
         b.iter(|| {
-            let catalog = Catalog::parse(chatcart::catalog::BUILT_IN).expect("valid catalog");
-            catalog.prepare();
-            black_box(catalog)
+            let catalog =
+                Catalog::parse(chatcart_extract::catalog::BUILT_IN).expect("valid catalog");
+            black_box(Extractor::new(catalog))
         })
     });
     g.finish();

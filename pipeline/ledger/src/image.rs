@@ -137,8 +137,8 @@ impl DecisionsFold {
 
 #[cfg(test)]
 mod tests {
-    use super::super::decisions::tests::{campaigns, decision, movement};
     use super::*;
+    use crate::fixtures::{campaigns_limited as campaigns, decision, movement};
     use schemas::DecisionOutcome::{Denied, Granted, Released};
     use schemas::{Record, TreasuryKind};
 
@@ -192,10 +192,10 @@ mod tests {
         let log = log();
         let mut f = DecisionsFold::from_image(campaigns(2), &fold_of(&log).image()).expect("image");
         // r0 was granted and not released; r5 was released already.
-        assert_eq!(f.apply(&log[1]), crate::ledger::Effect::Ignored);
+        assert_eq!(f.apply(&log[1]), crate::Effect::Ignored);
         assert_eq!(
             f.apply(&decision("r5", "u5", Released, 10)),
-            crate::ledger::Effect::Ignored
+            crate::Effect::Ignored
         );
     }
 

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryRecord};
 
+use super::reason::{ALREADY_USED, BUDGET_EXHAUSTED, NOT_ELIGIBLE};
 use super::recent::Recent;
-use super::{ALREADY_USED, BUDGET_EXHAUSTED, Fault, Moved, NOT_ELIGIBLE, fault, fold_movement};
+use super::{Fault, Moved, fault, fold_movement};
 use crate::campaign::Campaigns;
 
 /// How many of the most recent decided request ids a partition remembers
@@ -249,57 +250,11 @@ impl DecisionsFold {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::campaign::CampaignConfig;
+    use crate::fixtures::{campaigns_limited as campaigns, decision, movement};
     use schemas::DecisionOutcome::{Denied, Granted, Released};
     use schemas::TreasuryKind;
-
-    pub(crate) fn campaigns(limit: u32) -> Arc<Campaigns> {
-        let c = CampaignConfig {
-            id: "c".into(),
-            per_user_limit: limit,
-            ..CampaignConfig::default()
-        };
-        Arc::new(Campaigns::new(&[c]).unwrap())
-    }
-
-    pub(crate) fn decision(
-        request: &str,
-        user: &str,
-        outcome: DecisionOutcome,
-        credit: i64,
-    ) -> Record {
-        Record::Decision(CouponDecision {
-            request_id: request.into(),
-            session_id: String::new(),
-            user_id: user.into(),
-            campaign_id: "c".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            prompt_time_ms: 0,
-            locale: "en".into(),
-            outcome,
-            items: vec![],
-            total_cents: credit,
-            credit_cents: credit,
-            reason: None,
-        })
-    }
-
-    pub(crate) fn movement(id: &str, kind: TreasuryKind, amount: i64) -> Record {
-        Record::Treasury(TreasuryRecord {
-            request_id: id.into(),
-            user_id: String::new(),
-            campaign_id: "c".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            kind,
-            resource: super::super::BUDGET.into(),
-            partition: 0,
-            amount,
-        })
-    }
 
     fn fold(limit: u32, allowance: i64) -> DecisionsFold {
         let mut f = DecisionsFold::new(campaigns(limit));

@@ -22,13 +22,6 @@ use schemas::{Item, OrderEvent, OrderOutcome, Record, TreasuryRecord};
 use super::{Fault, Moved, fault, fold_movement, stock_resource, stock_sku};
 use crate::campaign::Campaigns;
 
-/// Reason: a SKU of the order has no stock left anywhere.
-pub const OUT_OF_STOCK: &str = "out_of_stock";
-/// Reason: a SKU of the order is not sold (any more).
-pub const SKU_UNAVAILABLE: &str = "sku_unavailable";
-/// Reason: the campaign stopped taking orders.
-pub const CAMPAIGN_CLOSED: &str = "campaign_closed";
-
 /// One SKU's stock in one partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StockAccount {
@@ -215,62 +208,10 @@ impl StockFold {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::campaign::CampaignConfig;
+    use crate::fixtures::{campaigns_stocked as campaigns, item, movement, order, stock};
     use schemas::TreasuryKind;
-
-    pub(crate) fn campaigns(stock: &[(&str, i64)]) -> Arc<Campaigns> {
-        let c = CampaignConfig {
-            id: "c".into(),
-            stock: stock.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect(),
-            ..CampaignConfig::default()
-        };
-        Arc::new(Campaigns::new(&[c]).unwrap())
-    }
-
-    pub(crate) fn item(sku: &str, quantity: i32) -> Item {
-        Item {
-            sku: sku.into(),
-            quantity,
-            options: Default::default(),
-            unit_price_cents: 1_000,
-        }
-    }
-
-    pub(crate) fn order(request: &str, outcome: OrderOutcome, items: Vec<Item>) -> Record {
-        Record::Order(OrderEvent {
-            request_id: request.into(),
-            session_id: String::new(),
-            user_id: "u".into(),
-            campaign_id: "c".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            prompt_time_ms: 0,
-            locale: "en".into(),
-            order_id: format!("CC-{request}"),
-            outcome,
-            items,
-            total_cents: 0,
-            credit_cents: 0,
-            to_pay_cents: 0,
-            reason: None,
-        })
-    }
-
-    pub(crate) fn stock(id: &str, kind: TreasuryKind, sku: &str, units: i64) -> Record {
-        Record::Treasury(TreasuryRecord {
-            request_id: id.into(),
-            user_id: String::new(),
-            campaign_id: "c".into(),
-            trace_id: String::new(),
-            event_time_ms: 0,
-            kind,
-            resource: stock_resource(sku),
-            partition: 0,
-            amount: units,
-        })
-    }
 
     use OrderOutcome::{Failed, Placed};
 
@@ -335,11 +276,7 @@ pub(crate) mod tests {
         assert_eq!(f.unused_of("c", "stock:latte"), 0);
         // A budget movement is not stock.
         assert_eq!(
-            f.apply(&crate::ledger::decisions::tests::movement(
-                "b1",
-                TreasuryKind::LeaseCredit,
-                100
-            )),
+            f.apply(&movement("b1", TreasuryKind::LeaseCredit, 100)),
             StockEffect::Ignored
         );
     }

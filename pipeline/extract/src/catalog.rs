@@ -9,12 +9,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-use crate::extract::Lexicon;
-use crate::extract::text::phrase_key;
+use crate::text::phrase_key;
 
 /// The catalog shipped with chatcart.
 pub const BUILT_IN: &str = include_str!("../data/catalog.toml");
@@ -108,13 +107,9 @@ pub struct Catalog {
     skus: Vec<Sku>,
     options: Options,
     measure_words: Vec<String>,
-    /// The extractor's word tables and segmenter for this catalog, built on
-    /// first use (it takes a fraction of a second) and shared by clones.
-    lexicon: Arc<OnceLock<Lexicon>>,
 }
 
-/// The built-in catalog, parsed once per process so that its lexicon is
-/// built once too.
+/// The built-in catalog, parsed once per process.
 static BUILT_IN_CATALOG: LazyLock<Catalog> = LazyLock::new(|| {
     // The built-in file is checked by a unit test, so this cannot fail in
     // a released binary.
@@ -243,7 +238,6 @@ impl Catalog {
             skus: file.sku,
             options: file.options,
             measure_words: file.measure_words,
-            lexicon: Arc::default(),
         })
     }
 
@@ -280,16 +274,6 @@ impl Catalog {
                 let extra = self.options.get(group)?.get(value)?.extra_cents;
                 Some(price + extra)
             })
-    }
-
-    /// Builds the extractor's tables now rather than on the first prompt.
-    pub fn prepare(&self) {
-        self.lexicon();
-    }
-
-    /// The extractor's tables for this catalog.
-    pub(crate) fn lexicon(&self) -> &Lexicon {
-        self.lexicon.get_or_init(|| Lexicon::new(self))
     }
 }
 

@@ -400,13 +400,12 @@ fn find_codes<'a>(text: &'a str, mut toks: Vec<Tok<'a>>) -> Vec<Tok<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::extract::text::normalise;
+    use crate::Extractor;
+    use crate::text::normalise;
 
     fn lexes(text: &str) -> Vec<(String, Lex)> {
-        let catalog = Catalog::built_in();
         let text = normalise(text);
-        scan(catalog.lexicon(), &text)
+        scan(&Extractor::built_in().lexicon, &text)
             .into_iter()
             .map(|t| (t.text.to_owned(), t.lex))
             .collect()
