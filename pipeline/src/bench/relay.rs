@@ -17,15 +17,16 @@ use anyhow::Context as _;
 use connectors::kafka::{enqueue, partition_count};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Settings;
+use crate::runtime::progress::{Progress, Ticket};
 use crate::runtime::rebalance::{Ready, Rebalances};
-use crate::runtime::runner::{Epochs, close, leave, store_offset};
+use crate::runtime::runner::{close, leave, store_offset};
 use crate::runtime::shutdown::Shutdown;
 use crate::topics::{Topic, TopicNames};
 
@@ -60,17 +61,8 @@ pub fn parse_topic(name: &str) -> Result<Topic, String> {
         })
 }
 
-/// An input record whose output is on its way.
-struct Relayed {
-    partition: i32,
-    offset: i64,
-    /// The partition's epoch when the record was read: a revoke bumps it,
-    /// so an output acknowledged after its input was revoked stores nothing.
-    epoch: u64,
-    delivered: Result<(), KafkaError>,
-}
-
-type InFlight = FuturesOrdered<BoxFuture<'static, Relayed>>;
+/// Acknowledgements of relayed records, each with its input's ticket.
+type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
 
 /// Relays every record of `from` to the same partition of `to`, key,
 /// payload and headers unchanged, until `shutdown` fires; then drains:
@@ -100,19 +92,19 @@ pub async fn relay(
     tracing::info!(relay = name, input, output, "relay running");
 
     let max_in_flight = settings.runtime.max_in_flight.max(1);
-    let mut inflight: InFlight = FuturesOrdered::new();
-    let mut epochs = Epochs::default();
+    let mut acks: Acks = FuturesUnordered::new();
+    let mut progress = Progress::default();
     let mut relayed = 0u64;
     loop {
         tokio::select! {
             biased;
             () = shutdown.wait() => break,
-            Some(done) = inflight.next(), if !inflight.is_empty() => {
-                store(&consumer, input, &mut epochs, done)?;
+            Some((ticket, delivered)) = acks.next(), if !acks.is_empty() => {
+                settle(&consumer, input, &mut progress, ticket, delivered)?;
             }
-            received = consumer.recv(), if inflight.len() < max_in_flight => match received {
+            received = consumer.recv(), if progress.in_flight() < max_in_flight => match received {
                 Ok(message) => {
-                    note_revoked(&consumer, &mut epochs);
+                    note_revoked(&consumer, &mut progress);
                     let (partition, offset) = (message.partition(), message.offset());
                     if !consumer.context().is_assigned(partition) {
                         // Fetched before a revoke; the partition's new owner relays it.
@@ -131,15 +123,16 @@ pub async fn relay(
                     let delivery = enqueue(&producer, record)
                         .await
                         .with_context(|| format!("relaying {input}[{partition}]@{offset}"))?;
-                    let epoch = epochs.get(partition);
-                    inflight.push_back(
+                    let ticket = progress.begin(partition, Some((from, offset)));
+                    progress.expect(ticket, 1);
+                    acks.push(
                         async move {
                             let delivered = match delivery.await {
                                 Ok(Ok(_)) => Ok(()),
                                 Ok(Err((e, _))) => Err(e),
                                 Err(_) => Err(KafkaError::Canceled),
                             };
-                            Relayed { partition, offset, epoch, delivered }
+                            (ticket, delivered)
                         }
                         .boxed(),
                     );
@@ -153,11 +146,11 @@ pub async fn relay(
         }
     }
 
-    tracing::info!(relay = name, in_flight = inflight.len(), "draining");
+    tracing::info!(relay = name, in_flight = progress.in_flight(), "draining");
     let timeout = Duration::from_secs(settings.runtime.shutdown_timeout_secs);
     let drained = tokio::time::timeout(timeout, async {
-        while let Some(done) = inflight.next().await {
-            store(&consumer, input, &mut epochs, done)?;
+        while let Some((ticket, delivered)) = acks.next().await {
+            settle(&consumer, input, &mut progress, ticket, delivered)?;
         }
         anyhow::Ok(())
     })
@@ -215,35 +208,37 @@ async fn check_hop(settings: &Settings, from: Topic, to: Topic) -> anyhow::Resul
     .await?
 }
 
-/// Starts a new epoch for every partition revoked since the last look.
-fn note_revoked(consumer: &StreamConsumer<Rebalances>, epochs: &mut Epochs) {
+/// Forgets the records of every partition revoked since the last look:
+/// their new owner relays them again.
+fn note_revoked(consumer: &StreamConsumer<Rebalances>, progress: &mut Progress) {
     for partition in consumer.context().take_revoked() {
-        epochs.bump(partition);
+        progress.abandon(partition);
     }
 }
 
-/// Stores the offset of a relayed record once its output is acknowledged.
-/// A failed delivery stops the relay: storing later offsets would skip it.
-fn store(
+/// Records a relayed record's acknowledgement and stores the offsets then
+/// done. A failed delivery stops the relay: storing later offsets would
+/// skip it.
+fn settle(
     consumer: &StreamConsumer<Rebalances>,
     input: &str,
-    epochs: &mut Epochs,
-    done: Relayed,
+    progress: &mut Progress,
+    ticket: Ticket,
+    delivered: Result<(), KafkaError>,
 ) -> anyhow::Result<()> {
-    let Relayed {
-        partition,
-        offset,
-        epoch,
-        delivered,
-    } = done;
-    delivered.map_err(|e| {
-        anyhow::Error::new(e).context(format!(
-            "the output of {input}[{partition}]@{offset} was not delivered; stopping so it is relayed again after a restart"
-        ))
-    })?;
-    note_revoked(consumer, epochs);
-    if epoch == epochs.get(partition) {
-        store_offset(consumer, input, partition, offset);
+    note_revoked(consumer, progress);
+    if let Err(lost) = progress.acknowledged(ticket, delivered.is_ok()) {
+        // Every relayed record is an input with an offset.
+        let at = lost.input.map(|(_, offset)| format!("@{offset}"));
+        let error = delivered.err().unwrap_or(KafkaError::Canceled);
+        return Err(anyhow::Error::new(error).context(format!(
+            "the output of {input}[{}]{} was not delivered; stopping so it is relayed again after a restart",
+            lost.partition,
+            at.unwrap_or_default()
+        )));
+    }
+    for done in progress.storable() {
+        store_offset(consumer, input, done.partition, done.offset);
     }
     Ok(())
 }

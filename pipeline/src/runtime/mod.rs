@@ -9,6 +9,9 @@
 //!
 //! # Layout
 //! - [`runner`]: the consume → handle → produce → store-offset loop.
+//! - [`progress`]: the loop's bookkeeping without IO (which offsets may be
+//!   stored, what is parked), shared with the benchmark's relay and the
+//!   simulation.
 //! - [`rebalance`]: consumer-group events: revoked partitions, readiness.
 //! - [`checkpoint`]: images of restored state, so a restore reads a
 //!   checkpoint and a bounded tail rather than the whole partition.
@@ -18,6 +21,7 @@
 
 pub mod checkpoint;
 pub mod health;
+pub mod progress;
 pub mod rebalance;
 pub mod runner;
 pub mod shutdown;

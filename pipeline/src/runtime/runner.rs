@@ -11,7 +11,7 @@
 //! offset (and every later one) is stored only once a later
 //! [`Stage::poll`] finishes it and its outputs are acknowledged.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use connectors::kafka::{self, enqueue, read_ranges};
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
@@ -27,81 +27,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::checkpoint::{self, run_checkpointer};
+use super::progress::{Progress, Ticket, Undelivered};
 use super::rebalance::Rebalances;
 use super::{Context, Emit, Output, Shutdown, Stage, Step, TICK, now_ms};
 use crate::topics::Topic;
-
-/// An input record (or a stage's own output) on its way to the broker.
-struct Pending {
-    topic: Topic,
-    partition: i32,
-    /// The input offset to store; `None` for outputs of no input.
-    offset: Option<i64>,
-    /// The partition's [`Parked`] epoch when the input was handled.
-    epoch: u64,
-    acked: Acked,
-}
-
-enum Acked {
-    Yes,
-    Failed(KafkaError),
-    /// A parked record of a revoked partition: its new owner redoes it.
-    Abandoned,
-}
-
-/// Per partition, a number bumped when inputs already handled must no
-/// longer store their offsets: an input remembers the epoch it was handled
-/// in, and stores its offset only if that is still the partition's epoch.
-#[derive(Debug, Default)]
-pub(crate) struct Epochs(HashMap<i32, u64>);
-
-impl Epochs {
-    pub(crate) fn get(&self, partition: i32) -> u64 {
-        self.0.get(&partition).copied().unwrap_or(0)
-    }
-
-    pub(crate) fn bump(&mut self, partition: i32) {
-        *self.0.entry(partition).or_default() += 1;
-    }
-}
-
-/// Parked records, and which inputs may still store their offsets.
-#[derive(Default)]
-struct Parked {
-    /// Senders that finish parked records, per partition, oldest first.
-    queues: HashMap<i32, VecDeque<tokio::sync::oneshot::Sender<Vec<Delivery>>>>,
-    /// Bumped when a partition's parked records are abandoned (revoke,
-    /// shutdown). An input handled in an older epoch must not store its
-    /// offset: it would store past an abandoned record, which would then
-    /// never be redelivered.
-    epochs: Epochs,
-}
-
-impl Parked {
-    fn epoch(&self, partition: i32) -> u64 {
-        self.epochs.get(partition)
-    }
-
-    /// Drops `partition`'s parked records (their inputs are redelivered) and
-    /// starts a new epoch for it.
-    fn abandon(&mut self, partition: i32) {
-        self.queues.remove(&partition);
-        self.epochs.bump(partition);
-    }
-
-    /// Abandons every partition that has parked records.
-    fn abandon_all(&mut self) {
-        let waiting: Vec<i32> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(p, _)| *p)
-            .collect();
-        for p in waiting {
-            self.abandon(p);
-        }
-    }
-}
 
 /// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
 /// outputs, stores and commits their offsets, flushes, and leaves the group.
@@ -139,8 +68,8 @@ pub async fn run_stage<S: Stage>(
 
     let max_in_flight = ctx.settings.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
-    let mut inflight: InFlight = FuturesOrdered::new();
-    let mut parked = Parked::default();
+    let mut progress = Progress::default();
+    let mut acks: Acks = FuturesUnordered::new();
     let wakeup = stage.wakeup();
     let polls = wakeup.is_some();
     let wakeup = wakeup.unwrap_or_default();
@@ -157,18 +86,18 @@ pub async fn run_stage<S: Stage>(
         tokio::select! {
             biased;
             () = shutdown.wait() => break,
-            Some(done) = inflight.next(), if !inflight.is_empty() => {
-                store(&consumer, &ctx, &parked, done)?;
+            Some((ticket, delivered)) = acks.next(), if !acks.is_empty() => {
+                settle(&consumer, &ctx, &mut progress, ticket, delivered)?;
             }
             () = wakeup.notified(), if polls => {
-                run.poll(&mut states, &mut parked, &mut inflight).await?;
+                run.poll(&mut states, &mut progress, &mut acks).await?;
             }
             _ = tick.tick(), if polls => {
-                run.poll(&mut states, &mut parked, &mut inflight).await?;
+                run.poll(&mut states, &mut progress, &mut acks).await?;
             }
-            received = consumer.recv(), if inflight.len() < max_in_flight => match received {
+            received = consumer.recv(), if progress.in_flight() < max_in_flight => match received {
                 Ok(message) => {
-                    run.process(&message, &mut states, &mut parked, &mut inflight).await?;
+                    run.process(&message, &mut states, &mut progress, &mut acks).await?;
                 }
                 Err(e) => {
                     tracing::warn!(stage = name, error = %e, "consume error; retrying");
@@ -178,13 +107,13 @@ pub async fn run_stage<S: Stage>(
         }
     }
 
-    tracing::info!(stage = name, in_flight = inflight.len(), "draining");
+    tracing::info!(stage = name, in_flight = progress.in_flight(), "draining");
     // Parked records are not finished; they are redelivered after a restart.
-    parked.abandon_all();
+    progress.abandon_parked();
     let timeout = Duration::from_secs(ctx.settings.runtime.shutdown_timeout_secs);
     let drained = tokio::time::timeout(timeout, async {
-        while let Some(done) = inflight.next().await {
-            store(&consumer, &ctx, &parked, done)?;
+        while let Some((ticket, delivered)) = acks.next().await {
+            settle(&consumer, &ctx, &mut progress, ticket, delivered)?;
         }
         anyhow::Ok(())
     })
@@ -233,7 +162,9 @@ pub(crate) fn leave(
     Ok(())
 }
 
-type InFlight = FuturesOrdered<BoxFuture<'static, Pending>>;
+/// Acknowledgements of outputs on their way to the broker, each with the
+/// ticket of the input that caused it.
+type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
 
 /// What processing one record needs, borrowed from [`run_stage`].
 struct Run<'a, S: Stage> {
@@ -251,11 +182,11 @@ impl<S: Stage> Run<'_, S> {
         &self,
         message: &BorrowedMessage<'_>,
         states: &mut HashMap<i32, S::State>,
-        parked: &mut Parked,
-        inflight: &mut InFlight,
+        progress: &mut Progress,
+        acks: &mut Acks,
     ) -> anyhow::Result<()> {
         let (ctx, name) = (self.ctx, self.stage.name());
-        drop_revoked(self.consumer, states, parked);
+        drop_revoked(self.consumer, states, progress);
         let (partition, offset) = (message.partition(), message.offset());
         let Some(topic) = ctx.topics.topic_of(message.topic()) else {
             return Ok(());
@@ -283,17 +214,12 @@ impl<S: Stage> Run<'_, S> {
             anyhow::bail!("{name}: partition {partition} has no state after restore");
         };
         let payload = message.payload().unwrap_or_default();
-        let mut later = None;
+        let ticket = progress.begin(partition, Some((topic, offset)));
         let deliveries = match self.stage.decode(&ctx.codec, topic, payload) {
             Ok(record) => {
-                let Step {
-                    emits,
-                    parked: park,
-                } = self.stage.handle(state, record, now_ms());
-                if park {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    parked.queues.entry(partition).or_default().push_back(tx);
-                    later = Some(rx);
+                let Step { emits, parked } = self.stage.handle(state, record, now_ms());
+                if parked {
+                    progress.park(ticket);
                 }
                 produce(self.producer, ctx, partition, emits).await?
             }
@@ -310,16 +236,8 @@ impl<S: Stage> Run<'_, S> {
                 vec![dead_letter(self.producer, ctx, name, &DeadLetter::of(message), &error).await?]
             }
         };
-        let epoch = parked.epoch(partition);
-        inflight.push_back(acknowledged(
-            name,
-            topic,
-            partition,
-            Some(offset),
-            epoch,
-            deliveries,
-            later,
-        ));
+        track(progress, acks, ticket, deliveries);
+        store(self.consumer, ctx, progress);
         Ok(())
     }
 
@@ -328,139 +246,98 @@ impl<S: Stage> Run<'_, S> {
     async fn poll(
         &self,
         states: &mut HashMap<i32, S::State>,
-        parked: &mut Parked,
-        inflight: &mut InFlight,
+        progress: &mut Progress,
+        acks: &mut Acks,
     ) -> anyhow::Result<()> {
         let name = self.stage.name();
-        drop_revoked(self.consumer, states, parked);
-        for (partition, state) in states.iter_mut() {
+        drop_revoked(self.consumer, states, progress);
+        for (&partition, state) in states.iter_mut() {
             for out in self.stage.poll(state, now_ms()) {
-                match out {
-                    Output::Emit(emit) => {
-                        let deliveries =
-                            produce(self.producer, self.ctx, *partition, vec![*emit]).await?;
-                        inflight.push_back(acknowledged(
-                            name,
-                            Topic::Dlq,
-                            *partition,
-                            None,
-                            parked.epoch(*partition),
-                            deliveries,
-                            None,
-                        ));
-                    }
+                let (ticket, emits) = match out {
+                    Output::Emit(emit) => (progress.begin(partition, None), vec![*emit]),
                     Output::Finished(emits) => {
-                        let deliveries =
-                            produce(self.producer, self.ctx, *partition, emits).await?;
-                        let Some(tx) = parked
-                            .queues
-                            .get_mut(partition)
-                            .and_then(VecDeque::pop_front)
-                        else {
+                        let Some(ticket) = progress.finish_parked(partition) else {
                             anyhow::bail!(
                                 "{name}: partition {partition} finished a record it never parked"
                             );
                         };
-                        // A dropped receiver means the stage is stopping.
-                        let _ = tx.send(deliveries);
+                        (ticket, emits)
                     }
-                }
+                };
+                let deliveries = produce(self.producer, self.ctx, partition, emits).await?;
+                track(progress, acks, ticket, deliveries);
             }
         }
+        store(self.consumer, self.ctx, progress);
         Ok(())
     }
 }
 
-/// Waits for `deliveries`, then (for a parked record) for the deliveries
-/// of its outputs, and says whether the input's offset may be stored.
-fn acknowledged(
-    stage: &'static str,
-    topic: Topic,
-    partition: i32,
-    offset: Option<i64>,
-    epoch: u64,
-    deliveries: Vec<Delivery>,
-    later: Option<tokio::sync::oneshot::Receiver<Vec<Delivery>>>,
-) -> BoxFuture<'static, Pending> {
-    async move {
-        let mut acked = wait_all(stage, partition, offset, deliveries).await;
-        if let Some(rx) = later {
-            match rx.await {
-                Ok(deliveries) => {
-                    if let Acked::Failed(e) = wait_all(stage, partition, offset, deliveries).await {
-                        acked = Acked::Failed(e);
-                    }
-                }
-                Err(_) => acked = Acked::Abandoned,
-            }
-        }
-        Pending {
-            topic,
-            partition,
-            offset,
-            epoch,
-            acked,
-        }
-    }
-    .boxed()
-}
-
-async fn wait_all(
-    stage: &'static str,
-    partition: i32,
-    offset: Option<i64>,
-    deliveries: Vec<Delivery>,
-) -> Acked {
-    let mut acked = Acked::Yes;
+/// Counts `deliveries` as outputs of `ticket`, and queues their
+/// acknowledgements.
+fn track(progress: &mut Progress, acks: &mut Acks, ticket: Ticket, deliveries: Vec<Delivery>) {
+    progress.expect(ticket, deliveries.len());
     for delivery in deliveries {
-        match delivery.await {
-            Ok(Ok(d)) => tracing::trace!(
-                stage,
-                input_partition = partition,
-                input_offset = offset,
-                partition = d.partition,
-                offset = d.offset,
-                "output acknowledged"
-            ),
-            Ok(Err((e, _))) => acked = Acked::Failed(e),
-            Err(_) => acked = Acked::Failed(KafkaError::Canceled),
-        }
+        acks.push(
+            async move {
+                let delivered = match delivery.await {
+                    Ok(Ok(d)) => {
+                        tracing::trace!(
+                            input_partition = ticket.partition(),
+                            partition = d.partition,
+                            offset = d.offset,
+                            "output acknowledged"
+                        );
+                        Ok(())
+                    }
+                    Ok(Err((e, _))) => Err(e),
+                    Err(_) => Err(KafkaError::Canceled),
+                };
+                (ticket, delivered)
+            }
+            .boxed(),
+        );
     }
-    acked
 }
 
-/// Stores the offset of an input whose outputs are all acknowledged. A
-/// failed delivery stops the stage: storing later offsets would skip it.
-fn store(
+/// Records an output's acknowledgement and stores the offsets that are
+/// then done. A lost output stops the stage: storing later offsets would
+/// skip its input.
+fn settle(
     consumer: &StreamConsumer<Rebalances>,
     ctx: &Context,
-    parked: &Parked,
-    done: Pending,
+    progress: &mut Progress,
+    ticket: Ticket,
+    delivered: Result<(), KafkaError>,
 ) -> anyhow::Result<()> {
-    let topic = ctx.topics.name(done.topic);
-    if done.epoch != parked.epoch(done.partition) {
-        // Handled before the partition's parked records were abandoned: its
-        // offset may lie past one of them. It is redelivered and recognised.
-        return Ok(());
+    let failure = delivered.as_ref().err().cloned();
+    if let Err(Undelivered { partition, input }) = progress.acknowledged(ticket, failure.is_none())
+    {
+        let error = anyhow::Error::new(failure.unwrap_or(KafkaError::Canceled));
+        return Err(match input {
+            Some((topic, offset)) => error.context(format!(
+                "output of {}[{partition}]@{offset} was not delivered; stopping so it is redelivered",
+                ctx.topics.name(topic)
+            )),
+            None => error.context(format!(
+                "an output for partition {partition} was not delivered; stopping so the partition is restored"
+            )),
+        });
     }
-    let offset = match (done.acked, done.offset) {
-        (Acked::Failed(e), Some(offset)) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "output of {topic}[{}]@{offset} was not delivered; stopping so it is redelivered",
-                done.partition
-            )));
-        }
-        (Acked::Failed(e), None) => {
-            return Err(anyhow::Error::new(e).context(format!(
-                "an output for partition {} was not delivered; stopping so the partition is restored",
-                done.partition
-            )));
-        }
-        (Acked::Abandoned, _) | (Acked::Yes, None) => return Ok(()),
-        (Acked::Yes, Some(offset)) => offset,
-    };
-    store_offset(consumer, topic, done.partition, offset);
+    store(consumer, ctx, progress);
     Ok(())
+}
+
+/// Stores, for the next commit, every input offset that is done.
+fn store(consumer: &StreamConsumer<Rebalances>, ctx: &Context, progress: &mut Progress) {
+    for done in progress.storable() {
+        store_offset(
+            consumer,
+            ctx.topics.name(done.topic),
+            done.partition,
+            done.offset,
+        );
+    }
 }
 
 /// Stores `offset` of `topic[partition]` (an input whose outputs are all
@@ -478,13 +355,13 @@ pub(crate) fn store_offset(
     }
 }
 
-/// Drops the state and parked records of revoked partitions. Their outputs
+/// Drops the state and the progress of revoked partitions. Their outputs
 /// already produced were flushed when they were revoked (see
 /// [`Rebalances`]), so a new owner's restore sees them.
 fn drop_revoked<St>(
     consumer: &StreamConsumer<Rebalances>,
     states: &mut HashMap<i32, St>,
-    parked: &mut Parked,
+    progress: &mut Progress,
 ) {
     let revoked = consumer.context().take_revoked();
     if revoked.is_empty() {
@@ -492,7 +369,7 @@ fn drop_revoked<St>(
     }
     states.retain(|p, _| !revoked.contains(p));
     for p in revoked {
-        parked.abandon(p);
+        progress.abandon(p);
     }
 }
 

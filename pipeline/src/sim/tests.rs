@@ -74,19 +74,20 @@ fn the_same_seed_gives_the_same_run() {
 
 /// The first seed that fails `check` under `fault`, and the checks it failed.
 fn caught(fault: Fault, check: &str) -> (u64, Vec<&'static str>) {
-    with_fault(fault, || {
-        (0..1_000)
-            .find_map(|seed| {
-                let (report, _) = run(seed);
-                let failed: Vec<_> = report
-                    .checks
-                    .iter()
-                    .filter(|c| !c.ok)
-                    .map(|c| c.name)
-                    .collect();
-                failed.contains(&check).then_some((seed, failed))
-            })
-            .expect("the simulation catches the broken fold")
+    with_fault(fault, || first_failing(check)).expect("the simulation catches the broken fold")
+}
+
+/// The first of 1,000 seeds that fails `check`, and the checks it failed.
+fn first_failing(check: &str) -> Option<(u64, Vec<&'static str>)> {
+    (0..1_000).find_map(|seed| {
+        let (report, _) = run(seed);
+        let failed: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| c.name)
+            .collect();
+        failed.contains(&check).then_some((seed, failed))
     })
 }
 
@@ -105,6 +106,17 @@ fn a_fold_that_ignores_the_per_user_limit_is_caught() {
 #[test]
 fn a_checkpoint_image_that_forgets_users_is_caught() {
     let (seed, failed) = caught(Fault::ImageForgetsUsers, "checkpoint restores");
+    eprintln!("caught by seed {seed}: {failed:?}");
+}
+
+/// The simulation drives the runner's own bookkeeping, so a runner that
+/// stores offsets past a parked record (which a crash then skips) fails it.
+#[test]
+fn a_runner_that_stores_past_a_parked_record_is_caught() {
+    let (seed, failed) = crate::runtime::progress::with_stores_past_parked(|| {
+        first_failing("one reply per request")
+    })
+    .expect("the simulation catches the broken bookkeeping");
     eprintln!("caught by seed {seed}: {failed:?}");
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use schemas::{IntentEvent, IntentOutcome, Item, OrderOutcome, Prompt, Record, TreasuryRecord};
 
 use crate::audit::{self, Logs, Report};
+use crate::runtime::progress::{Progress, Ticket};
 use crate::runtime::{Emit, Output, Stage};
 use crate::stages::coupon::{CouponState, Treasury};
 use crate::stages::fulfillment::FulfillmentState;
@@ -21,6 +22,8 @@ use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 const START_MS: i64 = 1_800_000_000_000;
 const INTENTS: usize = 0;
 const ORDERS: usize = 1;
+/// The coupon stage's input topics, by the index the logs use.
+const TOPICS: [Topic; 2] = [Topic::Intents, Topic::Orders];
 
 /// The shape of one simulated run, drawn from its seed.
 #[derive(Debug, Clone)]
@@ -66,21 +69,48 @@ impl SimConfig {
     }
 }
 
-/// A record handled by an instance, waiting for its offset to be stored.
-struct Entry {
-    topic: usize,
-    offset: usize,
-    /// Sequence number of its last output, if it had any.
-    last: Option<u64>,
-    parked: bool,
-}
-
 /// An instance's hold on a partition (as owner, or as a zombie).
 struct Held {
+    /// Tells this hold from an earlier or later one of the same partition.
+    id: u64,
     state: CouponState,
     next: [usize; 2],
-    entries: VecDeque<Entry>,
+    /// The runner's bookkeeping: which offsets may be stored.
+    progress: Progress,
     stored: [usize; 2],
+}
+
+/// An output on its way to the broker: which hold's input caused it.
+struct Outgoing {
+    partition: i32,
+    emit: Emit,
+    held: u64,
+    ticket: Ticket,
+}
+
+impl Held {
+    /// Moves the stored offsets past every input that is done, as the
+    /// runner does.
+    fn store(&mut self) {
+        for done in self.progress.storable() {
+            let topic = TOPICS
+                .iter()
+                .position(|t| *t == done.topic)
+                .expect("a coupon input topic");
+            self.stored[topic] = usize::try_from(done.offset).unwrap_or(0) + 1;
+        }
+    }
+}
+
+/// Queues `emits`, outputs of `ticket` in hold `h`, for the broker.
+fn send(outbox: &mut VecDeque<Outgoing>, h: &mut Held, ticket: Ticket, emits: Vec<Emit>) {
+    h.progress.expect(ticket, emits.len());
+    outbox.extend(emits.into_iter().map(|emit| Outgoing {
+        partition: ticket.partition(),
+        emit,
+        held: h.id,
+        ticket,
+    }));
 }
 
 struct Instance {
@@ -91,10 +121,8 @@ struct Instance {
     alive: bool,
     owned: BTreeMap<i32, Held>,
     zombies: BTreeMap<i32, Held>,
-    /// Produced, not yet acknowledged: `(sequence, partition, output)`.
-    outbox: VecDeque<(u64, i32, Emit)>,
-    next_seq: u64,
-    acked: u64,
+    /// Produced, not yet acknowledged, oldest first.
+    outbox: VecDeque<Outgoing>,
 }
 
 struct World {
@@ -111,6 +139,8 @@ struct World {
     fulfillment: FulfillmentStage,
     fulfilled: Vec<(FulfillmentState, usize)>,
     made: usize,
+    /// The next [`Held::id`].
+    holds: u64,
     /// Restores through a checkpoint whose state differed from folding the
     /// whole log: `(partition, cut, log length)`.
     bad_restores: Vec<(i32, usize, usize)>,
@@ -198,6 +228,7 @@ impl World {
             ),
             fulfilled: Vec::new(),
             made: 0,
+            holds: 0,
             bad_restores: Vec::new(),
             cfg,
         };
@@ -232,8 +263,6 @@ impl World {
             owned: BTreeMap::new(),
             zombies: BTreeMap::new(),
             outbox: VecDeque::new(),
-            next_seq: 1,
-            acked: 0,
         }
     }
 
@@ -279,12 +308,14 @@ impl World {
             }
         }
         let at = self.committed[p as usize];
+        self.holds += 1;
         inst.owned.insert(
             p,
             Held {
+                id: self.holds,
                 state,
                 next: at,
-                entries: VecDeque::new(),
+                progress: Progress::default(),
                 stored: at,
             },
         );
@@ -383,28 +414,19 @@ impl World {
             return;
         }
         for held in [&mut inst.owned, &mut inst.zombies] {
-            for (p, h) in held.iter_mut() {
+            for (&p, h) in held.iter_mut() {
                 for out in inst.stage.poll(&mut h.state, self.now) {
-                    let emits = match out {
-                        Output::Emit(e) => vec![*e],
+                    let (ticket, emits) = match out {
+                        Output::Emit(e) => (h.progress.begin(p, None), vec![*e]),
                         Output::Finished(emits) => {
-                            let mut last = None;
-                            for emit in emits {
-                                last = Some(inst.next_seq);
-                                inst.outbox.push_back((inst.next_seq, *p, emit));
-                                inst.next_seq += 1;
-                            }
-                            if let Some(e) = h.entries.iter_mut().find(|e| e.parked) {
-                                e.parked = false;
-                                e.last = last;
-                            }
-                            continue;
+                            let ticket = h
+                                .progress
+                                .finish_parked(p)
+                                .expect("the stage finishes only records it parked");
+                            (ticket, emits)
                         }
                     };
-                    for emit in emits {
-                        inst.outbox.push_back((inst.next_seq, *p, emit));
-                        inst.next_seq += 1;
-                    }
+                    send(&mut inst.outbox, h, ticket, emits);
                 }
             }
         }
@@ -413,10 +435,25 @@ impl World {
     /// The broker acknowledges (writes) the oldest `n` outputs of an instance.
     fn deliver(&mut self, i: usize, n: usize) {
         for _ in 0..n {
-            let Some((seq, p, emit)) = self.instances[i].outbox.pop_front() else {
+            let inst = &mut self.instances[i];
+            let Some(Outgoing {
+                partition: p,
+                emit,
+                held,
+                ticket,
+            }) = inst.outbox.pop_front()
+            else {
                 return;
             };
-            self.instances[i].acked = seq;
+            let hold = inst
+                .owned
+                .values_mut()
+                .chain(inst.zombies.values_mut())
+                .find(|h| h.id == held);
+            if let Some(h) = hold {
+                // Nothing is lost before the broker acknowledges it here.
+                let _ = h.progress.acknowledged(ticket, true);
+            }
             match (emit.topic, emit.record) {
                 (Topic::Treasury, Record::Treasury(t)) => self.treasury.push(t),
                 (Topic::Decisions, record) => self.decisions[p as usize].push(record),
@@ -467,17 +504,8 @@ impl World {
         if !inst.alive {
             return;
         }
-        let acked = inst.acked;
         for (p, h) in inst.owned.iter_mut() {
-            while h
-                .entries
-                .front()
-                .is_some_and(|e| !e.parked && e.last.is_none_or(|s| s <= acked))
-            {
-                if let Some(e) = h.entries.pop_front() {
-                    h.stored[e.topic] = e.offset + 1;
-                }
-            }
+            h.store();
             if self.rng.bool() && self.owner[*p as usize] == Some(i) {
                 self.committed[*p as usize] = h.stored;
             }
@@ -512,17 +540,8 @@ impl World {
     }
 
     fn store_and_commit_partition(&mut self, i: usize, p: i32) {
-        let acked = self.instances[i].acked;
         if let Some(h) = self.instances[i].owned.get_mut(&p) {
-            while h
-                .entries
-                .front()
-                .is_some_and(|e| !e.parked && e.last.is_none_or(|s| s <= acked))
-            {
-                if let Some(e) = h.entries.pop_front() {
-                    h.stored[e.topic] = e.offset + 1;
-                }
-            }
+            h.store();
             self.committed[p as usize] = h.stored;
         }
     }
@@ -647,19 +666,12 @@ impl World {
         };
         let offset = h.next[topic];
         h.next[topic] += 1;
+        let ticket = h.progress.begin(p, Some((TOPICS[topic], offset as i64)));
         let step = inst.stage.handle(&mut h.state, record, self.now);
-        let mut last = None;
-        for emit in step.emits {
-            last = Some(inst.next_seq);
-            inst.outbox.push_back((inst.next_seq, p, emit));
-            inst.next_seq += 1;
+        if step.parked {
+            h.progress.park(ticket);
         }
-        h.entries.push_back(Entry {
-            topic,
-            offset,
-            last,
-            parked: step.parked,
-        });
+        send(&mut inst.outbox, h, ticket, step.emits);
     }
 
     /// Everything consumed, finished, acknowledged and committed.
@@ -667,7 +679,7 @@ impl World {
         self.instances.iter().all(|inst| {
             inst.outbox.is_empty()
                 && inst.owned.iter().all(|(p, h)| {
-                    h.entries.is_empty()
+                    h.progress.in_flight() == 0
                         && h.state.parked() == 0
                         && (0..2).all(|t| h.next[t] == self.logs[t][*p as usize].len())
                 })
