@@ -5,6 +5,7 @@
 use schemas::{DecisionOutcome, OrderOutcome, Record, ReplyOutcome, TreasuryKind};
 
 use super::{Logs, Report, audit};
+use crate::runtime::Restore;
 use crate::sim;
 use ledger::campaign::Campaigns;
 use ledger::{Fault, with_fault};
@@ -337,10 +338,9 @@ fn fulfil_three_lattes() -> super::Check {
         0,
     );
     let mut st = s.new_state(0);
-    s.replay(
-        &mut st,
-        &movement("b", TreasuryKind::LeaseCredit, 1_000_000),
-    );
+    let lease = movement("b", TreasuryKind::LeaseCredit, 1_000_000);
+    s.restore(&mut st, Restore::Input(&lease))
+        .expect("a record folds");
     let mut logs = Logs::default();
     let mut emitted = Vec::new();
     for i in 0..3 {

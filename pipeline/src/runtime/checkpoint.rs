@@ -37,7 +37,7 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Shutdown, Stage, now_ms};
+use super::{Context, Restore, Shutdown, Stage, now_ms};
 use crate::topics::Topic;
 
 /// Roughly the size of one encoded output record: sets how much longer
@@ -153,13 +153,14 @@ pub fn resume<S: Stage>(
     state: &mut S::State,
     timeout: Duration,
 ) -> anyhow::Result<Option<Manifest>> {
-    let Some((manifest, image)) = latest(ctx, stage.name(), partition, timeout)? else {
+    let name = stage.plan().id.name();
+    let Some((manifest, image)) = latest(ctx, name, partition, timeout)? else {
         return Ok(None);
     };
-    match stage.load_image(state, &image) {
+    match stage.restore(state, Restore::OutputImage(&image)) {
         Ok(()) => Ok(Some(manifest)),
         Err(error) => {
-            tracing::warn!(stage = stage.name(), partition, %error, "checkpoint skipped");
+            tracing::warn!(stage = name, partition, %error, "checkpoint skipped");
             *state = stage.new_state(partition);
             Ok(None)
         }
@@ -290,7 +291,7 @@ pub async fn run_checkpointer<S: Stage>(
     running: Weak<()>,
     shutdown: Shutdown,
 ) {
-    let name = stage.name();
+    let name = stage.plan().id.name();
     loop {
         let (stage, ctx, assignment, shutdown_, running_) = (
             Arc::clone(&stage),
@@ -328,10 +329,11 @@ fn checkpoint_loop<S: Stage>(
     stop: &impl Fn() -> bool,
     handle: &tokio::runtime::Handle,
 ) -> anyhow::Result<()> {
-    let Some(source) = stage.restore_from() else {
+    let plan = stage.plan();
+    let Some(source) = plan.state.own_output.filter(|o| o.checkpoints) else {
         return Ok(());
     };
-    let name = stage.name();
+    let (name, source) = (plan.id.name(), source.topic);
     let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
     let min_records = ctx.settings.runtime.checkpoint_min_records;
     let producer = ctx.settings.kafka.producer()?;
@@ -409,7 +411,8 @@ fn checkpoint_loop<S: Stage>(
         shadow.next = message.offset() + 1;
         // Undecodable records are skipped, as a restore skips them.
         if let Ok(record) = ctx.codec.decode(message.payload().unwrap_or_default()) {
-            stage.restore(&mut shadow.state, &record);
+            // A record never fails to fold; only images can.
+            let _ = stage.restore(&mut shadow.state, Restore::Output(&record));
         }
     }
     Ok(())

@@ -52,72 +52,119 @@ impl Emit {
     }
 }
 
+/// One of the four pipeline stages. Its consumer group
+/// (`<group_prefix>.<name>`), its checkpoints and its log lines go by its
+/// name, and a stage that restores from another's checkpoints names that
+/// stage by this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageId {
+    Intent,
+    Coupon,
+    Fulfillment,
+    Reply,
+}
+
+impl StageId {
+    /// The name its group, checkpoints and logs use.
+    pub const fn name(self) -> &'static str {
+        match self {
+            StageId::Intent => "intent",
+            StageId::Coupon => "coupon",
+            StageId::Fulfillment => "fulfillment",
+            StageId::Reply => "reply",
+        }
+    }
+}
+
+/// What a stage is, as data: the runner does the rest.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub id: StageId,
+    /// Topics the stage consumes.
+    pub inputs: &'static [Topic],
+    /// How a partition's state is rebuilt when the partition is assigned.
+    pub state: StatePlan,
+    /// Notified when parked records may be ready (say, a lease arrived):
+    /// the runner then calls [`Stage::poll`], and every [`TICK`] besides.
+    /// A stage without one is never polled.
+    pub wakeup: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// Where a partition's state comes from. Each part is folded into a fresh
+/// [`Stage::new_state`] through [`Stage::restore`]; a stage with neither
+/// starts every partition empty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatePlan {
+    /// The stage's own output, folded back ([`Restore::Output`]): the log is
+    /// the ledger.
+    pub own_output: Option<OwnOutput>,
+    /// An input whose records before the group's committed offset are
+    /// folded ([`Restore::Input`]), for state that is a fold of the input
+    /// itself (the decisions fold of fulfillment and reply). Every input
+    /// record is then folded exactly once: on restore or when handled.
+    pub replay: Option<Replay>,
+}
+
+/// Restoring from the stage's own output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnOutput {
+    pub topic: Topic,
+    /// Read only the newest this many records (say, the request ids
+    /// answered last), so a restore's cost is bounded without checkpoints.
+    pub window: Option<u64>,
+    /// The fold is checkpointed ([`Stage::image`]) and a restore starts
+    /// from the newest checkpoint ([`Restore::OutputImage`]) and its tail.
+    pub checkpoints: bool,
+}
+
+/// Replaying an input up to the committed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replay {
+    pub input: Topic,
+    /// The stage whose checkpoints are images of the fold the replay
+    /// builds (the coupon stage's, for the decisions fold): the replay
+    /// starts from one of them ([`Restore::InputImage`]) instead of from
+    /// the first record.
+    pub from_checkpoints_of: Option<StageId>,
+}
+
+/// One thing folded into a partition's state while it is restored.
+#[derive(Debug, Clone, Copy)]
+pub enum Restore<'a> {
+    /// A record of the stage's own output.
+    Output(&'a Record),
+    /// A checkpoint image of the own-output fold, into a fresh state: as if
+    /// every record it covers had been folded.
+    OutputImage(&'a [u8]),
+    /// An input record from before the committed offset.
+    Input(&'a Record),
+    /// A checkpoint image of the replayed fold, into a fresh state.
+    InputImage(&'a [u8]),
+}
+
 /// A pipeline stage. Implementations hold no per-partition state themselves;
 /// the runner keeps one [`Stage::State`] per assigned partition.
 pub trait Stage: Send + Sync + 'static {
-    /// State of one partition, rebuilt from the stage's own output.
+    /// State of one partition, rebuilt as [`Plan::state`] says.
     type State: Send + 'static;
 
-    /// The stage's name; its consumer group is `<group_prefix>.<name>`.
-    fn name(&self) -> &'static str;
-
-    /// Topics the stage consumes.
-    fn inputs(&self) -> &'static [Topic];
-
-    /// The topic the stage's state is restored from (its own output), if any.
-    fn restore_from(&self) -> Option<Topic> {
-        None
-    }
+    /// What the stage is: its name, inputs, state and wakeup.
+    fn plan(&self) -> Plan;
 
     /// Fresh state for `partition`, before anything is restored into it.
     fn new_state(&self, partition: i32) -> Self::State;
 
-    /// Folds one record of the stage's own output back into its state.
-    fn restore(&self, _state: &mut Self::State, _record: &Record) {}
-
-    /// When the restored state is a window over the newest records of the
-    /// stage's own output (say, the request ids answered last), how many
-    /// records: a restore then reads only those, so its cost is bounded
-    /// without checkpoints.
-    fn restore_window(&self) -> Option<u64> {
-        None
+    /// Folds one record or image into `state` while it is restored. An
+    /// image that does not load is an error; the runner then restores from
+    /// further back.
+    fn restore(&self, _state: &mut Self::State, _from: Restore<'_>) -> Result<(), ImageError> {
+        Ok(())
     }
 
-    /// The restored part of `state` (what [`Stage::restore`] built) as an
-    /// image for a checkpoint, or `None` for a stage without checkpoints.
+    /// The own-output fold of `state` as an image for a checkpoint (when
+    /// [`OwnOutput::checkpoints`] is set).
     fn image(&self, _state: &Self::State) -> Option<Vec<u8>> {
         None
-    }
-
-    /// Replaces the restored part of a fresh `state` with `image`, as if
-    /// every record the image covers had been restored.
-    fn load_image(&self, _state: &mut Self::State, _image: &[u8]) -> Result<(), ImageError> {
-        Ok(())
-    }
-
-    /// An input topic whose records before the resume point are folded into
-    /// the state on restore ([`Stage::replay`]), for state that is a fold
-    /// of the input itself (the decisions fold of fulfillment and reply).
-    /// The resume point is the group's committed offset, so every input
-    /// record is folded exactly once: on restore or when it is handled.
-    fn replays(&self) -> Option<Topic> {
-        None
-    }
-
-    /// Folds one input record from before the resume point into the state.
-    fn replay(&self, _state: &mut Self::State, _record: &Record) {}
-
-    /// The stage whose checkpoints are images of the fold [`Stage::replay`]
-    /// builds (the coupon stage's, for the decisions fold), so a replay can
-    /// start from one of them instead of from the first record.
-    fn replay_checkpoints(&self) -> Option<&'static str> {
-        None
-    }
-
-    /// Replaces the replayed part of a fresh `state` with such an image, as
-    /// if every input record it covers had been replayed.
-    fn load_replay_image(&self, _state: &mut Self::State, _image: &[u8]) -> Result<(), ImageError> {
-        Ok(())
     }
 
     /// Decodes an input record. Internal topics use Avro single-object
@@ -130,16 +177,11 @@ pub trait Stage: Send + Sync + 'static {
     /// input's offset is stored. `now_ms` is the processing time.
     fn handle(&self, state: &mut Self::State, record: Record, now_ms: i64) -> Step;
 
-    /// Called whenever [`Stage::wakeup`] is notified, and every
-    /// [`TICK`]: finishes parked records (oldest first) and emits what the
-    /// partition needs on its own.
+    /// Called whenever [`Plan::wakeup`] is notified, and every [`TICK`]:
+    /// finishes parked records (oldest first) and emits what the partition
+    /// needs on its own.
     fn poll(&self, _state: &mut Self::State, _now_ms: i64) -> Polled {
         Polled::new()
-    }
-
-    /// Notified when parked records may be ready (e.g. a lease arrived).
-    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
-        None
     }
 }
 

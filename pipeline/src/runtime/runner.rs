@@ -29,7 +29,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::checkpoint::{self, run_checkpointer};
 use super::progress::{Progress, Ticket, Undelivered};
 use super::rebalance::Rebalances;
-use super::{Context, Emit, Output, Shutdown, Stage, Step, TICK, now_ms};
+use super::{Context, Emit, Output, Plan, Restore, Shutdown, Stage, Step, TICK, now_ms};
 use crate::topics::Topic;
 
 /// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
@@ -40,7 +40,8 @@ pub async fn run_stage<S: Stage>(
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let stage = Arc::new(stage);
-    let name = stage.name();
+    let plan = stage.plan();
+    let name = plan.id.name();
     let kafka = &ctx.settings.kafka;
     let producer: FutureProducer = kafka.producer()?;
     let consumer: StreamConsumer<Rebalances> = kafka
@@ -51,12 +52,12 @@ pub async fn run_stage<S: Stage>(
             Some(producer.clone()),
         ))
         .context("creating consumer")?;
-    let inputs: Vec<&str> = stage.inputs().iter().map(|t| ctx.topics.name(*t)).collect();
+    let inputs: Vec<&str> = plan.inputs.iter().map(|t| ctx.topics.name(*t)).collect();
     consumer.subscribe(&inputs).context("subscribing")?;
     tracing::info!(stage = name, inputs = ?inputs, "stage running");
     // The checkpointer stops on shutdown, or once this is dropped.
     let running = Arc::new(());
-    if checkpoints(&*stage, &ctx) {
+    if checkpoints(&plan, &ctx) {
         tokio::spawn(run_checkpointer(
             Arc::clone(&stage),
             ctx.clone(),
@@ -70,13 +71,13 @@ pub async fn run_stage<S: Stage>(
     let mut states: HashMap<i32, S::State> = HashMap::new();
     let mut progress = Progress::default();
     let mut acks: Acks = FuturesUnordered::new();
-    let wakeup = stage.wakeup();
-    let polls = wakeup.is_some();
-    let wakeup = wakeup.unwrap_or_default();
+    let polls = plan.wakeup.is_some();
+    let wakeup = plan.wakeup.clone().unwrap_or_default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let run = Run {
         stage: &stage,
+        plan: &plan,
         ctx: &ctx,
         consumer: &consumer,
         producer: &producer,
@@ -169,6 +170,7 @@ type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)
 /// What processing one record needs, borrowed from [`run_stage`].
 struct Run<'a, S: Stage> {
     stage: &'a Arc<S>,
+    plan: &'a Plan,
     ctx: &'a Context,
     consumer: &'a StreamConsumer<Rebalances>,
     producer: &'a FutureProducer,
@@ -185,7 +187,7 @@ impl<S: Stage> Run<'_, S> {
         progress: &mut Progress,
         acks: &mut Acks,
     ) -> anyhow::Result<()> {
-        let (ctx, name) = (self.ctx, self.stage.name());
+        let (ctx, name) = (self.ctx, self.plan.id.name());
         drop_revoked(self.consumer, states, progress);
         let (partition, offset) = (message.partition(), message.offset());
         let Some(topic) = ctx.topics.topic_of(message.topic()) else {
@@ -204,11 +206,11 @@ impl<S: Stage> Run<'_, S> {
                 ?missing,
                 "first record of an unrestored partition"
             );
-            let resume = match self.stage.replays() {
-                Some(input) => committed(self.consumer, ctx.topics.name(input), &missing)?,
+            let resume = match self.plan.state.replay {
+                Some(replay) => committed(self.consumer, ctx.topics.name(replay.input), &missing)?,
                 None => Vec::new(),
             };
-            states.extend(restore(self.stage, ctx, missing, resume).await?);
+            states.extend(restore(self.stage, self.plan, ctx, missing, resume).await?);
         }
         let Some(state) = states.get_mut(&partition) else {
             anyhow::bail!("{name}: partition {partition} has no state after restore");
@@ -249,7 +251,7 @@ impl<S: Stage> Run<'_, S> {
         progress: &mut Progress,
         acks: &mut Acks,
     ) -> anyhow::Result<()> {
-        let name = self.stage.name();
+        let name = self.plan.id.name();
         drop_revoked(self.consumer, states, progress);
         for (&partition, state) in states.iter_mut() {
             for out in self.stage.poll(state, now_ms()) {
@@ -378,6 +380,7 @@ fn drop_revoked<St>(
 /// rather than one per partition.
 async fn restore<S: Stage>(
     stage: &Arc<S>,
+    plan: &Plan,
     ctx: &Context,
     partitions: Vec<i32>,
     resume: Vec<(i32, i64)>,
@@ -386,22 +389,32 @@ async fn restore<S: Stage>(
         .iter()
         .map(|p| (*p, stage.new_state(*p)))
         .collect();
-    let Some(source) = stage.restore_from() else {
+    let Some(own) = plan.state.own_output else {
         return Ok(states);
     };
-    let (stage, ctx) = (Arc::clone(stage), ctx.clone());
+    let (stage, ctx, replay, name) = (
+        Arc::clone(stage),
+        ctx.clone(),
+        plan.state.replay,
+        plan.id.name(),
+    );
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
         let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
-        if let Some(input) = stage.replays() {
-            let topic = ctx.topics.name(input);
+        if let Some(replay) = replay {
+            let topic = ctx.topics.name(replay.input);
             let mut ranges = Vec::with_capacity(resume.len());
             let mut from_checkpoint: HashMap<i32, i64> = HashMap::new();
             for (p, end) in &resume {
-                let start = match (stage.replay_checkpoints(), states.get_mut(p)) {
+                let start = match (replay.from_checkpoints_of, states.get_mut(p)) {
                     // Nothing to replay (a group's first start) needs no lookup.
                     (Some(writer), Some(state)) if checkpoints_on(&ctx) && *end > 0 => {
-                        replay_start(&*stage, &ctx, writer, *p, *end, state, timeout)?
+                        let at = ReplayAt {
+                            partition: *p,
+                            end: *end,
+                            timeout,
+                        };
+                        replay_start(&*stage, name, &ctx, writer.name(), at, state)?
                     }
                     _ => 0,
                 };
@@ -415,11 +428,12 @@ async fn restore<S: Stage>(
                     return;
                 };
                 if let Ok(record) = ctx.codec.decode(message.payload().unwrap_or_default()) {
-                    stage.replay(state, &record);
+                    // A record never fails to fold; only images can.
+                    let _ = stage.restore(state, Restore::Input(&record));
                 }
             })?;
             tracing::info!(
-                stage = stage.name(),
+                stage = name,
                 topic,
                 ?resume,
                 ?from_checkpoint,
@@ -427,16 +441,16 @@ async fn restore<S: Stage>(
                 "input replayed"
             );
         }
-        let topic = ctx.topics.name(source);
+        let (source, topic) = (own.topic, ctx.topics.name(own.topic));
         let mut from: HashMap<i32, i64> = HashMap::new();
-        if checkpoints(&*stage, &ctx) {
+        if own.checkpoints && checkpoints_on(&ctx) {
             for (p, state) in &mut states {
                 if let Some(manifest) = checkpoint::resume(&*stage, &ctx, *p, state, timeout)? {
                     from.insert(*p, manifest.covers);
                 }
             }
         }
-        if let Some(window) = stage.restore_window() {
+        if let Some(window) = own.window {
             let ends = kafka::end_offsets(
                 &ctx.settings.kafka,
                 topic,
@@ -458,20 +472,22 @@ async fn restore<S: Stage>(
                 return;
             };
             match ctx.codec.decode(message.payload().unwrap_or_default()) {
-                Ok(record) => stage.restore(state, &record),
+                Ok(record) => {
+                    let _ = stage.restore(state, Restore::Output(&record));
+                }
                 Err(_) => undecodable += 1,
             }
         })?;
         if undecodable > 0 {
             tracing::warn!(
-                stage = stage.name(),
+                stage = name,
                 topic,
                 undecodable,
                 "skipped undecodable records while restoring"
             );
         }
         tracing::info!(
-            stage = stage.name(),
+            stage = name,
             topic,
             ?partitions,
             from_checkpoint = ?from,
@@ -484,13 +500,22 @@ async fn restore<S: Stage>(
     .await?
 }
 
-/// Whether `stage` keeps checkpoints (it has images, and they are on).
-fn checkpoints<S: Stage>(stage: &S, ctx: &Context) -> bool {
-    checkpoints_on(ctx) && stage.image(&stage.new_state(0)).is_some()
+/// Whether the stage keeps checkpoints of its own-output fold (it says so,
+/// and they are on).
+fn checkpoints(plan: &Plan, ctx: &Context) -> bool {
+    checkpoints_on(ctx) && plan.state.own_output.is_some_and(|o| o.checkpoints)
 }
 
 fn checkpoints_on(ctx: &Context) -> bool {
     ctx.settings.runtime.checkpoint_min_records > 0
+}
+
+/// A replay of `partition` up to `end`, read within `timeout`.
+#[derive(Debug, Clone, Copy)]
+struct ReplayAt {
+    partition: i32,
+    end: i64,
+    timeout: Duration,
 }
 
 /// Where the replay of `partition` (up to `end`) starts: after the newest
@@ -498,13 +523,17 @@ fn checkpoints_on(ctx: &Context) -> bool {
 /// `state`; or at 0 when there is none or its image does not load.
 fn replay_start<S: Stage>(
     stage: &S,
+    name: &str,
     ctx: &Context,
     writer: &str,
-    partition: i32,
-    end: i64,
+    at: ReplayAt,
     state: &mut S::State,
-    timeout: Duration,
 ) -> anyhow::Result<i64> {
+    let ReplayAt {
+        partition,
+        end,
+        timeout,
+    } = at;
     // The writer may have checkpointed past `end` since; an older
     // checkpoint still spares most of the replay.
     let Some((manifest, image)) =
@@ -512,11 +541,11 @@ fn replay_start<S: Stage>(
     else {
         return Ok(0);
     };
-    match stage.load_replay_image(state, &image) {
+    match stage.restore(state, Restore::InputImage(&image)) {
         Ok(()) => Ok(manifest.covers),
         Err(error) => {
             tracing::warn!(
-                stage = stage.name(),
+                stage = name,
                 partition,
                 %error,
                 "a checkpoint image did not load; replaying from the first record"

@@ -9,7 +9,7 @@ use schemas::{IntentEvent, IntentOutcome, Item, OrderOutcome, Prompt, Record, Tr
 
 use crate::audit::{self, Logs, Report};
 use crate::runtime::progress::{Progress, Ticket};
-use crate::runtime::{Emit, Output, Stage};
+use crate::runtime::{Emit, Output, Restore, Stage};
 use crate::stages::coupon::{CouponState, Treasury};
 use crate::stages::fulfillment::FulfillmentState;
 use crate::stages::reply::Templates;
@@ -100,6 +100,14 @@ impl Held {
             self.stored[topic] = usize::try_from(done.offset).unwrap_or(0) + 1;
         }
     }
+}
+
+/// Folds a record of the coupon stage's own output into `state`, as a
+/// restore does.
+fn fold(stage: &CouponStage, state: &mut CouponState, record: &Record) {
+    stage
+        .restore(state, Restore::Output(record))
+        .expect("a record always folds");
 }
 
 /// Queues `emits`, outputs of `ticket` in hold `h`, for the broker.
@@ -281,25 +289,29 @@ impl World {
         if cut > 0 {
             let mut reader = inst.stage.new_state(p);
             for record in &log[..cut] {
-                inst.stage.restore(&mut reader, record);
+                fold(&inst.stage, &mut reader, record);
             }
             let image = inst
                 .stage
                 .image(&reader)
                 .expect("the coupon stage has images");
-            if inst.stage.load_image(&mut state, &image).is_err() {
+            if inst
+                .stage
+                .restore(&mut state, Restore::OutputImage(&image))
+                .is_err()
+            {
                 // As the runner does: restore from the first record.
                 state = inst.stage.new_state(p);
                 cut = 0;
             }
         }
         for record in &log[cut..] {
-            inst.stage.restore(&mut state, record);
+            fold(&inst.stage, &mut state, record);
         }
         if cut > 0 {
             let mut whole = inst.stage.new_state(p);
             for record in log {
-                inst.stage.restore(&mut whole, record);
+                fold(&inst.stage, &mut whole, record);
             }
             let same =
                 ledger::without_fault(|| inst.stage.image(&whole) == inst.stage.image(&state));

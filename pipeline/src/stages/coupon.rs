@@ -19,11 +19,12 @@ use std::sync::Arc;
 use schemas::{
     CouponDecision, DecisionOutcome, IntentEvent, IntentOutcome, OrderEvent, OrderOutcome, Record,
 };
-use tokio::sync::Notify;
 
 use super::leases::Leases;
 pub use super::leases::Treasury;
-use crate::runtime::{Emit, Output, Polled, Stage, Step};
+use crate::runtime::{
+    Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step,
+};
 use crate::topics::Topic;
 use ledger::campaign::{Campaigns, CreditRule, Offer};
 use ledger::reason::BUDGET_EXHAUSTED;
@@ -276,16 +277,20 @@ fn decision(
 impl Stage for CouponStage {
     type State = CouponState;
 
-    fn name(&self) -> &'static str {
-        "coupon"
-    }
-
-    fn inputs(&self) -> &'static [Topic] {
-        &[Topic::Intents, Topic::Orders]
-    }
-
-    fn restore_from(&self) -> Option<Topic> {
-        Some(Topic::Decisions)
+    fn plan(&self) -> Plan {
+        Plan {
+            id: StageId::Coupon,
+            inputs: &[Topic::Intents, Topic::Orders],
+            state: StatePlan {
+                own_output: Some(OwnOutput {
+                    topic: Topic::Decisions,
+                    window: None,
+                    checkpoints: true,
+                }),
+                replay: None,
+            },
+            wakeup: Some(self.treasury.changed()),
+        }
     }
 
     fn new_state(&self, partition: i32) -> CouponState {
@@ -297,17 +302,21 @@ impl Stage for CouponStage {
         }
     }
 
-    fn restore(&self, st: &mut CouponState, record: &Record) {
-        st.fold.apply(record);
+    fn restore(&self, st: &mut CouponState, from: Restore<'_>) -> Result<(), ImageError> {
+        match from {
+            Restore::Output(record) => {
+                st.fold.apply(record);
+            }
+            Restore::OutputImage(image) => {
+                st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+            }
+            Restore::Input(_) | Restore::InputImage(_) => {}
+        }
+        Ok(())
     }
 
     fn image(&self, st: &CouponState) -> Option<Vec<u8>> {
         Some(st.fold.image())
-    }
-
-    fn load_image(&self, st: &mut CouponState, image: &[u8]) -> Result<(), ImageError> {
-        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
-        Ok(())
     }
 
     fn handle(&self, st: &mut CouponState, record: Record, now_ms: i64) -> Step {
@@ -348,10 +357,6 @@ impl Stage for CouponStage {
         self.return_unused(st, &t, now_ms, &mut emits);
         polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
         polled
-    }
-
-    fn wakeup(&self) -> Option<Arc<Notify>> {
-        Some(self.treasury.changed())
     }
 }
 

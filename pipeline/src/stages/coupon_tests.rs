@@ -294,7 +294,8 @@ fn restore_reproduces_the_state_and_redelivery_is_recognised() {
     }
     let mut restored = s.new_state(0);
     for r in &log {
-        s.restore(&mut restored, r);
+        s.restore(&mut restored, Restore::Output(r))
+            .expect("a record folds");
     }
     assert_eq!(restored.fold.account("c"), live.fold.account("c"));
     assert_eq!(restored.fold.account("c").grants, 2);

@@ -26,10 +26,11 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, TreasuryRecord};
-use tokio::sync::Notify;
 
 use super::leases::{Leases, Treasury};
-use crate::runtime::{Emit, Output, Polled, Stage, Step};
+use crate::runtime::{
+    Emit, Output, OwnOutput, Plan, Polled, Replay, Restore, Stage, StageId, StatePlan, Step,
+};
 use crate::topics::Topic;
 use extract::catalog::Catalog;
 use ledger::campaign::Campaigns;
@@ -242,20 +243,23 @@ fn order(d: &CouponDecision, reason: Option<&str>, now_ms: i64) -> OrderEvent {
 impl Stage for FulfillmentStage {
     type State = FulfillmentState;
 
-    fn name(&self) -> &'static str {
-        "fulfillment"
-    }
-
-    fn inputs(&self) -> &'static [Topic] {
-        &[Topic::Decisions]
-    }
-
-    fn restore_from(&self) -> Option<Topic> {
-        Some(Topic::Orders)
-    }
-
-    fn replays(&self) -> Option<Topic> {
-        Some(Topic::Decisions)
+    fn plan(&self) -> Plan {
+        Plan {
+            id: StageId::Fulfillment,
+            inputs: &[Topic::Decisions],
+            state: StatePlan {
+                own_output: Some(OwnOutput {
+                    topic: Topic::Orders,
+                    window: None,
+                    checkpoints: false,
+                }),
+                replay: Some(Replay {
+                    input: Topic::Decisions,
+                    from_checkpoints_of: Some(StageId::Coupon),
+                }),
+            },
+            wakeup: Some(self.treasury.changed()),
+        }
     }
 
     fn new_state(&self, partition: i32) -> FulfillmentState {
@@ -267,21 +271,20 @@ impl Stage for FulfillmentStage {
         }
     }
 
-    fn restore(&self, st: &mut FulfillmentState, record: &Record) {
-        st.stock.apply(record);
-    }
-
-    fn replay_checkpoints(&self) -> Option<&'static str> {
-        Some("coupon")
-    }
-
-    fn load_replay_image(&self, st: &mut FulfillmentState, image: &[u8]) -> Result<(), ImageError> {
-        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+    fn restore(&self, st: &mut FulfillmentState, from: Restore<'_>) -> Result<(), ImageError> {
+        match from {
+            Restore::Output(record) => {
+                st.stock.apply(record);
+            }
+            Restore::Input(record) => {
+                st.fold.apply(record);
+            }
+            Restore::InputImage(image) => {
+                st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+            }
+            Restore::OutputImage(_) => {}
+        }
         Ok(())
-    }
-
-    fn replay(&self, st: &mut FulfillmentState, record: &Record) {
-        st.fold.apply(record);
     }
 
     fn handle(&self, st: &mut FulfillmentState, record: Record, now_ms: i64) -> Step {
@@ -329,10 +332,6 @@ impl Stage for FulfillmentStage {
             polled.push(Output::Finished(emits));
         }
         polled
-    }
-
-    fn wakeup(&self) -> Option<Arc<Notify>> {
-        Some(self.treasury.changed())
     }
 }
 

@@ -53,10 +53,9 @@ fn stage(
 /// A partition state with `budget` cents of budget credited.
 fn state(s: &FulfillmentStage, partition: i32, budget: i64) -> FulfillmentState {
     let mut st = s.new_state(partition);
-    s.replay(
-        &mut st,
-        &movement("budget-lease", TreasuryKind::LeaseCredit, budget),
-    );
+    let lease = movement("budget-lease", TreasuryKind::LeaseCredit, budget);
+    s.restore(&mut st, Restore::Input(&lease))
+        .expect("a record folds");
     st
 }
 
@@ -218,7 +217,8 @@ fn a_restored_partition_knows_its_orders_and_its_stock() {
     }
     let mut restored = state(&s, 0, 100_000);
     for record in &log {
-        s.restore(&mut restored, record);
+        s.restore(&mut restored, Restore::Output(record))
+            .expect("a record folds");
     }
     assert_eq!(restored.stock.order("r1"), Some(OrderStatus::Placed));
     assert_eq!(

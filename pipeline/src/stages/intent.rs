@@ -11,11 +11,10 @@
 //! by request id.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
-use crate::runtime::{Emit, Output, Polled, Stage, Step};
+use crate::runtime::{Emit, Output, Plan, Polled, Stage, StageId, StatePlan, Step};
 use crate::topics::Topic;
 use extract::{self, Confidence, Extraction, Extractor, RawOrder, Reason};
 use llm::{Answer, Attempt, Llm, Pending};
@@ -167,12 +166,13 @@ fn emit(event: IntentEvent) -> Emit {
 impl Stage for IntentStage {
     type State = IntentState;
 
-    fn name(&self) -> &'static str {
-        "intent"
-    }
-
-    fn inputs(&self) -> &'static [Topic] {
-        &[Topic::Prompts]
+    fn plan(&self) -> Plan {
+        Plan {
+            id: StageId::Intent,
+            inputs: &[Topic::Prompts],
+            state: StatePlan::default(),
+            wakeup: self.llm.as_ref().map(Llm::notify),
+        }
     }
 
     fn new_state(&self, _partition: i32) -> IntentState {
@@ -237,10 +237,6 @@ impl Stage for IntentStage {
             )]));
         }
         out
-    }
-
-    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
-        self.llm.as_ref().map(Llm::notify)
     }
 }
 
@@ -343,7 +339,7 @@ mod tests {
 
         /// Waits for the LLM's answer and returns what poll finished.
         async fn finished(s: &IntentStage, st: &mut IntentState) -> Vec<IntentEvent> {
-            let notify = s.wakeup().expect("a stage with an LLM has a wakeup");
+            let notify = s.plan().wakeup.expect("a stage with an LLM has a wakeup");
             tokio::time::timeout(Duration::from_secs(5), notify.notified())
                 .await
                 .expect("the LLM answered within 5 s");

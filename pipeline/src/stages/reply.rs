@@ -16,7 +16,7 @@ use std::sync::Arc;
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
 use serde::Deserialize;
 
-use crate::runtime::{Emit, Stage, Step};
+use crate::runtime::{Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan, Step};
 use crate::topics::Topic;
 use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
@@ -280,20 +280,23 @@ pub struct ReplyState {
 impl Stage for ReplyStage {
     type State = ReplyState;
 
-    fn name(&self) -> &'static str {
-        "reply"
-    }
-
-    fn inputs(&self) -> &'static [Topic] {
-        &[Topic::Intents, Topic::Decisions, Topic::Orders]
-    }
-
-    fn restore_from(&self) -> Option<Topic> {
-        Some(Topic::Replies)
-    }
-
-    fn replays(&self) -> Option<Topic> {
-        Some(Topic::Decisions)
+    fn plan(&self) -> Plan {
+        Plan {
+            id: StageId::Reply,
+            inputs: &[Topic::Intents, Topic::Decisions, Topic::Orders],
+            state: StatePlan {
+                own_output: Some(OwnOutput {
+                    topic: Topic::Replies,
+                    window: u64::try_from(REPLY_WINDOW).ok(),
+                    checkpoints: false,
+                }),
+                replay: Some(Replay {
+                    input: Topic::Decisions,
+                    from_checkpoints_of: Some(StageId::Coupon),
+                }),
+            },
+            wakeup: None,
+        }
     }
 
     fn new_state(&self, _partition: i32) -> ReplyState {
@@ -303,27 +306,20 @@ impl Stage for ReplyStage {
         }
     }
 
-    fn restore(&self, st: &mut ReplyState, record: &Record) {
-        if let Record::Reply(reply) = record {
-            st.answered.insert(&reply.request_id);
+    fn restore(&self, st: &mut ReplyState, from: Restore<'_>) -> Result<(), ImageError> {
+        match from {
+            Restore::Output(Record::Reply(reply)) => {
+                st.answered.insert(&reply.request_id);
+            }
+            Restore::Input(record) => {
+                st.fold.apply(record);
+            }
+            Restore::InputImage(image) => {
+                st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
+            }
+            Restore::Output(_) | Restore::OutputImage(_) => {}
         }
-    }
-
-    fn restore_window(&self) -> Option<u64> {
-        u64::try_from(REPLY_WINDOW).ok()
-    }
-
-    fn replay_checkpoints(&self) -> Option<&'static str> {
-        Some("coupon")
-    }
-
-    fn load_replay_image(&self, st: &mut ReplyState, image: &[u8]) -> Result<(), ImageError> {
-        st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
         Ok(())
-    }
-
-    fn replay(&self, st: &mut ReplyState, record: &Record) {
-        st.fold.apply(record);
     }
 
     fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64) -> Step {
