@@ -12,16 +12,16 @@ use tokio::task::JoinSet;
 use crate::config::Settings;
 use crate::runtime::shutdown::Trigger;
 use crate::runtime::{Context, Ready, Shutdown, run_stage};
-use crate::stages::leases::Treasury;
-use crate::stages::reply::Templates;
-use crate::stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
-use crate::topics::Topic;
 use crate::{TopicNames, analytics};
 use extract::Extractor;
 use extract::catalog::Catalog;
 use ledger::TreasuryFold;
 use ledger::campaign::Campaigns;
 use llm::{CatalogDescription, Llm};
+use stages::Topic;
+use stages::leases::Treasury;
+use stages::reply::Templates;
+use stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 
 /// A stage that can be run by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]

@@ -24,8 +24,9 @@ use crate::app::{self, StageName};
 use crate::config::Settings;
 use crate::runtime::{Ready, Shutdown, now_ms};
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
-use crate::topics::{Topic, TopicNames};
+use crate::topics::TopicNames;
 use extract::catalog::Catalog;
+use stages::Topic;
 
 /// What the demo runs.
 #[derive(Debug, Clone)]
@@ -55,7 +56,7 @@ pub struct Summary {
     pub campaign_id: String,
     pub clickhouse_url: String,
     /// The auditor's verdict on the topics the run left behind.
-    pub audit: crate::audit::Report,
+    pub audit: ledger::audit::Report,
 }
 
 impl Summary {

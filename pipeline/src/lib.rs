@@ -18,23 +18,21 @@
 //! its state for `p` from its own output partition `p` (the log is the ledger).
 //!
 //! # Layout
-//! The pure layers are crates of their own, below this one:
-//! `chatcart_ledger` (campaigns and the folds that decide which grants,
-//! leases and orders count), `chatcart_extract` (the catalog and reading it
-//! out of a prompt) and `chatcart_llm` (the optional LLM fallback for
-//! prompts the rules read with low confidence). This crate holds:
-//! - [`runtime`]: the [`runtime::Stage`] trait and the one runner for every stage
-//!   (offsets stored only after outputs are acknowledged; drain on SIGINT/SIGTERM).
-//! - [`stages`]: [`stages::IntentStage`], [`stages::CouponStage`],
-//!   [`stages::FulfillmentStage`], [`stages::ReplyStage`], one file each.
-//! - [`audit`]: re-folds every topic with the ledger's folds and checks the
-//!   campaign's promises; [`lines`] runs the extractor over lines of text
-//!   (`chatcart extract`).
+//! The layers without IO are crates of their own, below this one:
+//! `chatcart_ledger` (campaigns, the folds that decide which grants, leases
+//! and orders count, and the auditor's checks), `chatcart_extract` (the
+//! catalog and reading it out of a prompt), `chatcart_llm` (the optional LLM
+//! fallback) and `chatcart_stages` (the `Stage` trait, the four stages, the
+//! runner's bookkeeping and the simulation). This crate does the IO:
+//! - [`runtime`]: the one runner for every stage (offsets stored only after
+//!   outputs are acknowledged; drain on SIGINT/SIGTERM), checkpoints,
+//!   rebalances, health.
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
-//! - [`report`]: `chatcart report`, a campaign's figures and charts read back from ClickHouse.
-//! - [`surge`], [`bench`](mod@bench): `chatcart surge` and `chatcart bench`.
-//! - [`config`], [`topics`]: settings and topic names.
-//! - [`app`]: wiring stages into a process; [`demo`] and [`send`] for trying it.
+//! - [`app`]: wiring stages into a process; [`config`], [`topics`]: settings
+//!   and the topics' full names.
+//! - What the commands run: [`audit`] (`chatcart audit`), [`report`],
+//!   [`surge`], [`bench`](mod@bench), [`demo`] and [`send`]. The command
+//!   line itself is the binary's (`src/cli/`, one file per command).
 
 pub mod analytics;
 pub mod app;
@@ -42,15 +40,12 @@ pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod demo;
-pub mod lines;
 pub mod report;
 pub mod runtime;
 pub mod send;
-#[cfg(test)]
-mod sim;
-pub mod stages;
 pub mod surge;
 pub mod topics;
 
 pub use config::Settings;
-pub use topics::{Topic, TopicNames};
+pub use stages::Topic;
+pub use topics::TopicNames;

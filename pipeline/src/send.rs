@@ -14,7 +14,8 @@ use schemas::{Prompt, Record, Reply};
 use crate::app;
 use crate::config::Settings;
 use crate::runtime::now_ms;
-use crate::topics::{Topic, TopicNames};
+use crate::topics::TopicNames;
+use stages::Topic;
 
 /// How to encode the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

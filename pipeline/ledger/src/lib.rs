@@ -6,6 +6,8 @@
 //! client, no network.
 //!
 //! # Layout
+//! - [`audit`]: the auditor's checks of every promise, over logs read from
+//!   the beginning.
 //! - [`campaign`]: what each campaign grants, to whom and when, and the
 //!   money formatting every report shares.
 //! - [`reason`]: the reason codes of denied grants and failed orders.
@@ -25,6 +27,7 @@
 //!
 //! `docs/ledger.md` states why these folds keep the campaign's promises.
 
+pub mod audit;
 pub mod campaign;
 pub mod decisions;
 #[cfg(any(test, feature = "fixtures"))]

@@ -6,8 +6,8 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use schemas::{Item, Record, code};
 
 use crate::runtime::Context;
-use crate::topics::Topic;
 use ledger::campaign::Campaigns;
+use stages::Topic;
 
 /// The stage that writes each kind of record.
 fn stage_of(record: &Record) -> &'static str {

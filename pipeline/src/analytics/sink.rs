@@ -29,7 +29,7 @@ use super::cursor::{Cursors, Resolution, Verdict};
 use super::row::{campaign_rows, row};
 use crate::runtime::rebalance::Rebalances;
 use crate::runtime::{Context, DeadLetter, Shutdown, dead_letter, now_ms};
-use crate::topics::Topic;
+use stages::Topic;
 
 /// The name the sink reports its health and dead letters under.
 const PART: &str = "analytics";

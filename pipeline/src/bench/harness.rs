@@ -22,8 +22,8 @@ use crate::config::Settings;
 use crate::runtime::now_ms;
 use crate::surge::drive::Running;
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
-use crate::topics::Topic;
 use extract::catalog::Catalog;
+use stages::Topic;
 
 /// The four hops of the pipeline's chain, as the relay runs them.
 const CHAIN: [(Topic, Topic); 4] = [

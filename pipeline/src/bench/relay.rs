@@ -24,11 +24,12 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Settings;
-use crate::runtime::progress::{Progress, Ticket};
 use crate::runtime::rebalance::{Ready, Rebalances};
 use crate::runtime::runner::{close, leave, store_offset};
 use crate::runtime::shutdown::Shutdown;
-use crate::topics::{Topic, TopicNames};
+use crate::topics::TopicNames;
+use stages::Topic;
+use stages::progress::{Progress, Ticket};
 
 /// The consumer-group name of the relay reading `from` (the group is
 /// `<group_prefix>.<name>`); a `&'static str` because [`Rebalances`] keeps

@@ -37,8 +37,9 @@ use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Restore, Shutdown, Stage, now_ms};
-use crate::topics::Topic;
+use stages::{Restore, Stage, Topic};
+
+use super::{Context, Shutdown, now_ms};
 
 /// Roughly the size of one encoded output record: sets how much longer
 /// than `checkpoint_min_records` the interval grows for large images.

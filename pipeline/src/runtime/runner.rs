@@ -26,11 +26,12 @@ use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use stages::progress::{Progress, Ticket, Undelivered};
+use stages::{Emit, Output, Plan, Restore, Stage, Step, TICK, Topic};
+
 use super::checkpoint::{self, run_checkpointer};
-use super::progress::{Progress, Ticket, Undelivered};
 use super::rebalance::Rebalances;
-use super::{Context, Emit, Output, Plan, Restore, Shutdown, Stage, Step, TICK, now_ms};
-use crate::topics::Topic;
+use super::{Context, Shutdown, now_ms};
 
 /// Runs `stage` until `shutdown` fires, then drains: finishes in-flight
 /// outputs, stores and commits their offsets, flushes, and leaves the group.

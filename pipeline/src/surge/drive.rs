@@ -28,8 +28,9 @@ use super::traffic::{Kind, Mix, Traffic, seq_of};
 use crate::app;
 use crate::config::Settings;
 use crate::runtime::now_ms;
-use crate::topics::{Topic, TopicNames};
+use crate::topics::TopicNames;
 use extract::catalog::Catalog;
+use stages::Topic;
 
 /// A request sent this much after its intended time counts as late.
 const LATE: Duration = Duration::from_millis(10);

@@ -4,9 +4,9 @@
 
 use schemas::{DecisionOutcome, OrderOutcome, Record, ReplyOutcome, TreasuryKind};
 
-use super::{Logs, Report, audit};
-use crate::runtime::Restore;
+use crate::Restore;
 use crate::sim;
+use ledger::audit::{Logs, Report, audit};
 use ledger::campaign::Campaigns;
 use ledger::{Fault, with_fault};
 
@@ -261,7 +261,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
 
 /// The "stock" check alone, over a campaign that limits lattes to 2 units
 /// and logs where partition 0 leased both and orders from `order_log`.
-fn stock_check(order_log: Vec<(i32, Record)>) -> super::Check {
+fn stock_check(order_log: Vec<(i32, Record)>) -> ledger::audit::Check {
     use ledger::fixtures::{campaigns_stocked as campaigns, stock};
     let campaigns = campaigns(&[("latte", 2)]);
     let request = |id: &str| match stock(id, TreasuryKind::LeaseRequest, "latte", 0) {
@@ -317,11 +317,11 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
 /// Runs a fulfillment stage over one partition with lattes limited to 2
 /// units, for three one-latte grants, and returns what the auditor's stock
 /// check makes of its logs (checked without any fault).
-fn fulfil_three_lattes() -> super::Check {
-    use crate::runtime::{Output, Stage};
-    use crate::stages::FulfillmentStage;
-    use crate::stages::leases::Treasury;
-    use crate::topics::Topic;
+fn fulfil_three_lattes() -> ledger::audit::Check {
+    use crate::FulfillmentStage;
+    use crate::Topic;
+    use crate::leases::Treasury;
+    use crate::{Output, Stage};
     use extract::catalog::Catalog;
     use ledger::fixtures::movement;
     use ledger::fixtures::{campaigns_stocked as campaigns, item};

@@ -4,14 +4,49 @@
 //! run it over a file of prompts.
 
 use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
+use anyhow::Context as _;
 use extract::Extractor;
+use extract::catalog::Catalog;
+
+use super::Config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A catalog TOML file (default: intent.catalog, else the built-in catalog).
+    #[arg(long, value_name = "PATH")]
+    catalog: Option<PathBuf>,
+    /// Largest quantity of one item (default: intent.max_quantity).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    max_quantity: Option<i32>,
+}
+
+pub fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
+    let settings = config.settings()?;
+    let path = args.catalog.or(settings.intent.catalog);
+    let catalog = Catalog::load(path.as_deref()).with_context(|| {
+        let name = path
+            .as_ref()
+            .map_or("built-in".into(), |p| p.display().to_string());
+        format!("loading the catalog ({name})")
+    })?;
+    let max_quantity = args.max_quantity.unwrap_or(settings.intent.max_quantity);
+    extract_lines(
+        &Extractor::new(catalog),
+        max_quantity,
+        io::stdin().lock(),
+        io::stdout().lock(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Extracts every line of `input` and writes one JSON line per prompt to
 /// `output`, flushing after each so it answers as a person types. Lines
 /// that are not UTF-8 are read with replacement characters. Returns how
 /// many prompts were read.
-pub fn extract_lines(
+fn extract_lines(
     extractor: &Extractor,
     max_quantity: i32,
     input: impl BufRead,

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
 use serde::Deserialize;
 
-use crate::runtime::{Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan, Step};
-use crate::topics::Topic;
+use crate::Topic;
+use crate::{Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan, Step};
 use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
 use ledger::recent::Recent;
@@ -32,7 +32,7 @@ use ledger::{DecisionsFold, Effect, ImageError};
 pub const REPLY_WINDOW: usize = 1 << 17;
 
 /// The templates shipped with chatcart.
-pub const BUILT_IN: &str = include_str!("../../data/replies.toml");
+pub const BUILT_IN: &str = include_str!("../data/replies.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

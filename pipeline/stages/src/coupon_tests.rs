@@ -1,7 +1,7 @@
 //! Unit tests of the coupon stage against an in-memory treasury.
 
 use super::*;
-use crate::runtime::split;
+use crate::stage::split;
 use ledger::campaign::{CampaignConfig, CreditRule};
 use schemas::{Item, TreasuryKind};
 

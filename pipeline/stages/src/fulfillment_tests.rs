@@ -1,7 +1,7 @@
 //! Unit tests of the fulfillment stage against an in-memory treasury.
 
 use super::*;
-use crate::runtime::split;
+use crate::stage::split;
 use ledger::campaign::CampaignConfig;
 use ledger::fixtures::{item, movement};
 use ledger::{BUDGET, OrderStatus};

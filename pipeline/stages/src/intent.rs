@@ -14,8 +14,8 @@ use std::collections::VecDeque;
 
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
-use crate::runtime::{Emit, Output, Plan, Polled, Stage, StageId, StatePlan, Step};
-use crate::topics::Topic;
+use crate::Topic;
+use crate::{Emit, Output, Plan, Polled, Stage, StageId, StatePlan, Step};
 use extract::{self, Confidence, Extraction, Extractor, RawOrder, Reason};
 use llm::{Answer, Attempt, Llm, Pending};
 

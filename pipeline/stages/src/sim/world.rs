@@ -7,16 +7,16 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use schemas::{IntentEvent, IntentOutcome, Item, OrderOutcome, Prompt, Record, TreasuryRecord};
 
-use crate::audit::{self, Logs, Report};
-use crate::runtime::progress::{Progress, Ticket};
-use crate::runtime::{Emit, Output, Restore, Stage};
-use crate::stages::coupon::{CouponState, Treasury};
-use crate::stages::fulfillment::FulfillmentState;
-use crate::stages::reply::Templates;
-use crate::stages::{CouponStage, FulfillmentStage, ReplyStage};
-use crate::topics::Topic;
+use crate::Topic;
+use crate::coupon::{CouponState, Treasury};
+use crate::fulfillment::FulfillmentState;
+use crate::progress::{Progress, Ticket};
+use crate::reply::Templates;
+use crate::{CouponStage, FulfillmentStage, ReplyStage};
+use crate::{Emit, Output, Restore, Stage};
 use extract::catalog::Catalog;
 use ledger::TreasuryFold;
+use ledger::audit::{self, Logs, Report};
 use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 
 const START_MS: i64 = 1_800_000_000_000;

@@ -22,10 +22,8 @@ use schemas::{
 
 use super::leases::Leases;
 pub use super::leases::Treasury;
-use crate::runtime::{
-    Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step,
-};
-use crate::topics::Topic;
+use crate::Topic;
+use crate::{Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step};
 use ledger::campaign::{Campaigns, CreditRule, Offer};
 use ledger::reason::BUDGET_EXHAUSTED;
 use ledger::{self, BUDGET, DecisionsFold, ImageError, TreasuryFold, Verdict};

@@ -2,7 +2,7 @@
 //! per-request hot path, all in memory (no broker).
 //!
 //! ```sh
-//! cargo bench -p chatcart --bench ledger
+//! cargo bench -p chatcart-stages --bench ledger
 //! ```
 //!
 //! - `decisions_fold`: [`DecisionsFold::apply`] over one partition's
@@ -26,10 +26,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatcart::runtime::{Emit, Output, Stage};
-use chatcart::stages::CouponStage;
-use chatcart::stages::coupon::{CouponState, Treasury};
-use chatcart::topics::Topic;
+use chatcart_stages::CouponStage;
+use chatcart_stages::Topic;
+use chatcart_stages::coupon::{CouponState, Treasury};
+use chatcart_stages::{Emit, Output, Stage};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 use ledger::{DecisionsFold, Effect, TreasuryFold};

@@ -17,8 +17,8 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use schemas::{Record, TreasuryKind, TreasuryRecord};
 use tokio::sync::Notify;
 
-use crate::runtime::Emit;
-use crate::topics::Topic;
+use crate::Emit;
+use crate::Topic;
 use ledger::{BUDGET, DecisionsFold, StockFold, TreasuryFold, lease_size};
 
 /// A lease request not seen in the treasury this long is asked again.

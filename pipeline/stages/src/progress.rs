@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::topics::Topic;
+use crate::Topic;
 
 /// One begun input (or output of no input), as the caller refers to it
 /// when its outputs are acknowledged.

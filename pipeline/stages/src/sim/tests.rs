@@ -14,7 +14,7 @@ fn per_test() -> u64 {
 
 /// The checks a run failed that it is held to.
 pub(super) fn verdict(
-    report: &crate::audit::Report,
+    report: &ledger::audit::Report,
     cfg: &super::world::SimConfig,
 ) -> Vec<&'static str> {
     report
@@ -113,10 +113,9 @@ fn a_checkpoint_image_that_forgets_users_is_caught() {
 /// stores offsets past a parked record (which a crash then skips) fails it.
 #[test]
 fn a_runner_that_stores_past_a_parked_record_is_caught() {
-    let (seed, failed) = crate::runtime::progress::with_stores_past_parked(|| {
-        first_failing("one reply per request")
-    })
-    .expect("the simulation catches the broken bookkeeping");
+    let (seed, failed) =
+        crate::progress::with_stores_past_parked(|| first_failing("one reply per request"))
+            .expect("the simulation catches the broken bookkeeping");
     eprintln!("caught by seed {seed}: {failed:?}");
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use schemas::{DecisionOutcome, IntentOutcome, OrderOutcome, Record, code};
 
 use super::Logs;
-use ledger::campaign::Campaigns;
+use crate::campaign::Campaigns;
 
 /// One campaign's figures.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

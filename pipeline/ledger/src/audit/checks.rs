@@ -9,10 +9,9 @@ use std::sync::Arc;
 use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
 use super::{Check, Logs, Report};
-use ledger::campaign::{Campaigns, yuan};
-use ledger::{
-    self, DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold,
-    stock_resource,
+use crate::campaign::{Campaigns, yuan};
+use crate::{
+    DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold, stock_resource,
 };
 
 /// Up to three examples, for a failing check's detail.
@@ -371,7 +370,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         if i.outcome != IntentOutcome::Extracted || !seen.insert(&i.request_id) {
             continue;
         }
-        let (Some(c), ledger::campaign::Offer::Credit(credit)) =
+        let (Some(c), crate::campaign::Offer::Credit(credit)) =
             (campaigns.get(&i.campaign_id), campaigns.offer(i))
         else {
             continue;
@@ -395,7 +394,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
             .denied
             .iter()
             .filter(|(r, reason)| {
-                reason.as_str() == ledger::reason::BUDGET_EXHAUSTED
+                reason.as_str() == crate::reason::BUDGET_EXHAUSTED
                     && campaign_of.get(*r) == Some(&c.id.as_str())
             })
             .count();

@@ -17,9 +17,10 @@
 //! through a checkpoint image of a prefix of it) and resumes at the
 //! committed offsets.
 
-mod world;
-
+#[cfg(test)]
+mod auditor;
 #[cfg(test)]
 mod tests;
+mod world;
 
 pub use world::{logs, run};

@@ -28,10 +28,10 @@ use std::sync::Arc;
 use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, TreasuryRecord};
 
 use super::leases::{Leases, Treasury};
-use crate::runtime::{
+use crate::Topic;
+use crate::{
     Emit, Output, OwnOutput, Plan, Polled, Replay, Restore, Stage, StageId, StatePlan, Step,
 };
-use crate::topics::Topic;
 use extract::catalog::Catalog;
 use ledger::campaign::Campaigns;
 use ledger::reason::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};

@@ -1,0 +1,77 @@
+//! `chatcart demo`: the whole pipeline in this process on a mock Kafka
+//! cluster, a surge through it, and the audit; exits 1 unless every request
+//! got exactly one reply and the audit is clean.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chatcart::demo::{self, DemoOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// How many prompts to send (at most 50,000: beyond that the mock
+    /// cluster no longer reads its topics back whole, so the audit would
+    /// report records missing that the pipeline handled).
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=50_000))]
+    requests: u32,
+    /// Requests per second to send them at (the surge generator's constant profile).
+    #[arg(long, default_value_t = 1_000.0)]
+    rate: f64,
+    /// Partitions of every pipeline topic.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+    /// Campaign budget in cents.
+    #[arg(long, default_value_t = 1_000_000)]
+    budget_cents: i64,
+    /// Record every topic in this ClickHouse (HTTP URL, e.g. http://localhost:8123).
+    #[arg(long)]
+    clickhouse_url: Option<String>,
+    /// Limit a SKU's stock, e.g. `--stock egg-tart=40` (repeatable);
+    /// orders beyond it fail `out_of_stock` and get their credit back.
+    #[arg(long, value_name = "SKU=UNITS", value_parser = parse_stock)]
+    stock: Vec<(String, i64)>,
+    /// Seed for the synthetic traffic.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Give up waiting for replies after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+}
+
+/// Runs the demo with its own flags only: it reads neither `--config` nor
+/// `CHATCART__…` variables, so it behaves the same on every machine.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let summary = demo::run(DemoOptions {
+        stock: args.stock.into_iter().collect(),
+        requests: args.requests as usize,
+        rate: args.rate,
+        progress: true,
+        partitions: args.partitions,
+        budget_cents: args.budget_cents,
+        clickhouse_url: args.clickhouse_url,
+        seed: args.seed,
+        timeout: Duration::from_secs(args.timeout),
+    })
+    .await?;
+    println!("{summary}\n");
+    println!("{}", summary.audit);
+    Ok(if summary.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `SKU=UNITS`, as `--stock` takes it.
+fn parse_stock(text: &str) -> Result<(String, i64), String> {
+    let (sku, units) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not SKU=UNITS, e.g. egg-tart=40"))?;
+    let units: i64 = units
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| format!("`{units}` is not a number of units (0 or more)"))?;
+    Ok((sku.trim().to_owned(), units))
+}
