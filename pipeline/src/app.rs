@@ -19,7 +19,7 @@ use ledger::TreasuryFold;
 use ledger::campaign::Campaigns;
 use llm::{CatalogDescription, Llm};
 use stages::Topic;
-use stages::leases::Treasury;
+use stages::leases::TreasuryView;
 use stages::reply::Templates;
 use stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 
@@ -155,14 +155,14 @@ pub async fn run(
     }
     // The coupon and fulfillment stages of one process share one view of
     // the treasury, followed once.
-    let mut shared: Option<Arc<Treasury>> = None;
+    let mut shared: Option<Arc<TreasuryView>> = None;
     let mut treasury = |tasks: &mut JoinSet<anyhow::Result<()>>,
                         ctx: &Context,
                         campaigns: &Arc<Campaigns>,
                         shutdown: &Shutdown| {
         Arc::clone(shared.get_or_insert_with(|| {
             let fold = TreasuryFold::new(Arc::clone(campaigns), ctx.settings.kafka.partitions);
-            let treasury = Arc::new(Treasury::new(fold));
+            let treasury = Arc::new(TreasuryView::new(fold));
             tasks.spawn(follow_treasury(
                 ctx.clone(),
                 Arc::clone(&treasury),
@@ -279,7 +279,7 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
 /// the stages are gone.
 async fn follow_treasury(
     ctx: Context,
-    treasury: Arc<Treasury>,
+    treasury: Arc<TreasuryView>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use connectors::kafka::read_partitions;
-use ledger::audit::{Logs, Report, audit};
+use ledger::audit::{AuditReport, Logs, audit};
 use rdkafka::message::Message;
 use schemas::Record;
 use stages::Topic;
@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::topics::TopicNames;
 
 /// Reads every topic from the beginning and audits it.
-pub async fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<Report> {
+pub async fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<AuditReport> {
     let settings_c = settings.clone();
     let codec = app::codec(settings)?;
     let logs =

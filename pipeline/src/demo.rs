@@ -56,7 +56,7 @@ pub struct Summary {
     pub campaign_id: String,
     pub clickhouse_url: String,
     /// The auditor's verdict on the topics the run left behind.
-    pub audit: ledger::audit::Report,
+    pub audit: ledger::audit::AuditReport,
 }
 
 impl Summary {

@@ -280,7 +280,7 @@ pub async fn clickhouse_counts(
 
 /// Runs the auditor over the test's topics, fails the test unless it is
 /// clean, and returns the report and every reply.
-pub async fn clean_audit(settings: &Settings) -> (ledger::audit::Report, Vec<Reply>) {
+pub async fn clean_audit(settings: &Settings) -> (ledger::audit::AuditReport, Vec<Reply>) {
     let report = chatcart::audit::run(settings, Duration::from_secs(60))
         .await
         .expect("audit ran");
@@ -750,7 +750,7 @@ pub async fn await_caught_up(settings: &Settings, stage: &str, topic: Topic, tim
 pub async fn audit_exactly_once(
     settings: &Settings,
     requests: &[Prompt],
-) -> (ledger::audit::Report, Vec<Reply>) {
+) -> (ledger::audit::AuditReport, Vec<Reply>) {
     let (report, replies) = clean_audit(settings).await;
     let mut per_request: HashMap<&str, usize> = HashMap::new();
     for r in &replies {

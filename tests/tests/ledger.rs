@@ -133,7 +133,7 @@ fn tally(replies: &[Reply]) -> BTreeMap<(String, String), usize> {
 
 /// The cents the auditor counts as validly granted (and not released) for
 /// the one campaign, read from its `budget` check: "… granted ¥X ≤ …".
-fn audited_grants_cents(report: &ledger::audit::Report) -> i64 {
+fn audited_grants_cents(report: &ledger::audit::AuditReport) -> i64 {
     let budget = report
         .checks
         .iter()
@@ -149,7 +149,7 @@ fn audited_grants_cents(report: &ledger::audit::Report) -> i64 {
     whole.parse::<i64>().expect("yuan") * 100 + cents.parse::<i64>().expect("cents")
 }
 
-fn figure<'a>(report: &'a ledger::audit::Report, name: &str) -> &'a str {
+fn figure<'a>(report: &'a ledger::audit::AuditReport, name: &str) -> &'a str {
     report
         .figures
         .iter()

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 /// What to do with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Disposition {
     /// Write it.
     Keep,
     /// Already stored (or about to be re-read): skip it.
@@ -48,18 +48,18 @@ pub struct Cursors {
 }
 
 impl Cursors {
-    pub fn check(&mut self, topic: &str, partition: i32, offset: i64) -> Verdict {
+    pub fn check(&mut self, topic: &str, partition: i32, offset: i64) -> Disposition {
         let Some(next) = self.next.get_mut(&(topic.to_owned(), partition)) else {
-            return Verdict::Resolve;
+            return Disposition::Resolve;
         };
         match *next {
-            Next::At(n) if offset < n => Verdict::Drop,
+            Next::At(n) if offset < n => Disposition::Drop,
             // A jump forward is a gap in the log itself (retention,
             // compaction), not a missed record: the seek already covered
             // everything ClickHouse lacked.
             _ => {
                 *next = Next::At(offset + 1);
-                Verdict::Keep
+                Disposition::Keep
             }
         }
     }
@@ -112,10 +112,10 @@ mod tests {
     #[test]
     fn the_first_record_is_checked_against_clickhouse() {
         let mut c = Cursors::default();
-        assert_eq!(c.check("t", 0, 5), Verdict::Resolve);
+        assert_eq!(c.check("t", 0, 5), Disposition::Resolve);
         // ClickHouse holds up to 4: 5 is next.
         assert_eq!(c.resolve("t", 0, 5, Some(4)), Resolution::Keep);
-        assert_eq!(c.check("t", 0, 6), Verdict::Keep);
+        assert_eq!(c.check("t", 0, 6), Disposition::Keep);
     }
 
     #[test]
@@ -124,18 +124,18 @@ mod tests {
         let mut c = Cursors::default();
         assert_eq!(c.resolve("t", 0, 3, Some(9)), Resolution::SeekTo(10));
         // Records still queued from before the seek are dropped.
-        assert_eq!(c.check("t", 0, 4), Verdict::Drop);
-        assert_eq!(c.check("t", 0, 10), Verdict::Keep);
+        assert_eq!(c.check("t", 0, 4), Disposition::Drop);
+        assert_eq!(c.check("t", 0, 10), Disposition::Keep);
     }
 
     #[test]
     fn a_committed_offset_ahead_of_clickhouse_reads_the_missing_records() {
         let mut c = Cursors::default();
         assert_eq!(c.resolve("t", 1, 50, Some(19)), Resolution::SeekTo(20));
-        assert_eq!(c.check("t", 1, 20), Verdict::Keep);
+        assert_eq!(c.check("t", 1, 20), Disposition::Keep);
         assert_eq!(c.resolve("u", 0, 7, None), Resolution::SeekToStart);
-        assert_eq!(c.check("u", 0, 0), Verdict::Keep);
-        assert_eq!(c.check("u", 0, 0), Verdict::Drop);
+        assert_eq!(c.check("u", 0, 0), Disposition::Keep);
+        assert_eq!(c.check("u", 0, 0), Disposition::Drop);
         assert_eq!(c.resolve("v", 0, 0, None), Resolution::Keep);
     }
 
@@ -143,11 +143,11 @@ mod tests {
     fn gaps_in_the_log_are_kept_and_forgetting_resolves_again() {
         let mut c = Cursors::default();
         c.resolve("t", 0, 0, None);
-        assert_eq!(c.check("t", 0, 5), Verdict::Keep);
+        assert_eq!(c.check("t", 0, 5), Disposition::Keep);
         c.forget("t", 0);
-        assert_eq!(c.check("t", 0, 6), Verdict::Resolve);
+        assert_eq!(c.check("t", 0, 6), Disposition::Resolve);
         c.resolve("t", 0, 6, Some(5));
         c.forget_all();
-        assert_eq!(c.check("t", 0, 7), Verdict::Resolve);
+        assert_eq!(c.check("t", 0, 7), Disposition::Resolve);
     }
 }

@@ -25,7 +25,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use tokio::time::Instant;
 
-use super::cursor::{Cursors, Resolution, Verdict};
+use super::cursor::{Cursors, Disposition, Resolution};
 use super::row::{campaign_rows, row};
 use crate::runtime::rebalance::Rebalances;
 use crate::runtime::{Context, DeadLetter, Shutdown, dead_letter, now_ms};
@@ -234,13 +234,13 @@ impl Sink {
     ) {
         let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
         match self.cursors.check(topic, partition, offset) {
-            Verdict::Keep => {
+            Disposition::Keep => {
                 let row = row(&self.ctx, &self.default_campaign, message);
                 self.batch.push(row);
                 return;
             }
-            Verdict::Drop => return,
-            Verdict::Resolve => {}
+            Disposition::Drop => return,
+            Disposition::Resolve => {}
         }
         if self.faults.trusts_kafka {
             self.cursors

@@ -1,4 +1,4 @@
-//! The report's four charts, built from a [`Report`]: throughput by stage,
+//! The report's four charts, built from a [`CampaignReport`]: throughput by stage,
 //! reply latency quantiles, the budget burn-down with the moment it ran out
 //! (or is projected to), and the outcomes of the range's requests.
 //!
@@ -6,7 +6,7 @@
 //! bucket), so one second or one minute of data is a visible line rather
 //! than a single point.
 
-use super::data::{Funnel, Latency, Report};
+use super::data::{CampaignReport, Funnel, Latency};
 use super::scale::short_number;
 use super::svg::{Bar, BarChart, LineChart, Marker, Series};
 use super::{Secs, format_clock, format_time};
@@ -25,7 +25,7 @@ const RED: &str = "#dc2626";
 const GREY: &str = "#6b7280";
 
 /// Every chart as `(data-chart, heading, svg)`.
-pub fn all(report: &Report) -> Vec<(&'static str, String, String)> {
+pub fn all(report: &CampaignReport) -> Vec<(&'static str, String, String)> {
     let throughput = throughput(report);
     let latency = latency(report);
     let budget = budget(report);
@@ -39,7 +39,7 @@ pub fn all(report: &Report) -> Vec<(&'static str, String, String)> {
 }
 
 /// The range widened to whole buckets of `step` seconds.
-fn domain(report: &Report, step: u32) -> (f64, f64) {
+fn domain(report: &CampaignReport, step: u32) -> (f64, f64) {
     let step = u64::from(step.max(1));
     let from = u64::from(report.range.from);
     let to = u64::from(report.range.to);
@@ -93,7 +93,7 @@ fn per(step: u32) -> &'static str {
     }
 }
 
-pub fn throughput(report: &Report) -> LineChart {
+pub fn throughput(report: &CampaignReport) -> LineChart {
     let (lo, hi) = domain(report, report.step);
     let series = |name, label: &str, colour, f: fn(&Funnel) -> u64| {
         let buckets: Vec<(Secs, f64)> = report
@@ -132,7 +132,7 @@ pub fn throughput(report: &Report) -> LineChart {
     }
 }
 
-pub fn latency(report: &Report) -> LineChart {
+pub fn latency(report: &CampaignReport) -> LineChart {
     let step = report.latency_step;
     let (lo, hi) = domain(report, step);
     let series = |name, label: &str, colour, f: fn(&Latency) -> i64| {
@@ -178,7 +178,7 @@ fn yuan(cents: f64) -> String {
     format!("{sign}¥{}", short_number(cents.abs() / 100.0))
 }
 
-pub fn budget(report: &Report) -> LineChart {
+pub fn budget(report: &CampaignReport) -> LineChart {
     let step = report.step;
     let (lo, hi) = domain(report, step);
     let mut title = "Budget burn-down: remaining credit".to_owned();
@@ -241,7 +241,7 @@ pub fn budget(report: &Report) -> LineChart {
     chart
 }
 
-pub fn outcomes(report: &Report) -> BarChart {
+pub fn outcomes(report: &CampaignReport) -> BarChart {
     let kinds: [(&str, &str, &str, &str); 4] = [
         ("replies", "Reply", "", "reply"),
         ("denials", "CouponDecision", "denied", "denied"),
@@ -286,7 +286,7 @@ pub fn outcomes(report: &Report) -> BarChart {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::data::{Budget, Credit, Outcome, Range};
+    use crate::report::data::{Budget, Credit, OutcomeCount, Range};
 
     #[test]
     fn histograms_fill_gaps_with_zero() {
@@ -323,8 +323,8 @@ mod tests {
         assert!(segments(&[], 60).is_empty());
     }
 
-    fn report() -> Report {
-        Report {
+    fn report() -> CampaignReport {
+        CampaignReport {
             campaign: "c".into(),
             range: Range {
                 from: 1_000,
@@ -332,7 +332,7 @@ mod tests {
             },
             step: 1,
             latency_step: 60,
-            ..Report::default()
+            ..CampaignReport::default()
         }
     }
 
@@ -402,13 +402,13 @@ mod tests {
     #[test]
     fn outcome_bars_group_by_kind_and_escape_reasons() {
         let mut r = report();
-        let row = |kind: &str, outcome: &str, reason: &str, requests| Outcome {
+        let row = |kind: &str, outcome: &str, reason: &str, requests| OutcomeCount {
             stage: "s".into(),
             kind: kind.into(),
             outcome: outcome.into(),
             reason: reason.into(),
             requests,
-            ..Outcome::default()
+            ..OutcomeCount::default()
         };
         r.outcomes = vec![
             row("Reply", "OrderPlaced", "", 500),

@@ -164,7 +164,7 @@ pub struct Stock {
 
 /// Requests with one (stage, kind, outcome, reason) in the range.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Row, Deserialize)]
-pub struct Outcome {
+pub struct OutcomeCount {
     pub stage: String,
     pub kind: String,
     pub outcome: String,
@@ -189,7 +189,7 @@ pub struct User {
 
 /// Everything the report shows.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Report {
+pub struct CampaignReport {
     pub campaign: String,
     pub database: String,
     /// The range reported on.
@@ -219,12 +219,12 @@ pub struct Report {
     pub stock: Vec<Stock>,
     /// SKUs whose stock the campaign limits (the others are unlimited).
     pub limited_skus: Vec<String>,
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<OutcomeCount>,
     pub top_users: Vec<User>,
 }
 
 /// Reads the report for `request` from the configured ClickHouse.
-pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Result<Report> {
+pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Result<CampaignReport> {
     let client = config.client();
     let campaign = request
         .campaign
@@ -268,13 +268,13 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
             super::format_time(span.to)
         );
     }
-    let mut report = Report {
+    let mut report = CampaignReport {
         campaign,
         database: config.database.clone(),
         range,
         span,
         step: range.step(),
-        ..Report::default()
+        ..CampaignReport::default()
     };
     read(&client, &mut report).await.with_context(at)?;
     Ok(report)
@@ -318,7 +318,7 @@ fn no_such_campaign(request: &Request, campaign: &str, database: &str, known: &[
 }
 
 /// Fills `report` beyond its range and span.
-async fn read(client: &Client, report: &mut Report) -> clickhouse::error::Result<()> {
+async fn read(client: &Client, report: &mut CampaignReport) -> clickhouse::error::Result<()> {
     let (campaign, from, to, step) = (
         report.campaign.as_str(),
         report.range.from,
@@ -473,19 +473,19 @@ fn add(a: Funnel, b: &Funnel) -> Funnel {
 /// A two-second report of campaign `campaign` with nothing in it, for the
 /// layout tests to fill in.
 #[cfg(test)]
-pub(super) fn empty_report(campaign: &str) -> Report {
+pub(super) fn empty_report(campaign: &str) -> CampaignReport {
     let range = Range {
         from: 1_738_152_000,
         to: 1_738_152_002,
     };
-    Report {
+    CampaignReport {
         campaign: campaign.into(),
         database: "chatcart_demo".into(),
         range,
         span: range,
         step: 1,
         latency_step: 60,
-        ..Report::default()
+        ..CampaignReport::default()
     }
 }
 

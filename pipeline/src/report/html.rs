@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::data::Report;
+use super::data::CampaignReport;
 use super::svg::escape;
 use super::tables::{self, Table};
 use super::{charts, format_time};
@@ -111,7 +111,7 @@ fn table_html(out: &mut String, table: &Table) {
 }
 
 /// The report as a complete HTML document.
-pub fn render_html(report: &Report) -> String {
+pub fn render_html(report: &CampaignReport) -> String {
     let mut out = String::with_capacity(64 * 1024);
     let title = format!("chatcart report: {}", report.campaign);
     let _ = write!(
@@ -167,8 +167,8 @@ mod tests {
         assert_eq!(escape("奶茶 ¥20"), "奶茶 ¥20");
     }
 
-    fn report() -> Report {
-        Report {
+    fn report() -> CampaignReport {
+        CampaignReport {
             top_users: vec![User {
                 user_id: "<img src=x onerror=alert(1)>".into(),
                 prompts: 3,

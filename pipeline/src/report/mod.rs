@@ -5,7 +5,7 @@
 //! # Layout
 //! - this file: the time range (`--from`, `--to`) and the number formats
 //!   every output shares;
-//! - [`data`]: the queries, and the [`Report`] they fill;
+//! - [`data`]: the queries, and the [`CampaignReport`] they fill;
 //! - [`tables`]: the key figures as tables;
 //! - [`text`]: tables laid out as plain text for the terminal;
 //! - [`scale`]: scales and ticks for the charts' axes;
@@ -23,7 +23,7 @@ pub mod text;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-pub use data::{Report, Request, fetch};
+pub use data::{CampaignReport, Request, fetch};
 
 /// Seconds since the epoch, as ClickHouse's `DateTime` holds them.
 pub type Secs = u32;

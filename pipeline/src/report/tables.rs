@@ -1,7 +1,7 @@
 //! The report's key figures as [`Table`]s, shared by both outputs: laid out
 //! as plain text by [`super::text`] and as HTML tables by [`super::html`].
 
-use super::data::{BUSIEST_MINUTES, Latency, MAX_POINTS, Report, TOP_USERS};
+use super::data::{BUSIEST_MINUTES, CampaignReport, Latency, MAX_POINTS, TOP_USERS};
 use super::{Secs, format_clock, format_count, format_span, format_time};
 use ledger::campaign::yuan;
 
@@ -55,7 +55,7 @@ const TOP_REASONS: usize = 15;
 
 /// A time in the report's range: the clock alone when the range lies
 /// within one day, else date and clock.
-fn at(report: &Report, secs: Secs) -> String {
+fn at(report: &CampaignReport, secs: Secs) -> String {
     if report.range.from / 86_400 == report.range.to / 86_400
         && secs / 86_400 == report.range.from / 86_400
     {
@@ -74,7 +74,7 @@ fn ms(v: i64) -> String {
 }
 
 /// Every table of the report, in order.
-pub fn all(report: &Report) -> Vec<Table> {
+pub fn all(report: &CampaignReport) -> Vec<Table> {
     let mut tables = vec![
         overview(report),
         funnel(report),
@@ -90,7 +90,7 @@ pub fn all(report: &Report) -> Vec<Table> {
     tables
 }
 
-fn overview(report: &Report) -> Table {
+fn overview(report: &CampaignReport) -> Table {
     let r = report;
     let mut t = Table::list("Report", None);
     t.pair("campaign", r.campaign.clone());
@@ -126,7 +126,7 @@ fn overview(report: &Report) -> Table {
     t
 }
 
-fn funnel(report: &Report) -> Table {
+fn funnel(report: &CampaignReport) -> Table {
     let f = &report.totals;
     let note = (f.prompts == 0).then(|| "no requests in this range".to_owned());
     let mut t = Table::grid(
@@ -150,7 +150,7 @@ fn funnel(report: &Report) -> Table {
     t
 }
 
-fn budget(report: &Report) -> Table {
+fn budget(report: &CampaignReport) -> Table {
     let Some(b) = report.budget else {
         return Table::list(
             "Budget: whole campaign",
@@ -222,7 +222,7 @@ fn budget(report: &Report) -> Table {
     t
 }
 
-fn peak(report: &Report) -> Table {
+fn peak(report: &CampaignReport) -> Table {
     let Some(p) = report.peak.filter(|p| p.prompts > 0) else {
         return Table::list("Peak second", Some("no prompts in this range".to_owned()));
     };
@@ -257,7 +257,7 @@ fn peak(report: &Report) -> Table {
     t
 }
 
-fn latency(report: &Report) -> Table {
+fn latency(report: &CampaignReport) -> Table {
     let shown = report.busiest_minutes.len() as u64;
     let note = if shown == 0 {
         Some("no replies in this range".to_owned())
@@ -305,7 +305,7 @@ fn latency(report: &Report) -> Table {
     t
 }
 
-fn stock(report: &Report) -> Table {
+fn stock(report: &CampaignReport) -> Table {
     let note = if report.stock.is_empty() {
         "no SKU ordered or limited"
     } else {
@@ -345,7 +345,7 @@ fn stock(report: &Report) -> Table {
     t
 }
 
-fn reasons(report: &Report) -> Table {
+fn reasons(report: &CampaignReport) -> Table {
     let with_reason: Vec<_> = report
         .outcomes
         .iter()
@@ -383,7 +383,7 @@ fn reasons(report: &Report) -> Table {
     t
 }
 
-fn users(report: &Report) -> Table {
+fn users(report: &CampaignReport) -> Table {
     let mut t = Table::grid(
         &format!("Top {TOP_USERS} users by prompts"),
         Some("whole campaign".to_owned()),
@@ -419,7 +419,7 @@ mod tests {
     use crate::report::data::{Budget, Funnel, empty_report};
     use crate::report::text::render_text;
 
-    fn report() -> Report {
+    fn report() -> CampaignReport {
         empty_report("demo-1")
     }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::data::Report;
+use super::data::CampaignReport;
 use super::tables::{self, Table};
 
 /// Columns a terminal gives `c`: two for East Asian wide characters.
@@ -97,7 +97,7 @@ pub fn to_text(table: &Table) -> String {
 }
 
 /// The whole report for the terminal.
-pub fn render_text(report: &Report) -> String {
+pub fn render_text(report: &CampaignReport) -> String {
     tables::all(report)
         .iter()
         .map(to_text)

@@ -10,7 +10,9 @@
 //! benchmark's relay and the simulation).
 //!
 //! # Layout
-//! - [`runner`]: the consume → handle → produce → store-offset loop.
+//! - [`runner`]: the consume → handle → produce → store-offset loop;
+//!   `restore`: rebuilding a partition's state as the stage's plan says;
+//!   [`produce`]: outputs and dead letters.
 //! - [`rebalance`]: consumer-group events: revoked partitions, readiness.
 //! - [`checkpoint`]: images of restored state, so a restore reads a
 //!   checkpoint and a bounded tail rather than the whole partition.
@@ -20,7 +22,9 @@
 
 pub mod checkpoint;
 pub mod health;
+pub mod produce;
 pub mod rebalance;
+mod restore;
 pub mod runner;
 pub mod shutdown;
 
@@ -31,8 +35,9 @@ use schemas::Codec;
 use crate::config::Settings;
 use crate::topics::TopicNames;
 
+pub use produce::{DeadLetter, dead_letter};
 pub use rebalance::Ready;
-pub use runner::{DeadLetter, dead_letter, run_stage};
+pub use runner::run_stage;
 pub use shutdown::Shutdown;
 
 /// What every stage of one process shares.

@@ -23,7 +23,7 @@ use schemas::{Codec, Record};
 
 use super::profile::Profile;
 use super::report::{Behind, Sending, SurgeReport};
-use super::tally::{Answer, Tally};
+use super::tally::{SeenAnswer, Tally};
 use super::traffic::{Kind, Mix, Traffic, seq_of};
 use crate::app;
 use crate::config::Settings;
@@ -285,7 +285,7 @@ fn read_answers(
         let Ok(record) = codec.decode(message.payload().unwrap_or_default()) else {
             continue;
         };
-        let Some(answer) = Answer::of(&record) else {
+        let Some(answer) = SeenAnswer::of(&record) else {
             continue;
         };
         // Other runs' traffic on the same topic is not ours to count.

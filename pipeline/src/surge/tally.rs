@@ -21,31 +21,31 @@ const MAX_SECONDS: usize = 7 * 24 * 3600;
 
 /// One answer seen on the final topic.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Answer<'a> {
+pub struct SeenAnswer<'a> {
     pub request_id: &'a str,
     /// When the request was meant to be sent (the prompt's event time).
     pub intended_ms: i64,
     /// What the person was told; `None` when the final topic carries the
     /// prompts themselves (the benchmark's no-op relay).
-    pub outcome: Option<Outcome<'a>>,
+    pub outcome: Option<SeenOutcome<'a>>,
 }
 
 /// The part of a reply the tally counts.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome<'a> {
+pub struct SeenOutcome<'a> {
     pub outcome: ReplyOutcome,
     pub reason: Option<&'a str>,
     pub credit_cents: i64,
 }
 
-impl<'a> Answer<'a> {
+impl<'a> SeenAnswer<'a> {
     /// The answer a record on the final topic carries, if it is one.
     pub fn of(record: &'a Record) -> Option<Self> {
         match record {
             Record::Reply(r) => Some(Self {
                 request_id: &r.request_id,
                 intended_ms: r.prompt_time_ms,
-                outcome: Some(Outcome {
+                outcome: Some(SeenOutcome {
                     outcome: r.outcome,
                     reason: r.reason.as_deref(),
                     credit_cents: r.credit_cents,
@@ -137,7 +137,7 @@ impl Tally {
 
     /// Counts request `seq`'s answer, arrived at `at_ms`. Returns false
     /// when the request was already answered (a duplicate answer).
-    pub fn answer(&mut self, seq: u64, answer: &Answer<'_>, at_ms: i64) -> bool {
+    pub fn answer(&mut self, seq: u64, answer: &SeenAnswer<'_>, at_ms: i64) -> bool {
         let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
         if self.answered.len() <= word {
             self.answered.resize(word + 1, 0);
@@ -231,11 +231,11 @@ impl Tally {
 mod tests {
     use super::*;
 
-    fn reply(outcome: ReplyOutcome, reason: Option<&str>, credit: i64) -> Answer<'_> {
-        Answer {
+    fn reply(outcome: ReplyOutcome, reason: Option<&str>, credit: i64) -> SeenAnswer<'_> {
+        SeenAnswer {
             request_id: "r",
             intended_ms: 1_000,
-            outcome: Some(Outcome {
+            outcome: Some(SeenOutcome {
                 outcome,
                 reason,
                 credit_cents: credit,
@@ -306,7 +306,7 @@ mod tests {
             text: "hi".into(),
             locale: None,
         });
-        let answer = Answer::of(&prompt).expect("a prompt is an answer of the relay");
+        let answer = SeenAnswer::of(&prompt).expect("a prompt is an answer of the relay");
         let mut t = Tally::new(0);
         t.answer(1, &answer, 12);
         assert_eq!(t.quantiles().max, 7);

@@ -17,7 +17,7 @@
 //!   partition, the per-request hot path. `pre_credited`: the partition's
 //!   lease already covers every request, so nothing is asked of the
 //!   treasury; `with_leases`: a budget for about half the requests, with
-//!   lease requests delivered to the in-memory [`Treasury`] and parked
+//!   lease requests delivered to the in-memory [`TreasuryView`] and parked
 //!   requests finished by [`Stage::poll`], as the runner would.
 //!
 //! Throughput is in elements (records or requests) per second.
@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use chatcart_stages::CouponStage;
 use chatcart_stages::Topic;
-use chatcart_stages::coupon::{CouponState, Treasury};
+use chatcart_stages::coupon::{CouponState, TreasuryView};
 use chatcart_stages::{Emit, Output, Stage};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
@@ -103,7 +103,7 @@ fn intents(n: usize, seed: u64) -> Vec<IntentEvent> {
 /// requests it made.
 fn drive(
     stage: &CouponStage,
-    treasury: &Treasury,
+    treasury: &TreasuryView,
     st: &mut CouponState,
     intents: impl IntoIterator<Item = IntentEvent>,
     mut decisions: Option<&mut Vec<Record>>,
@@ -151,7 +151,7 @@ fn drive(
 /// a redelivery after a crash would write them).
 fn decisions_log(n: usize) -> Vec<Record> {
     let campaigns = campaigns(half_budget(n));
-    let treasury = Arc::new(Treasury::new(TreasuryFold::new(
+    let treasury = Arc::new(TreasuryView::new(TreasuryFold::new(
         Arc::clone(&campaigns),
         PARTITIONS,
     )));
@@ -327,9 +327,9 @@ fn bench_treasury_fold(c: &mut Criterion) {
 }
 
 /// A coupon stage and partition 0's state with a lease already credited.
-fn credited_stage(budget: i64) -> (CouponStage, Arc<Treasury>, CouponState) {
+fn credited_stage(budget: i64) -> (CouponStage, Arc<TreasuryView>, CouponState) {
     let campaigns = campaigns(budget);
-    let treasury = Arc::new(Treasury::new(TreasuryFold::new(
+    let treasury = Arc::new(TreasuryView::new(TreasuryFold::new(
         Arc::clone(&campaigns),
         PARTITIONS,
     )));

@@ -20,8 +20,8 @@ use schemas::{
     CouponDecision, DecisionOutcome, IntentEvent, IntentOutcome, OrderEvent, OrderOutcome, Record,
 };
 
-use super::leases::Leases;
-pub use super::leases::Treasury;
+pub use super::leases::TreasuryView;
+use super::leases::{Leases, ResourceAt};
 use crate::Topic;
 use crate::{Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step};
 use ledger::campaign::{Campaigns, CreditRule, Offer};
@@ -48,7 +48,7 @@ impl CouponState {
 /// Grants or denies campaign credit.
 pub struct CouponStage {
     campaigns: Arc<Campaigns>,
-    treasury: Arc<Treasury>,
+    treasury: Arc<TreasuryView>,
     return_before_end_ms: i64,
     partitions: i32,
     /// Makes this instance's lease and return ids unique.
@@ -58,7 +58,7 @@ pub struct CouponStage {
 impl CouponStage {
     pub fn new(
         campaigns: Arc<Campaigns>,
-        treasury: Arc<Treasury>,
+        treasury: Arc<TreasuryView>,
         partitions: i32,
         return_before_end_ms: i64,
     ) -> Self {
@@ -70,7 +70,7 @@ impl CouponStage {
     /// simulation that must be reproducible).
     pub fn with_nonce(
         campaigns: Arc<Campaigns>,
-        treasury: Arc<Treasury>,
+        treasury: Arc<TreasuryView>,
         partitions: i32,
         return_before_end_ms: i64,
         nonce: u64,
@@ -93,8 +93,11 @@ impl CouponStage {
         out: &mut Vec<Emit>,
     ) {
         for campaign in self.campaigns.iter() {
-            st.leases
-                .credit(&mut st.fold, t, &campaign.id, BUDGET, now_ms, out);
+            st.leases.credit(
+                &mut st.fold,
+                ResourceAt::new(t, &campaign.id, BUDGET, now_ms),
+                out,
+            );
         }
     }
 
@@ -117,7 +120,12 @@ impl CouponStage {
                     Verdict::Grant => (credit, None),
                     Verdict::AlreadyUsed => (0, Some(ledger::reason::ALREADY_USED)),
                     Verdict::OverAllowance
-                        if st.leases.exhausted(t, &intent.campaign_id, BUDGET, now_ms) =>
+                        if st.leases.exhausted(ResourceAt::new(
+                            t,
+                            &intent.campaign_id,
+                            BUDGET,
+                            now_ms,
+                        )) =>
                     {
                         // The last of the budget: a free-up-to credit takes
                         // what is left rather than strand it.
@@ -134,8 +142,12 @@ impl CouponStage {
                     }
                     Verdict::OverAllowance => {
                         let c = &intent.campaign_id;
-                        st.leases
-                            .request(&st.fold, t, c, BUDGET, true, credit, now_ms, out);
+                        st.leases.request(
+                            &st.fold,
+                            ResourceAt::new(t, c, BUDGET, now_ms),
+                            Some(credit),
+                            out,
+                        );
                         return None;
                     }
                 }
@@ -146,7 +158,7 @@ impl CouponStage {
         if credit > 0 {
             let c = &intent.campaign_id;
             st.leases
-                .request(&st.fold, t, c, BUDGET, false, 0, now_ms, out);
+                .request(&st.fold, ResourceAt::new(t, c, BUDGET, now_ms), None, out);
         }
         Some(decision)
     }
@@ -238,8 +250,12 @@ impl CouponStage {
             // their way (a backlog), so returns wait for the partition to
             // be idle.
             let c = &campaign.id;
-            st.leases
-                .give_back(&mut st.fold, t, c, BUDGET, near_end, now_ms, out);
+            st.leases.give_back(
+                &mut st.fold,
+                ResourceAt::new(t, c, BUDGET, now_ms),
+                near_end,
+                out,
+            );
         }
     }
 }

@@ -38,7 +38,10 @@ fn stage(budget: i64, f: impl FnOnce(&mut CampaignConfig)) -> CouponStage {
     };
     f(&mut c);
     let campaigns = Arc::new(Campaigns::new(&[c]).unwrap());
-    let treasury = Arc::new(Treasury::new(TreasuryFold::new(Arc::clone(&campaigns), 1)));
+    let treasury = Arc::new(TreasuryView::new(TreasuryFold::new(
+        Arc::clone(&campaigns),
+        1,
+    )));
     CouponStage::with_nonce(campaigns, treasury, 1, 60_000, 7)
 }
 

@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, TreasuryRecord};
 
-use super::leases::{Leases, Treasury};
+use super::leases::{Leases, ResourceAt, TreasuryView};
 use crate::Topic;
 use crate::{
     Emit, Output, OwnOutput, Plan, Polled, Replay, Restore, Stage, StageId, StatePlan, Step,
@@ -41,7 +41,7 @@ use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_r
 pub struct FulfillmentStage {
     campaigns: Arc<Campaigns>,
     catalog: Catalog,
-    treasury: Arc<Treasury>,
+    treasury: Arc<TreasuryView>,
     partitions: i32,
     close_after_end_ms: i64,
     nonce: u64,
@@ -80,7 +80,7 @@ impl FulfillmentStage {
     pub fn new(
         campaigns: Arc<Campaigns>,
         catalog: Catalog,
-        treasury: Arc<Treasury>,
+        treasury: Arc<TreasuryView>,
         partitions: i32,
         close_after_end_ms: i64,
     ) -> Self {
@@ -112,8 +112,11 @@ impl FulfillmentStage {
         out: &mut Vec<Emit>,
     ) {
         for (campaign, resource) in self.stock_resources() {
-            st.leases
-                .credit(&mut st.stock, t, campaign, &resource, now_ms, out);
+            st.leases.credit(
+                &mut st.stock,
+                ResourceAt::new(t, campaign, &resource, now_ms),
+                out,
+            );
         }
     }
 
@@ -151,14 +154,18 @@ impl FulfillmentStage {
             }
             if short
                 .iter()
-                .any(|(resource, _)| st.leases.exhausted(t, c, resource, now_ms))
+                .any(|(resource, _)| st.leases.exhausted(ResourceAt::new(t, c, resource, now_ms)))
             {
                 reason = Some(OUT_OF_STOCK);
             } else if !short.is_empty() {
                 for (resource, missing) in &short {
                     let need = st.stock.unused_of(c, resource) + missing;
-                    st.leases
-                        .request(&st.stock, t, c, resource, true, need, now_ms, out);
+                    st.leases.request(
+                        &st.stock,
+                        ResourceAt::new(t, c, resource, now_ms),
+                        Some(need),
+                        out,
+                    );
                 }
                 return None;
             }
@@ -170,7 +177,7 @@ impl FulfillmentStage {
                 if t.resource(c, &sku).is_some() {
                     st.leases.demand(c, &sku, now_ms);
                     st.leases
-                        .request(&st.stock, t, c, &sku, false, 0, now_ms, out);
+                        .request(&st.stock, ResourceAt::new(t, c, &sku, now_ms), None, out);
                 }
             }
         }

@@ -43,7 +43,7 @@ fn stage(
     };
     f(&mut c);
     let campaigns = Arc::new(Campaigns::new(&[c]).unwrap());
-    let treasury = Arc::new(Treasury::new(TreasuryFold::new(
+    let treasury = Arc::new(TreasuryView::new(TreasuryFold::new(
         Arc::clone(&campaigns),
         partitions,
     )));

@@ -32,12 +32,12 @@ pub const RETURN_IDLE_MS: i64 = 2_000;
 pub const RETURN_LAND_MS: i64 = 30_000;
 
 /// This process's view of `campaign.treasury`, folded as it is followed.
-pub struct Treasury {
+pub struct TreasuryView {
     fold: RwLock<TreasuryFold>,
     changed: Arc<Notify>,
 }
 
-impl Treasury {
+impl TreasuryView {
     pub fn new(fold: TreasuryFold) -> Self {
         Self {
             fold: RwLock::new(fold),
@@ -150,6 +150,32 @@ pub struct Leases {
     next_id: u64,
 }
 
+/// One resource of one campaign (its budget, or a SKU's stock) as the
+/// treasury fold shows it at `now_ms`: what every lease decision is about.
+#[derive(Clone, Copy)]
+pub struct ResourceAt<'a> {
+    pub treasury: &'a TreasuryFold,
+    pub campaign: &'a str,
+    pub resource: &'a str,
+    pub now_ms: i64,
+}
+
+impl<'a> ResourceAt<'a> {
+    pub fn new(
+        treasury: &'a TreasuryFold,
+        campaign: &'a str,
+        resource: &'a str,
+        now_ms: i64,
+    ) -> Self {
+        Self {
+            treasury,
+            campaign,
+            resource,
+            now_ms,
+        }
+    }
+}
+
 fn key(campaign: &str, resource: &str) -> Key {
     (campaign.to_owned(), resource.to_owned())
 }
@@ -200,16 +226,13 @@ impl Leases {
     /// Credits every lease of the resource the treasury granted this
     /// partition that its log does not have yet, and forgets requests the
     /// treasury answered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn credit(
-        &mut self,
-        fold: &mut impl Allowances,
-        t: &TreasuryFold,
-        campaign: &str,
-        resource: &str,
-        now_ms: i64,
-        out: &mut Vec<Emit>,
-    ) {
+    pub fn credit(&mut self, fold: &mut impl Allowances, at: ResourceAt<'_>, out: &mut Vec<Emit>) {
+        let ResourceAt {
+            treasury: t,
+            campaign,
+            resource,
+            now_ms,
+        } = at;
         let Some(account) = t.resource(campaign, resource) else {
             return;
         };
@@ -244,21 +267,23 @@ impl Leases {
 
     /// Asks for the next lease of the resource when the allowance left is
     /// below half the lease the treasury would grant now, so it usually
-    /// arrives before it is needed. `force`: a request is waiting for it,
-    /// and needs `need` of the resource (an order of many units may need
+    /// arrives before it is needed. `waiting`: a request is waiting for it,
+    /// and needs this much of the resource (an order of many units may need
     /// more than half a lease).
-    #[allow(clippy::too_many_arguments)]
     pub fn request(
         &mut self,
         fold: &impl Allowances,
-        t: &TreasuryFold,
-        campaign: &str,
-        resource: &str,
-        force: bool,
-        need: i64,
-        now_ms: i64,
+        at: ResourceAt<'_>,
+        waiting: Option<i64>,
         out: &mut Vec<Emit>,
     ) {
+        let ResourceAt {
+            treasury: t,
+            campaign,
+            resource,
+            now_ms,
+        } = at;
+        let (force, need) = (waiting.is_some(), waiting.unwrap_or(0));
         let Some(account) = t.resource(campaign, resource) else {
             return;
         };
@@ -299,13 +324,13 @@ impl Leases {
     /// Whether the resource is left nowhere this partition could get it
     /// from: the treasury has leased it all out, and no return from this
     /// partition is on its way back to the treasury.
-    pub fn exhausted(
-        &mut self,
-        t: &TreasuryFold,
-        campaign: &str,
-        resource: &str,
-        now_ms: i64,
-    ) -> bool {
+    pub fn exhausted(&mut self, at: ResourceAt<'_>) -> bool {
+        let ResourceAt {
+            treasury: t,
+            campaign,
+            resource,
+            now_ms,
+        } = at;
         self.returning
             .retain(|(_, id, at)| !t.has_return(id) && now_ms - at < RETURN_LAND_MS);
         t.exhausted_of(campaign, resource)
@@ -319,17 +344,19 @@ impl Leases {
     /// for `RETURN_IDLE_MS` and either `near_end` or the treasury has none
     /// of the resource left, so busier partitions can use it. The caller
     /// checks that nothing is waiting for the resource.
-    #[allow(clippy::too_many_arguments)]
     pub fn give_back(
         &mut self,
         fold: &mut impl Allowances,
-        t: &TreasuryFold,
-        campaign: &str,
-        resource: &str,
+        at: ResourceAt<'_>,
         near_end: bool,
-        now_ms: i64,
         out: &mut Vec<Emit>,
     ) {
+        let ResourceAt {
+            treasury: t,
+            campaign,
+            resource,
+            now_ms,
+        } = at;
         let unused = fold.unused_of(campaign, resource);
         // A partition just taken over counts as busy: it may hold requests
         // the broker has yet to redeliver.

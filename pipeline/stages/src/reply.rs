@@ -54,7 +54,7 @@ pub struct Templates {
 
 /// What a reply says, before it is put into words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer<'a> {
+pub struct ReplyContent<'a> {
     pub outcome: ReplyOutcome,
     pub reason: Option<&'a str>,
     pub order_id: Option<&'a str>,
@@ -89,7 +89,7 @@ impl Templates {
     }
 
     /// The reply text for `answer` in `locale` (`zh`, otherwise English).
-    pub fn render(&self, catalog: &Catalog, locale: &str, answer: &Answer<'_>) -> String {
+    pub fn render(&self, catalog: &Catalog, locale: &str, answer: &ReplyContent<'_>) -> String {
         let zh = locale == "zh";
         let lang = if zh { &self.zh } else { &self.en };
         let pick = |map: &BTreeMap<String, String>| {
@@ -159,7 +159,7 @@ impl ReplyStage {
                     i.prompt_time_ms,
                     &i.locale,
                 ),
-                Answer {
+                ReplyContent {
                     outcome: ReplyOutcome::Rejected,
                     reason: i.reason.as_deref(),
                     order_id: None,
@@ -178,7 +178,7 @@ impl ReplyStage {
                     d.prompt_time_ms,
                     &d.locale,
                 ),
-                Answer {
+                ReplyContent {
                     outcome: ReplyOutcome::Denied,
                     reason: d.reason.as_deref(),
                     order_id: None,
@@ -197,7 +197,7 @@ impl ReplyStage {
                     o.prompt_time_ms,
                     &o.locale,
                 ),
-                Answer {
+                ReplyContent {
                     outcome: match o.outcome {
                         OrderOutcome::Placed => ReplyOutcome::OrderPlaced,
                         OrderOutcome::Failed => ReplyOutcome::OrderFailed,
@@ -400,7 +400,7 @@ mod tests {
         for locale in ["zh", "en"] {
             for (outcome, reasons) in cases {
                 for reason in *reasons {
-                    let answer = Answer {
+                    let answer = ReplyContent {
                         outcome: *outcome,
                         reason: *reason,
                         order_id: Some("CC1"),
@@ -435,7 +435,7 @@ mod tests {
         let placed = t.render(
             &catalog,
             "en",
-            &Answer {
+            &ReplyContent {
                 outcome: ReplyOutcome::OrderPlaced,
                 reason: None,
                 order_id: Some("CC1"),

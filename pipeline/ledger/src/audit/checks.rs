@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
-use super::{Check, Logs, Report};
+use super::{AuditReport, Check, Logs};
 use crate::campaign::{Campaigns, yuan};
 use crate::{
     DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold, stock_resource,
@@ -107,7 +107,7 @@ fn fold_decisions<'a>(campaigns: &Arc<Campaigns>, logs: &'a Logs) -> Folded<'a> 
 
 /// Checks every promise over `logs`, for a pipeline of `partitions`
 /// partitions running `campaigns`.
-pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
+pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport {
     let campaigns = Arc::new(campaigns.clone());
     let mut treasury = TreasuryFold::new(Arc::clone(&campaigns), partitions);
     let mut treasury_returns: Vec<(&str, i32, i64)> = Vec::new();
@@ -441,7 +441,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> Report {
         logs,
         f.grants.values().map(|g| (g.campaign, g.credit)),
     );
-    Report {
+    AuditReport {
         checks,
         figures,
         totals,

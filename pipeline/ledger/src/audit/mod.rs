@@ -51,7 +51,7 @@ pub struct Check {
 
 /// What the auditor found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub struct AuditReport {
     pub checks: Vec<Check>,
     /// Figures worth seeing next to the checks (not pass/fail).
     pub figures: Vec<(&'static str, String)>,
@@ -59,14 +59,14 @@ pub struct Report {
     pub totals: std::collections::BTreeMap<String, Totals>,
 }
 
-impl Report {
+impl AuditReport {
     /// Whether every check passed.
     pub fn clean(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
     }
 }
 
-impl fmt::Display for Report {
+impl fmt::Display for AuditReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "chatcart audit")?;
         for c in &self.checks {

@@ -6,7 +6,7 @@ use schemas::{DecisionOutcome, OrderOutcome, Record, ReplyOutcome, TreasuryKind}
 
 use crate::Restore;
 use crate::sim;
-use ledger::audit::{Logs, Report, audit};
+use ledger::audit::{AuditReport, Logs, audit};
 use ledger::campaign::Campaigns;
 use ledger::{Fault, with_fault};
 
@@ -29,7 +29,7 @@ fn first_grant(logs: &Logs) -> (i32, schemas::CouponDecision) {
         .expect("the run granted something")
 }
 
-fn failed(report: &Report) -> Vec<&'static str> {
+fn failed(report: &AuditReport) -> Vec<&'static str> {
     report
         .checks
         .iter()
@@ -320,7 +320,7 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
 fn fulfil_three_lattes() -> ledger::audit::Check {
     use crate::FulfillmentStage;
     use crate::Topic;
-    use crate::leases::Treasury;
+    use crate::leases::TreasuryView;
     use crate::{Output, Stage};
     use extract::catalog::Catalog;
     use ledger::fixtures::movement;
@@ -329,7 +329,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
 
     let campaigns = campaigns(&[("latte", 2)]);
     let fold = ledger::TreasuryFold::new(Arc::clone(&campaigns), 1);
-    let treasury = Arc::new(Treasury::new(fold));
+    let treasury = Arc::new(TreasuryView::new(fold));
     let s = FulfillmentStage::new(
         Arc::clone(&campaigns),
         Catalog::built_in(),

@@ -14,7 +14,7 @@ fn per_test() -> u64 {
 
 /// The checks a run failed that it is held to.
 pub(super) fn verdict(
-    report: &ledger::audit::Report,
+    report: &ledger::audit::AuditReport,
     cfg: &super::world::SimConfig,
 ) -> Vec<&'static str> {
     report

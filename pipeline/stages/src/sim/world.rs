@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use schemas::{IntentEvent, IntentOutcome, Item, OrderOutcome, Prompt, Record, TreasuryRecord};
 
 use crate::Topic;
-use crate::coupon::{CouponState, Treasury};
+use crate::coupon::{CouponState, TreasuryView};
 use crate::fulfillment::FulfillmentState;
 use crate::progress::{Progress, Ticket};
 use crate::reply::Templates;
@@ -16,7 +16,7 @@ use crate::{CouponStage, FulfillmentStage, ReplyStage};
 use crate::{Emit, Output, Restore, Stage};
 use extract::catalog::Catalog;
 use ledger::TreasuryFold;
-use ledger::audit::{self, Logs, Report};
+use ledger::audit::{self, AuditReport, Logs};
 use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 
 const START_MS: i64 = 1_800_000_000_000;
@@ -123,7 +123,7 @@ fn send(outbox: &mut VecDeque<Outgoing>, h: &mut Held, ticket: Ticket, emits: Ve
 
 struct Instance {
     stage: CouponStage,
-    treasury: Arc<Treasury>,
+    treasury: Arc<TreasuryView>,
     /// Treasury records folded into this instance's view.
     seen: usize,
     alive: bool,
@@ -168,7 +168,7 @@ pub fn logs(seed: u64) -> (Logs, Campaigns, i32) {
 }
 
 /// Runs seed `seed`; returns the audit report and the run's shape.
-pub fn run(seed: u64) -> (Report, SimConfig) {
+pub fn run(seed: u64) -> (AuditReport, SimConfig) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let cfg = SimConfig::from_seed(&mut rng);
     let mut w = World::new(rng, cfg.clone());
@@ -177,13 +177,13 @@ pub fn run(seed: u64) -> (Report, SimConfig) {
     }
     let report = match w.drain() {
         Ok(()) => w.audit(),
-        Err(stuck) => Report {
+        Err(stuck) => AuditReport {
             checks: vec![audit::Check {
                 name: "drains",
                 ok: false,
                 detail: stuck,
             }],
-            ..Report::default()
+            ..AuditReport::default()
         },
     };
     (report, cfg)
@@ -226,7 +226,7 @@ impl World {
             fulfillment: FulfillmentStage::new(
                 Arc::clone(&campaigns),
                 Catalog::built_in(),
-                Arc::new(Treasury::new(TreasuryFold::new(
+                Arc::new(TreasuryView::new(TreasuryFold::new(
                     Arc::clone(&campaigns),
                     cfg.partitions,
                 ))),
@@ -256,7 +256,7 @@ impl World {
 
     fn instance(&self, nonce: u64) -> Instance {
         let fold = TreasuryFold::new(Arc::clone(&self.campaigns), self.cfg.partitions);
-        let treasury = Arc::new(Treasury::new(fold));
+        let treasury = Arc::new(TreasuryView::new(fold));
         Instance {
             stage: CouponStage::with_nonce(
                 Arc::clone(&self.campaigns),
@@ -699,7 +699,7 @@ impl World {
     }
 
     /// The auditor's checks over everything the run wrote.
-    fn audit(&self) -> Report {
+    fn audit(&self) -> AuditReport {
         let mut report = audit::audit(&self.campaigns, self.cfg.partitions, &self.logs());
         report.checks.push(audit::Check {
             name: "checkpoint restores",
