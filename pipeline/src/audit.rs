@@ -33,15 +33,7 @@ fn read_logs(
 ) -> anyhow::Result<Logs> {
     let topics = TopicNames::new(&settings.kafka);
     let mut logs = Logs::default();
-    for topic in [
-        Topic::Prompts,
-        Topic::Intents,
-        Topic::Decisions,
-        Topic::Orders,
-        Topic::Replies,
-        Topic::Treasury,
-        Topic::Dlq,
-    ] {
+    for topic in Topic::EVENTS {
         let partitions: Vec<i32> = (0..topic.partitions(settings.kafka.partitions)).collect();
         // One consumer interleaves partitions but keeps each partition in
         // log order, which is all the per-partition folds need.

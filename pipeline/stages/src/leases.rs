@@ -174,6 +174,11 @@ impl<'a> ResourceAt<'a> {
             now_ms,
         }
     }
+
+    /// The treasury fold, campaign, resource and time, in that order.
+    fn parts(self) -> (&'a TreasuryFold, &'a str, &'a str, i64) {
+        (self.treasury, self.campaign, self.resource, self.now_ms)
+    }
 }
 
 fn key(campaign: &str, resource: &str) -> Key {
@@ -227,12 +232,7 @@ impl Leases {
     /// partition that its log does not have yet, and forgets requests the
     /// treasury answered.
     pub fn credit(&mut self, fold: &mut impl Allowances, at: ResourceAt<'_>, out: &mut Vec<Emit>) {
-        let ResourceAt {
-            treasury: t,
-            campaign,
-            resource,
-            now_ms,
-        } = at;
+        let (t, campaign, resource, now_ms) = at.parts();
         let Some(account) = t.resource(campaign, resource) else {
             return;
         };
@@ -277,12 +277,7 @@ impl Leases {
         waiting: Option<i64>,
         out: &mut Vec<Emit>,
     ) {
-        let ResourceAt {
-            treasury: t,
-            campaign,
-            resource,
-            now_ms,
-        } = at;
+        let (t, campaign, resource, now_ms) = at.parts();
         let (force, need) = (waiting.is_some(), waiting.unwrap_or(0));
         let Some(account) = t.resource(campaign, resource) else {
             return;
@@ -325,12 +320,7 @@ impl Leases {
     /// from: the treasury has leased it all out, and no return from this
     /// partition is on its way back to the treasury.
     pub fn exhausted(&mut self, at: ResourceAt<'_>) -> bool {
-        let ResourceAt {
-            treasury: t,
-            campaign,
-            resource,
-            now_ms,
-        } = at;
+        let (t, campaign, resource, now_ms) = at.parts();
         self.returning
             .retain(|(_, id, at)| !t.has_return(id) && now_ms - at < RETURN_LAND_MS);
         t.exhausted_of(campaign, resource)
@@ -351,12 +341,7 @@ impl Leases {
         near_end: bool,
         out: &mut Vec<Emit>,
     ) {
-        let ResourceAt {
-            treasury: t,
-            campaign,
-            resource,
-            now_ms,
-        } = at;
+        let (t, campaign, resource, now_ms) = at.parts();
         let unused = fold.unused_of(campaign, resource);
         // A partition just taken over counts as busy: it may hold requests
         // the broker has yet to redeliver.
