@@ -45,6 +45,11 @@ pub fn decision(request: &str, user: &str, outcome: DecisionOutcome, credit: i64
 
 /// A budget lease movement of campaign `c` with id `id`.
 pub fn movement(id: &str, kind: TreasuryKind, amount: i64) -> Record {
+    lease_movement(id, kind, crate::BUDGET.into(), amount)
+}
+
+/// A lease movement of `resource` in campaign `c`, partition 0.
+fn lease_movement(id: &str, kind: TreasuryKind, resource: String, amount: i64) -> Record {
     Record::Treasury(TreasuryRecord {
         request_id: id.into(),
         user_id: String::new(),
@@ -52,7 +57,7 @@ pub fn movement(id: &str, kind: TreasuryKind, amount: i64) -> Record {
         trace_id: String::new(),
         event_time_ms: 0,
         kind,
-        resource: crate::BUDGET.into(),
+        resource,
         partition: 0,
         amount,
     })
@@ -101,15 +106,5 @@ pub fn order(request: &str, outcome: OrderOutcome, items: Vec<Item>) -> Record {
 
 /// A stock lease movement of `units` of `sku` in campaign `c`, with id `id`.
 pub fn stock(id: &str, kind: TreasuryKind, sku: &str, units: i64) -> Record {
-    Record::Treasury(TreasuryRecord {
-        request_id: id.into(),
-        user_id: String::new(),
-        campaign_id: "c".into(),
-        trace_id: String::new(),
-        event_time_ms: 0,
-        kind,
-        resource: stock_resource(sku),
-        partition: 0,
-        amount: units,
-    })
+    lease_movement(id, kind, stock_resource(sku), units)
 }
