@@ -15,8 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use connectors::kafka::{enqueue, partition_count};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -25,7 +23,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Settings;
 use crate::runtime::rebalance::{Ready, Rebalances};
-use crate::runtime::runner::{close, leave, store_offset};
+use crate::runtime::runner::{Acks, close, leave, store_offset, track};
 use crate::runtime::shutdown::Shutdown;
 use crate::topics::TopicNames;
 use stages::Topic;
@@ -61,9 +59,6 @@ pub fn parse_topic(name: &str) -> Result<Topic, String> {
             )
         })
 }
-
-/// Acknowledgements of relayed records, each with its input's ticket.
-type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
 
 /// Relays every record of `from` to the same partition of `to`, key,
 /// payload and headers unchanged, until `shutdown` fires; then drains:
@@ -125,18 +120,7 @@ pub async fn relay(
                         .await
                         .with_context(|| format!("relaying {input}[{partition}]@{offset}"))?;
                     let ticket = progress.begin(partition, Some((from, offset)));
-                    progress.expect(ticket, 1);
-                    acks.push(
-                        async move {
-                            let delivered = match delivery.await {
-                                Ok(Ok(_)) => Ok(()),
-                                Ok(Err((e, _))) => Err(e),
-                                Err(_) => Err(KafkaError::Canceled),
-                            };
-                            (ticket, delivered)
-                        }
-                        .boxed(),
-                    );
+                    track(&mut progress, &mut acks, ticket, vec![delivery]);
                     relayed += 1;
                 }
                 Err(e) => {
@@ -238,7 +222,7 @@ fn settle(
             at.unwrap_or_default()
         )));
     }
-    for done in progress.storable() {
+    for done in progress.storable_in(ticket.partition()) {
         store_offset(consumer, input, done.partition, done.offset);
     }
     Ok(())

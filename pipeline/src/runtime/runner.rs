@@ -24,7 +24,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
-use stages::progress::{Progress, Ticket, Undelivered};
+use stages::progress::{Progress, Storable, Ticket, Undelivered};
 use stages::{Output, Plan, Stage, Step, TICK};
 
 use super::checkpoint::run_checkpointer;
@@ -166,7 +166,7 @@ pub(crate) fn leave(
 
 /// Acknowledgements of outputs on their way to the broker, each with the
 /// ticket of the input that caused it.
-type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
+pub(crate) type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
 
 /// What processing one record needs, borrowed from [`run_stage`].
 struct Run<'a, S: Stage> {
@@ -240,7 +240,7 @@ impl<S: Stage> Run<'_, S> {
             }
         };
         track(progress, acks, ticket, deliveries);
-        store(self.consumer, ctx, progress);
+        store(self.consumer, ctx, progress.storable_in(partition));
         Ok(())
     }
 
@@ -271,14 +271,14 @@ impl<S: Stage> Run<'_, S> {
                 track(progress, acks, ticket, deliveries);
             }
         }
-        store(self.consumer, self.ctx, progress);
+        store(self.consumer, self.ctx, progress.storable());
         Ok(())
     }
 }
 
 /// Counts `deliveries` as outputs of `ticket`, and queues their
 /// acknowledgements.
-fn track(
+pub(crate) fn track(
     progress: &mut Progress,
     acks: &mut Acks,
     ticket: Ticket,
@@ -332,13 +332,13 @@ fn settle(
             )),
         });
     }
-    store(consumer, ctx, progress);
+    store(consumer, ctx, progress.storable_in(ticket.partition()));
     Ok(())
 }
 
-/// Stores, for the next commit, every input offset that is done.
-fn store(consumer: &StreamConsumer<Rebalances>, ctx: &Context, progress: &mut Progress) {
-    for done in progress.storable() {
+/// Stores `done` offsets for the next commit.
+fn store(consumer: &StreamConsumer<Rebalances>, ctx: &Context, done: Vec<Storable>) {
+    for done in done {
         store_offset(
             consumer,
             ctx.topics.name(done.topic),

@@ -72,6 +72,32 @@ impl Entry {
     }
 }
 
+/// Takes the done entries off the front of `partition`'s `entries`, adds
+/// the offsets of those that are inputs to `out`, and says how many it took.
+fn take_done(partition: i32, entries: &mut VecDeque<Entry>, out: &mut Vec<Storable>) -> usize {
+    let (mut i, mut taken) = (0, 0);
+    while let Some(entry) = entries.get(i) {
+        if !entry.done() {
+            if entry.parked && stores_past_parked() {
+                i += 1;
+                continue;
+            }
+            break;
+        }
+        if let Some(entry) = entries.remove(i) {
+            taken += 1;
+            if let Some((topic, offset)) = entry.input {
+                out.push(Storable {
+                    topic,
+                    partition,
+                    offset,
+                });
+            }
+        }
+    }
+    taken
+}
+
 #[cfg(test)]
 thread_local! {
     static STORES_PAST_PARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -184,26 +210,18 @@ impl Progress {
     pub fn storable(&mut self) -> Vec<Storable> {
         let mut out = Vec::new();
         for (&partition, entries) in &mut self.partitions {
-            let mut i = 0;
-            while let Some(entry) = entries.get(i) {
-                if !entry.done() {
-                    if entry.parked && stores_past_parked() {
-                        i += 1;
-                        continue;
-                    }
-                    break;
-                }
-                if let Some(entry) = entries.remove(i) {
-                    self.begun -= 1;
-                    if let Some((topic, offset)) = entry.input {
-                        out.push(Storable {
-                            topic,
-                            partition,
-                            offset,
-                        });
-                    }
-                }
-            }
+            self.begun -= take_done(partition, entries, &mut out);
+        }
+        out
+    }
+
+    /// [`storable`](Self::storable) for `partition` alone: all an
+    /// acknowledgement of one of its outputs can make storable, without a
+    /// look at every other partition.
+    pub fn storable_in(&mut self, partition: i32) -> Vec<Storable> {
+        let mut out = Vec::new();
+        if let Some(entries) = self.partitions.get_mut(&partition) {
+            self.begun -= take_done(partition, entries, &mut out);
         }
         out
     }
@@ -285,6 +303,24 @@ mod tests {
         );
         assert_eq!(p.in_flight(), 0);
         assert_eq!(stored(&mut p), vec![], "each offset is handed out once");
+    }
+
+    #[test]
+    fn one_partition_is_stored_without_handing_out_the_others() {
+        let mut p = Progress::default();
+        let a = input(&mut p, 0, 10, 1);
+        let b = input(&mut p, 1, 20, 1);
+        p.acknowledged(a, true).unwrap();
+        p.acknowledged(b, true).unwrap();
+        let only_0: Vec<_> = p
+            .storable_in(0)
+            .iter()
+            .map(|s| (s.partition, s.offset))
+            .collect();
+        assert_eq!(only_0, vec![(0, 10)]);
+        assert_eq!(p.in_flight(), 1);
+        assert_eq!(stored(&mut p), vec![(Topic::Intents, 1, 20)]);
+        assert!(p.storable_in(7).is_empty(), "a partition never begun");
     }
 
     #[test]
