@@ -34,9 +34,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use chatcart::Settings;
-use chatcart::app::StageName;
-use chatcart::{Topic, TopicNames};
 use chatcart_tests::{Running, create_topics, records};
 use connectors::kafka::{enqueue, scan};
 use ledger::campaign::{CampaignConfig, CreditRule};
@@ -45,6 +42,9 @@ use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{FutureRecord, Producer};
+use runtime::Settings;
+use runtime::app::StageName;
+use runtime::{Topic, TopicNames};
 use schemas::{Codec, DecisionOutcome, IntentEvent, IntentOutcome, Item, Record, TreasuryKind};
 
 const CAMPAIGN: &str = "bench";
@@ -122,7 +122,7 @@ impl Config {
 /// `n` extracted intents from `users` users, in arrival order.
 fn intents(n: usize, users: usize, run: usize) -> Vec<IntentEvent> {
     let mut rng = fastrand::Rng::with_seed(run as u64 + 1);
-    let now = chatcart::runtime::now_ms();
+    let now = runtime::now_ms();
     (0..n)
         .map(|i| {
             let total = TOTALS[rng.usize(..TOTALS.len())];

@@ -30,11 +30,11 @@
 
 use std::time::{Duration, Instant};
 
-use chatcart::app::StageName;
-use chatcart::demo::prompts;
-use chatcart::{Topic, TopicNames};
 use chatcart_tests::{Running, create_topics, events_counts, produce_prompts, settings};
 use connectors::EventRow;
+use runtime::app::StageName;
+use runtime::{Topic, TopicNames};
+use tools::demo::prompts;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

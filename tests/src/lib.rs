@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use chatcart::app::{self, StageName};
-use chatcart::runtime::shutdown::Trigger;
-use chatcart::runtime::{Ready, Shutdown};
-use chatcart::{Settings, Topic, TopicNames};
 use connectors::kafka::{enqueue, read_partitions};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureRecord, Producer};
+use runtime::app::{self, StageName};
+use runtime::shutdown::Trigger;
+use runtime::{Ready, Shutdown};
+use runtime::{Settings, Topic, TopicNames};
 use schemas::{Codec, Prompt, Record, Reply, ReplyOutcome};
 use tokio::task::JoinHandle;
 
@@ -247,7 +247,7 @@ pub async fn records(settings: &Settings, topic: Topic) -> Vec<Record> {
 /// Reads `chat.replies` until `expected` distinct requests are answered or
 /// `timeout` passes; returns every reply seen (duplicates included).
 pub async fn await_replies(settings: &Settings, expected: usize, timeout: Duration) -> Vec<Reply> {
-    chatcart::demo::await_replies(settings, expected, timeout)
+    tools::demo::await_replies(settings, expected, timeout)
         .await
         .expect("reading chat.replies")
 }
@@ -281,7 +281,7 @@ pub async fn clickhouse_counts(
 /// Runs the auditor over the test's topics, fails the test unless it is
 /// clean, and returns the report and every reply.
 pub async fn clean_audit(settings: &Settings) -> (ledger::audit::AuditReport, Vec<Reply>) {
-    let report = chatcart::audit::run(settings, Duration::from_secs(60))
+    let report = tools::audit::run(settings, Duration::from_secs(60))
         .await
         .expect("audit ran");
     assert!(report.clean(), "{report}");

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt as _;
 use std::time::{Duration, Instant};
 
-use chatcart::Topic;
-use chatcart::app::StageName;
-use chatcart::demo::prompts;
 use chatcart_tests::{self as t, ChildProcess, PrivateClickHouse, Running};
 use connectors::clickhouse::migrate::{MIGRATIONS, migrate};
+use runtime::Topic;
+use runtime::app::StageName;
+use tools::demo::prompts;
 
 fn seed() -> u64 {
     let seed = std::env::var("CHATCART_TEST_SEED")
@@ -32,13 +32,13 @@ const PIPELINE: &[StageName] = &[
     StageName::Reply,
 ];
 
-async fn query(settings: &chatcart::Settings, sql: &str) -> anyhow::Result<()> {
+async fn query(settings: &runtime::Settings, sql: &str) -> anyhow::Result<()> {
     Ok(settings.clickhouse.client().query(sql).execute().await?)
 }
 
 /// Waits until the sink's rows cover every record of every topic, then
 /// checks each is there exactly once. Returns the record count.
-async fn exactly_once(settings: &chatcart::Settings, timeout: Duration) -> u64 {
+async fn exactly_once(settings: &runtime::Settings, timeout: Duration) -> u64 {
     let deadline = Instant::now() + timeout;
     // The total is read again each time: the sink's own dead letters add
     // records while it works.
@@ -210,7 +210,7 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
 /// not less on Tansu 0.6).
 const SESSION: Duration = Duration::from_secs(4);
 
-fn short_sessions(settings: &chatcart::Settings) -> chatcart::Settings {
+fn short_sessions(settings: &runtime::Settings) -> runtime::Settings {
     let mut s = settings.clone();
     for (k, v) in [
         ("session.timeout.ms", SESSION.as_millis().to_string()),
@@ -415,7 +415,7 @@ async fn refused_rows_go_to_the_dead_letter_topic_without_blocking_the_rest() {
     }
 }
 
-async fn rows<T>(settings: &chatcart::Settings, sql: &str, campaign: &str) -> Vec<T>
+async fn rows<T>(settings: &runtime::Settings, sql: &str, campaign: &str) -> Vec<T>
 where
     T: clickhouse::RowOwned + clickhouse::RowRead,
 {

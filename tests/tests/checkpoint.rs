@@ -7,15 +7,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatcart::app::{self, StageName};
-use chatcart::runtime::checkpoint::{self, Manifest};
-use chatcart::runtime::{Context, Ready};
-use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
 use connectors::kafka::enqueue;
 use ledger::DecisionsFold;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
+use runtime::app::{self, StageName};
+use runtime::checkpoint::{self, Manifest};
+use runtime::{Context, Ready};
+use runtime::{Settings, Topic, TopicNames};
 use schemas::{Codec, Prompt};
 
 fn prompts(from: usize, count: usize, users: usize) -> Vec<Prompt> {
@@ -28,7 +28,7 @@ fn prompts(from: usize, count: usize, users: usize) -> Vec<Prompt> {
                 user_id: user,
                 campaign_id: String::new(),
                 trace_id: String::new(),
-                event_time_ms: chatcart::runtime::now_ms(),
+                event_time_ms: runtime::now_ms(),
                 text: "order latte x1".into(),
                 locale: None,
             }
@@ -38,7 +38,12 @@ fn prompts(from: usize, count: usize, users: usize) -> Vec<Prompt> {
 
 fn context(settings: &Settings) -> Context {
     let codec = app::codec(settings).expect("codec");
-    Context::new(settings.clone(), codec, Arc::new(Ready::default()))
+    Context::new(
+        settings.kafka.clone(),
+        settings.runtime.clone(),
+        codec,
+        Arc::new(Ready::default()),
+    )
 }
 
 async fn latest(ctx: &Context, partition: i32) -> Option<(Manifest, Vec<u8>)> {

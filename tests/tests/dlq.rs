@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use chatcart::Topic;
-use chatcart::app::StageName;
 use chatcart_tests::{self as t, Running};
+use runtime::Topic;
+use runtime::app::StageName;
 use schemas::{Codec, Record};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -17,7 +17,7 @@ async fn malformed_prompts_go_to_the_dead_letter_topic() {
     intent.ready().await;
 
     let mut valid = Codec::new()
-        .encode(&Record::Prompt(chatcart::send::prompt(
+        .encode(&Record::Prompt(tools::send::prompt(
             "bob".into(),
             "2 lattes".into(),
             None,
@@ -50,7 +50,7 @@ async fn malformed_prompts_go_to_the_dead_letter_topic() {
 
     let dead = t::read_topic(&settings, Topic::Dlq).await;
     assert_eq!(dead.len(), malformed.len());
-    let source = chatcart::TopicNames::new(&settings.kafka)
+    let source = runtime::TopicNames::new(&settings.kafka)
         .name(Topic::Prompts)
         .to_owned();
     for (i, (record, original)) in dead.iter().zip(malformed).enumerate() {

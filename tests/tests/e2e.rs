@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use chatcart::app::StageName;
-use chatcart::demo::prompts;
-use chatcart::send::{self, Format};
 use chatcart_tests::{self as t, Running};
+use runtime::app::StageName;
 use schemas::ReplyOutcome;
+use tools::demo::prompts;
+use tools::send::{self, Format};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thousand_prompts_from_600_users_end_to_end() {

@@ -11,13 +11,15 @@ use std::path::{Path, PathBuf};
 const MAX_LINES: usize = 650;
 
 /// The crates' source folders, relative to the workspace.
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 10] = [
     "schemas/src",
     "connectors/src",
     "pipeline/ledger/src",
     "pipeline/extract/src",
     "pipeline/llm/src",
     "pipeline/stages/src",
+    "pipeline/runtime/src",
+    "pipeline/tools/src",
     "pipeline/src",
     "tests/src",
 ];
@@ -337,4 +339,33 @@ fn the_crates_without_io_depend_on_no_io_crate() {
         );
     }
     assert!(deps.contains("chatcart-ledger"), "{deps:?}");
+}
+
+/// The workspace's crates from the bottom layer up: a crate may depend only
+/// on crates before it.
+const LAYERS: [&str; 9] = [
+    "chatcart-schemas",
+    "chatcart-ledger",
+    "chatcart-extract",
+    "chatcart-llm",
+    "chatcart-stages",
+    "chatcart-connectors",
+    "chatcart-runtime",
+    "chatcart-tools",
+    "chatcart",
+];
+
+#[test]
+fn dependencies_run_one_way_down_the_layers() {
+    for (i, package) in LAYERS.iter().enumerate() {
+        let deps = dependencies(package);
+        let above: Vec<&str> = LAYERS[i + 1..]
+            .iter()
+            .copied()
+            .filter(|c| deps.contains(*c))
+            .collect();
+        assert!(above.is_empty(), "{package} depends on {above:?}, above it");
+    }
+    // The check sees workspace crates at all (else it could not fail).
+    assert!(dependencies("chatcart").contains("chatcart-runtime"));
 }

@@ -1,7 +1,7 @@
 //! The coupon ledger under churn, against the real broker: the coupon stage
 //! rebalanced over and over across instances, killed with SIGKILL as a
 //! separate process, and asked for ten times its budget. Each test ends with
-//! the auditor (`chatcart::audit::run`), which must find every promise kept,
+//! the auditor (`tools::audit::run`), which must find every promise kept,
 //! and with exact expectations computed from the prompts themselves.
 //!
 //! Environment, besides the services' (see `tests/src/lib.rs`):
@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use chatcart::app::StageName;
-use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests::{self as t, ChildProcess, Running};
 use extract::{Extraction, Extractor, Reason};
 use ledger::campaign::CreditRule;
+use runtime::app::StageName;
+use runtime::{Settings, Topic, TopicNames};
 use schemas::{Prompt, Record, Reply, ReplyOutcome};
 
 /// A prompt from `user`, with a request id unique within the test.
@@ -32,7 +32,7 @@ fn prompt(request: usize, user: &str, text: &str) -> Prompt {
         user_id: user.to_owned(),
         campaign_id: String::new(),
         trace_id: String::new(),
-        event_time_ms: chatcart::runtime::now_ms(),
+        event_time_ms: runtime::now_ms(),
         text: text.to_owned(),
         locale: None,
     }

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use chatcart::Topic;
 use chatcart_tests as t;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::Message;
+use runtime::Topic;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_commits_only_stored_offsets() {
@@ -27,7 +27,7 @@ async fn drain_commits_only_stored_offsets() {
         )
         .await;
     }
-    let topic = chatcart::TopicNames::new(&settings.kafka)
+    let topic = runtime::TopicNames::new(&settings.kafka)
         .name(Topic::Prompts)
         .to_owned();
     let consumer: StreamConsumer = settings.kafka.consumer_config("offsets").create().unwrap();

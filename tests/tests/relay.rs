@@ -1,10 +1,10 @@
 //! The benchmark's building blocks against a real broker: the no-op relay
-//! (`chatcart::bench::relay`) passes every record along the pipeline's
+//! (`tools::bench::relay`) passes every record along the pipeline's
 //! topic chain exactly once, to the same partition, byte for byte; a relay
 //! SIGKILLed mid-stream and restarted, then joined by another member that
 //! leaves again (two rebalances), loses nothing; the check behind both
 //! catches a relay that stores offsets before its outputs are acknowledged;
-//! and the raw hop (`chatcart::bench::raw`) measures one produce-and-consume.
+//! and the raw hop (`tools::bench::raw`) measures one produce-and-consume.
 //!
 //! Each test prints what it measured (run with `--no-capture` to see it).
 
@@ -12,19 +12,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatcart::bench::procs::{Process, RssSampler};
-use chatcart::bench::raw::raw_hop;
-use chatcart::bench::relay::{relay, relay_name};
-use chatcart::runtime::{Ready, Shutdown};
-use chatcart::{Settings, Topic, TopicNames};
 use chatcart_tests as t;
 use connectors::kafka::{enqueue, read_partitions};
 use futures::StreamExt as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use runtime::{Ready, Shutdown};
+use runtime::{Settings, Topic, TopicNames};
 use schemas::{Codec, Record};
 use tokio::task::JoinHandle;
+use tools::bench::procs::{Process, RssSampler};
+use tools::bench::raw::raw_hop;
+use tools::bench::relay::{relay, relay_name};
 
 /// The pipeline's chain of topics, one relay per hop.
 const HOPS: [(Topic, Topic); 4] = [
@@ -46,7 +46,7 @@ struct Seen {
 /// distinct (request ids are), so a payload identifies its record.
 fn payloads(count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     let codec = Codec::new();
-    chatcart::demo::prompts(count, seed)
+    tools::demo::prompts(count, seed)
         .into_iter()
         .map(|p| {
             let bytes = codec.encode(&Record::Prompt(p.clone())).expect("encode");
@@ -170,7 +170,7 @@ fn compare(sent: &HashMap<Vec<u8>, Seen>, got: &[(Vec<u8>, Seen)]) -> Arrivals {
 
 /// Relays running in this process, one task each.
 struct Relays {
-    trigger: chatcart::runtime::shutdown::Trigger,
+    trigger: runtime::shutdown::Trigger,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     ready: Arc<Ready>,
 }

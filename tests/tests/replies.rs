@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use chatcart::Topic;
-use chatcart::app::StageName;
-use chatcart::demo::prompts;
 use chatcart_tests::{self as t, ChildProcess, Running};
+use runtime::Topic;
+use runtime::app::StageName;
 use schemas::ReplyOutcome;
+use tools::demo::prompts;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {

@@ -283,7 +283,7 @@ fn report_prints_the_key_figures_and_its_html_renders_every_chart() {
 
 /// `n` as the report prints counts (`1,500`).
 fn count_text(n: usize) -> String {
-    chatcart::report::format_count(n as u64)
+    tools::report::format_count(n as u64)
 }
 
 /// The distinct requests from the demo's `sent  N deliveries, M requests in …` line.

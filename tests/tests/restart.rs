@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use chatcart::Topic;
-use chatcart::app::StageName;
-use chatcart::demo::prompts;
 use chatcart_tests::{self as t, Running};
+use runtime::Topic;
+use runtime::app::StageName;
+use tools::demo::prompts;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn coupon_stage_restarts_mid_run() {
@@ -64,7 +64,7 @@ async fn coupon_stage_restarts_mid_run() {
     others.stop().await.expect("stages drained");
 }
 
-async fn wait_for_decisions(settings: &chatcart::Settings, at_least: usize) {
+async fn wait_for_decisions(settings: &runtime::Settings, at_least: usize) {
     for _ in 0..240 {
         if t::read_topic(settings, Topic::Decisions).await.len() >= at_least {
             return;

@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chatcart::Topic;
-use chatcart::app::StageName;
 use chatcart_tests::{self as t, Running};
+use runtime::Topic;
+use runtime::app::StageName;
 use schemas::{DecisionOutcome, OrderOutcome, Prompt, Record, ReplyOutcome};
 
 const STOCK: i64 = 50;
@@ -24,7 +24,7 @@ fn latte_orders(n: usize) -> Vec<Prompt> {
             user_id: format!("person-{i}"),
             campaign_id: String::new(),
             trace_id: String::new(),
-            event_time_ms: chatcart::runtime::now_ms(),
+            event_time_ms: runtime::now_ms(),
             text: if i % 2 == 0 {
                 "来一杯拿铁".into()
             } else {
@@ -35,7 +35,7 @@ fn latte_orders(n: usize) -> Vec<Prompt> {
         .collect()
 }
 
-async fn orders(settings: &chatcart::Settings) -> Vec<schemas::OrderEvent> {
+async fn orders(settings: &runtime::Settings) -> Vec<schemas::OrderEvent> {
     t::records(settings, Topic::Orders)
         .await
         .into_iter()

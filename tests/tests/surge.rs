@@ -5,12 +5,12 @@
 
 use std::process::{Command, Stdio};
 
-use chatcart::app::StageName;
 use chatcart_tests::{self as t, Running};
+use runtime::app::StageName;
 use serde_json::Value;
 
 /// Runs `chatcart surge --json <args>` against `settings`.
-fn surge(settings: &chatcart::Settings, args: &[&str], env: &[(&str, &str)]) -> Value {
+fn surge(settings: &runtime::Settings, args: &[&str], env: &[(&str, &str)]) -> Value {
     let dir = t::scratch_dir(settings);
     let config = dir.join("surge.toml");
     t::write_config(settings, &config);
@@ -43,7 +43,7 @@ fn surge(settings: &chatcart::Settings, args: &[&str], env: &[(&str, &str)]) -> 
 /// resumes from a committed offset, so Tansu's mid-batch fetch defect (see
 /// `t::settings`) cannot bite, and latencies are not the broker's
 /// one-request-per-record ones.
-fn fast_settings(test: &str, partitions: i32) -> chatcart::Settings {
+fn fast_settings(test: &str, partitions: i32) -> runtime::Settings {
     let mut settings = t::settings(test, partitions);
     settings.kafka.properties.remove("batch.num.messages");
     settings

@@ -14,8 +14,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let report =
-        chatcart::audit::run(&config.settings()?, Duration::from_secs(args.timeout)).await?;
+    let report = tools::audit::run(&config.settings()?, Duration::from_secs(args.timeout)).await?;
     println!("{report}");
     Ok(if report.clean() {
         ExitCode::SUCCESS

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chatcart::bench::{self, BenchOptions};
+use tools::bench::{self, BenchOptions};
 
 use super::Config;
 

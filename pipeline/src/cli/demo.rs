@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chatcart::demo::{self, DemoOptions};
+use tools::demo::{self, DemoOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -24,8 +24,8 @@ mod topics;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chatcart::Settings;
 use clap::{Parser, Subcommand};
+use runtime::Settings;
 
 /// Turns chat shopping prompts into orders, one Kafka stage at a time.
 #[derive(Debug, Parser)]

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use chatcart::Topic;
-use chatcart::bench::relay;
-use chatcart::runtime::Shutdown;
+use runtime::Shutdown;
+use runtime::Topic;
+use tools::bench::relay;
 
 use super::Config;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chatcart::report;
+use tools::report;
 
 use super::Config;
 

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use chatcart::app::{self, StageName};
-use chatcart::runtime::Shutdown;
+use runtime::Shutdown;
+use runtime::app::{self, StageName};
 
 use super::Config;
 

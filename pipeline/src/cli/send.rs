@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chatcart::send::{self, Format};
+use tools::send::{self, Format};
 
 use super::Config;
 

@@ -5,8 +5,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chatcart::runtime::now_ms;
-use chatcart::surge;
+use runtime::now_ms;
+use tools::surge;
 
 use super::Config;
 
@@ -19,7 +19,7 @@ pub struct Args {
     /// Seed of the traffic (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
-    /// Names the run; request and user ids start with it (default: surge-<unix seconds>).
+    /// Names the run; request and user ids start with it (default: `surge-` and the Unix time in seconds).
     #[arg(long, value_parser = parse_run_name)]
     run: Option<String>,
     /// After the last send, wait this long for the remaining answers.

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use chatcart::{TopicNames, app};
 use clap::Subcommand;
+use runtime::{TopicNames, app};
 
 use super::Config;
 

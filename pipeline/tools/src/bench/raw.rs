@@ -17,9 +17,9 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use tokio::task::JoinSet;
 
-use crate::config::Settings;
-use crate::runtime::rebalance::{Ready, Rebalances};
-use crate::runtime::runner::store_offset;
+use runtime::config::Settings;
+use runtime::rebalance::{Ready, Rebalances};
+use runtime::runner::store_offset;
 
 /// Distinct keys of the records, so every partition gets its share.
 const USERS: u64 = 100_000;
@@ -93,11 +93,7 @@ pub async fn raw_hop(
         .await
         .with_context(|| format!("creating {topic}"))?;
 
-    let group = format!(
-        "bench-raw-{}-{}",
-        std::process::id(),
-        crate::runtime::now_ms()
-    );
+    let group = format!("bench-raw-{}-{}", std::process::id(), runtime::now_ms());
     let ready = Arc::new(Ready::default());
     let consumer: StreamConsumer<Rebalances> = kafka
         .consumer_config(&group)

@@ -90,7 +90,7 @@ pub fn latest_covering_at_most(
     at_most: i64,
     timeout: Duration,
 ) -> anyhow::Result<Option<(Manifest, Vec<u8>)>> {
-    let kafka = &ctx.settings.kafka;
+    let kafka = &ctx.kafka;
     let topic = ctx.topics.name(Topic::Checkpoints);
     let high = connectors::kafka::end_offset(kafka, topic, partition)?;
     // Read back from the end in growing windows until a manifest turns up.
@@ -188,7 +188,7 @@ fn read_image(
     let mut chunks: Vec<Option<Vec<u8>>> = vec![None; manifest.chunks.len()];
     let topic = ctx.topics.name(Topic::Checkpoints);
     read_ranges(
-        &ctx.settings.kafka,
+        &ctx.kafka,
         topic,
         &[(partition, *first, last + 1)],
         timeout,
@@ -215,7 +215,7 @@ pub async fn write(
     image: &[u8],
 ) -> anyhow::Result<Manifest> {
     let topic = ctx.topics.name(Topic::Checkpoints);
-    let chunk_bytes = ctx.settings.runtime.checkpoint_chunk_bytes.max(1);
+    let chunk_bytes = ctx.runtime.checkpoint_chunk_bytes.max(1);
     let mut deliveries = Vec::new();
     for chunk in image.chunks(chunk_bytes) {
         let record = FutureRecord::to(topic)
@@ -335,10 +335,10 @@ fn checkpoint_loop<S: Stage>(
         return Ok(());
     };
     let (name, source) = (plan.id.name(), source.topic);
-    let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
-    let min_records = ctx.settings.runtime.checkpoint_min_records;
-    let producer = ctx.settings.kafka.producer()?;
-    let tail = Tail::new(&ctx.settings.kafka, ctx.topics.name(source))?;
+    let timeout = Duration::from_secs(ctx.runtime.restore_timeout_secs);
+    let min_records = ctx.runtime.checkpoint_min_records;
+    let producer = ctx.kafka.producer()?;
+    let tail = Tail::new(&ctx.kafka, ctx.topics.name(source))?;
     let mut shadows: HashMap<i32, Shadow<S::State>> = HashMap::new();
     let mut since_check = std::time::Instant::now();
     // Asked at least every poll timeout, so this thread never outlives the

@@ -21,11 +21,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::config::Settings;
-use crate::runtime::rebalance::{Ready, Rebalances};
-use crate::runtime::runner::{Acks, close, leave, store_offset, track};
-use crate::runtime::shutdown::Shutdown;
-use crate::topics::TopicNames;
+use runtime::config::Settings;
+use runtime::rebalance::{Ready, Rebalances};
+use runtime::runner::{Acks, close, leave, store_offset, track};
+use runtime::shutdown::Shutdown;
+use runtime::topics::TopicNames;
 use stages::Topic;
 use stages::progress::{Progress, Ticket};
 

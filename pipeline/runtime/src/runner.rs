@@ -43,7 +43,7 @@ pub async fn run_stage<S: Stage>(
     let stage = Arc::new(stage);
     let plan = stage.plan();
     let name = plan.id.name();
-    let kafka = &ctx.settings.kafka;
+    let kafka = &ctx.kafka;
     let producer: FutureProducer = kafka.producer()?;
     let consumer: StreamConsumer<Rebalances> = kafka
         .consumer_config(name)
@@ -68,7 +68,7 @@ pub async fn run_stage<S: Stage>(
         ));
     }
 
-    let max_in_flight = ctx.settings.runtime.max_in_flight;
+    let max_in_flight = ctx.runtime.max_in_flight;
     let mut states: HashMap<i32, S::State> = HashMap::new();
     let mut progress = Progress::default();
     let mut acks: Acks = FuturesUnordered::new();
@@ -112,7 +112,7 @@ pub async fn run_stage<S: Stage>(
     tracing::info!(stage = name, in_flight = progress.in_flight(), "draining");
     // Parked records are not finished; they are redelivered after a restart.
     progress.abandon_parked();
-    let timeout = Duration::from_secs(ctx.settings.runtime.shutdown_timeout_secs);
+    let timeout = Duration::from_secs(ctx.runtime.shutdown_timeout_secs);
     let drained = tokio::time::timeout(timeout, async {
         while let Some((ticket, delivered)) = acks.next().await {
             settle(&consumer, &ctx, &mut progress, ticket, delivered)?;
@@ -135,7 +135,7 @@ pub async fn run_stage<S: Stage>(
 
 /// Closes the group consumer of a drained process, within
 /// [`kafka::CLOSE_TIMEOUT`] (see [`kafka::close_within`]).
-pub(crate) async fn close<T: Send + 'static>(name: &str, consumer: T) {
+pub async fn close<T: Send + 'static>(name: &str, consumer: T) {
     if !kafka::close_within(consumer, kafka::CLOSE_TIMEOUT).await {
         tracing::warn!(
             stage = name,
@@ -149,7 +149,7 @@ pub(crate) async fn close<T: Send + 'static>(name: &str, consumer: T) {
 /// input offset stored: commits the stored offsets, flushes what else the
 /// producer holds, and leaves the consumer group so the partitions move on
 /// at once rather than after a session timeout.
-pub(crate) fn leave(
+pub fn leave(
     name: &str,
     consumer: &StreamConsumer<Rebalances>,
     producer: &FutureProducer,
@@ -166,7 +166,7 @@ pub(crate) fn leave(
 
 /// Acknowledgements of outputs on their way to the broker, each with the
 /// ticket of the input that caused it.
-pub(crate) type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
+pub type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaError>)>>;
 
 /// What processing one record needs, borrowed from [`run_stage`].
 struct Run<'a, S: Stage> {
@@ -278,7 +278,7 @@ impl<S: Stage> Run<'_, S> {
 
 /// Counts `deliveries` as outputs of `ticket`, and queues their
 /// acknowledgements.
-pub(crate) fn track(
+pub fn track(
     progress: &mut Progress,
     acks: &mut Acks,
     ticket: Ticket,
@@ -350,7 +350,7 @@ fn store(consumer: &StreamConsumer<Rebalances>, ctx: &Context, done: Vec<Storabl
 
 /// Stores `offset` of `topic[partition]` (an input whose outputs are all
 /// acknowledged) for the next commit.
-pub(crate) fn store_offset(
+pub fn store_offset(
     consumer: &StreamConsumer<Rebalances>,
     topic: &str,
     partition: i32,

@@ -10,8 +10,8 @@ use schemas::Codec;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
-use crate::runtime::shutdown::Trigger;
-use crate::runtime::{Context, Ready, Shutdown, run_stage};
+use crate::shutdown::Trigger;
+use crate::{Context, Ready, Shutdown, run_stage};
 use crate::{TopicNames, analytics};
 use extract::Extractor;
 use extract::catalog::Catalog;
@@ -144,10 +144,15 @@ pub async fn run(
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
     let campaigns = Arc::new(settings.campaigns()?);
     check_skus(&campaigns, &catalog)?;
-    let ctx = Context::new(settings.clone(), codec(&settings)?, ready);
+    let ctx = Context::new(
+        settings.kafka.clone(),
+        settings.runtime.clone(),
+        codec(&settings)?,
+        ready,
+    );
     let mut tasks = JoinSet::new();
     if !settings.runtime.health_listen.is_empty() {
-        tasks.spawn(crate::runtime::health::serve(
+        tasks.spawn(crate::health::serve(
             settings.runtime.health_listen.clone(),
             Arc::clone(&ctx.health),
             shutdown.clone(),
@@ -161,7 +166,7 @@ pub async fn run(
                         campaigns: &Arc<Campaigns>,
                         shutdown: &Shutdown| {
         Arc::clone(shared.get_or_insert_with(|| {
-            let fold = TreasuryFold::new(Arc::clone(campaigns), ctx.settings.kafka.partitions);
+            let fold = TreasuryFold::new(Arc::clone(campaigns), ctx.kafka.partitions);
             let treasury = Arc::new(TreasuryView::new(fold));
             tasks.spawn(follow_treasury(
                 ctx.clone(),
@@ -213,7 +218,10 @@ pub async fn run(
                 let stage = ReplyStage::new(catalog, Templates::built_in(), Arc::clone(&campaigns));
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
-            StageName::Analytics => tasks.spawn(analytics::run_sink(ctx, shutdown)),
+            StageName::Analytics => {
+                let (ch, campaigns) = (s.clickhouse.clone(), Arc::clone(&campaigns));
+                tasks.spawn(async move { analytics::run_sink(ctx, ch, &campaigns, shutdown).await })
+            }
             StageName::All => continue,
         };
     }
@@ -286,7 +294,7 @@ async fn follow_treasury(
         let topic = ctx.topics.name(Topic::Treasury);
         let mut undecodable = 0u64;
         connectors::kafka::follow(
-            &ctx.settings.kafka,
+            &ctx.kafka,
             topic,
             0,
             0,

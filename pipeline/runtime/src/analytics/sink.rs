@@ -18,7 +18,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use connectors::clickhouse::migrate::migrate;
 use connectors::clickhouse::store::{Failure, insert_events, record_campaigns, stored_positions};
-use connectors::{ClickHouseClient, ConnectorError, EventRow};
+use connectors::{ClickHouseClient, ClickHouseConfig, ConnectorError, EventRow};
+use ledger::campaign::Campaigns;
 use rdkafka::Offset;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -27,8 +28,8 @@ use tokio::time::Instant;
 
 use super::cursor::{Cursors, Disposition, Resolution};
 use super::row::{campaign_rows, row};
-use crate::runtime::rebalance::Rebalances;
-use crate::runtime::{Context, DeadLetter, Shutdown, dead_letter, now_ms};
+use crate::rebalance::Rebalances;
+use crate::{Context, DeadLetter, Shutdown, dead_letter, now_ms};
 use stages::Topic;
 
 /// The name the sink reports its health and dead letters under.
@@ -68,6 +69,8 @@ impl Faults {
 struct Sink {
     ctx: Context,
     client: ClickHouseClient,
+    /// `clickhouse.insert_timeout_ms`.
+    insert_timeout_ms: u64,
     producer: FutureProducer,
     topics: Vec<String>,
     default_campaign: String,
@@ -93,11 +96,15 @@ enum Waited {
     Shutdown,
 }
 
-/// Runs the sink until `shutdown` fires; then inserts what it holds and
-/// commits.
-pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()> {
-    let ch = ctx.settings.clickhouse.clone();
-    let campaigns = ctx.settings.campaigns()?;
+/// Runs the sink into the ClickHouse `ch` names until `shutdown` fires;
+/// then inserts what it holds and commits. `campaigns` are recorded beside
+/// the events, for the views.
+pub async fn run_sink(
+    ctx: Context,
+    ch: ClickHouseConfig,
+    campaigns: &Campaigns,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let client = ch.client();
     // ClickHouse may come up after the pipeline: keep trying rather than
     // failing the process (and with it every stage running beside the sink).
@@ -117,7 +124,7 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
         }
     };
     tracing::info!(server = %migrated.server.text, applied = ?migrated.applied, "ClickHouse schema up to date");
-    while let Err(e) = record_campaigns(&client, &campaign_rows(&campaigns, now_ms())).await {
+    while let Err(e) = record_campaigns(&client, &campaign_rows(campaigns, now_ms())).await {
         ctx.health
             .unhealthy(PART, format!("cannot record campaigns: {e}"));
         if sleep_or_shutdown(backoff, &mut shutdown).await {
@@ -128,7 +135,6 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
     ctx.health.healthy(PART);
 
     let consumer: StreamConsumer<Rebalances> = ctx
-        .settings
         .kafka
         .consumer_config(PART)
         .create_with_context(Rebalances::new(PART, Arc::clone(&ctx.ready), None))
@@ -142,8 +148,9 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
     tracing::info!(database = %ch.database, "analytics sink running");
 
     let mut sink = Sink {
-        producer: ctx.settings.kafka.producer()?,
+        producer: ctx.kafka.producer()?,
         client,
+        insert_timeout_ms: ch.insert_timeout_ms,
         topics,
         default_campaign: campaigns.default_id().to_owned(),
         dedup: migrated.dialect.dedup_token,
@@ -192,7 +199,7 @@ pub async fn run_sink(ctx: Context, mut shutdown: Shutdown) -> anyhow::Result<()
         tracing::debug!(error = %e, "final commit");
     }
     consumer.unsubscribe();
-    crate::runtime::runner::close(PART, consumer).await;
+    crate::runner::close(PART, consumer).await;
     tracing::info!("analytics sink stopped");
     Ok(())
 }
@@ -413,7 +420,7 @@ impl Sink {
     /// refuses it for its data: then in halves, down to single refused
     /// rows, which become dead letters.
     async fn write(&mut self) -> Result<(), Failure> {
-        let timeout = Duration::from_millis(self.ctx.settings.clickhouse.insert_timeout_ms);
+        let timeout = Duration::from_millis(self.insert_timeout_ms);
         // Ranges still to insert, the next one on top; halves keep the
         // batch's order, so ClickHouse always holds a prefix of each
         // partition's rows and the resume position stays exact.

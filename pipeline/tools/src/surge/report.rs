@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::profile::Profile;
 use super::tally::{Quantiles, Second, Tally};
 use super::traffic::Kind;
-use crate::config::Settings;
 use ledger::campaign::yuan;
+use runtime::config::Settings;
 
 /// How far the sender fell behind its schedule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

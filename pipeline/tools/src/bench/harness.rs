@@ -17,12 +17,12 @@ use serde::Serialize;
 use super::cpu::{CpuMeter, CpuUse, listening_pid, local_port, local_url_port};
 use super::procs::{Process, RssSampler, RssStats};
 use super::raw::{Hop, raw_hop};
-use crate::app;
-use crate::config::Settings;
-use crate::runtime::now_ms;
 use crate::surge::drive::Running;
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
 use extract::catalog::Catalog;
+use runtime::app;
+use runtime::config::Settings;
+use runtime::now_ms;
 use stages::Topic;
 
 /// The four hops of the pipeline's chain, as the relay runs them.

@@ -5,7 +5,7 @@ use connectors::{CampaignRow, EventRow};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use schemas::{Item, Record, code};
 
-use crate::runtime::Context;
+use crate::Context;
 use ledger::campaign::Campaigns;
 use stages::Topic;
 

@@ -44,7 +44,7 @@ pub(super) async fn restore<S: Stage>(
     );
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
-        let timeout = Duration::from_secs(ctx.settings.runtime.restore_timeout_secs);
+        let timeout = Duration::from_secs(ctx.runtime.restore_timeout_secs);
         if let Some(replay) = replay {
             let topic = ctx.topics.name(replay.input);
             let mut ranges = Vec::with_capacity(resume.len());
@@ -67,7 +67,7 @@ pub(super) async fn restore<S: Stage>(
                 }
                 ranges.push((*p, start, *end));
             }
-            let read = read_ranges(&ctx.settings.kafka, topic, &ranges, timeout, |message| {
+            let read = read_ranges(&ctx.kafka, topic, &ranges, timeout, |message| {
                 let Some(state) = states.get_mut(&message.partition()) else {
                     return;
                 };
@@ -95,11 +95,8 @@ pub(super) async fn restore<S: Stage>(
             }
         }
         if let Some(window) = own.window {
-            let ends = kafka::end_offsets(
-                &ctx.settings.kafka,
-                topic,
-                source.partitions(ctx.settings.kafka.partitions),
-            )?;
+            let ends =
+                kafka::end_offsets(&ctx.kafka, topic, source.partitions(ctx.kafka.partitions))?;
             for p in &partitions {
                 let end = usize::try_from(*p).ok().and_then(|p| ends.get(p)).copied();
                 let start = end.unwrap_or(0).saturating_sub(i64::try_from(window)?);
@@ -111,7 +108,7 @@ pub(super) async fn restore<S: Stage>(
             .map(|p| (*p, from.get(p).copied().unwrap_or(0), i64::MAX))
             .collect();
         let mut undecodable = 0u64;
-        let read = read_ranges(&ctx.settings.kafka, topic, &ranges, timeout, |message| {
+        let read = read_ranges(&ctx.kafka, topic, &ranges, timeout, |message| {
             let Some(state) = states.get_mut(&message.partition()) else {
                 return;
             };
@@ -151,7 +148,7 @@ pub(super) fn checkpoints(plan: &Plan, ctx: &Context) -> bool {
 }
 
 fn checkpoints_on(ctx: &Context) -> bool {
-    ctx.settings.runtime.checkpoint_min_records > 0
+    ctx.runtime.checkpoint_min_records > 0
 }
 
 /// A replay of `partition` up to `end`, read within `timeout`.

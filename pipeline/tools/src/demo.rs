@@ -20,12 +20,12 @@ use rdkafka::mocking::MockCluster;
 
 use schemas::{Prompt, Record, Reply};
 
-use crate::app::{self, StageName};
-use crate::config::Settings;
-use crate::runtime::{Ready, Shutdown, now_ms};
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
-use crate::topics::TopicNames;
 use extract::catalog::Catalog;
+use runtime::app::{self, StageName};
+use runtime::config::Settings;
+use runtime::topics::TopicNames;
+use runtime::{Ready, Shutdown, now_ms};
 use stages::Topic;
 
 /// What the demo runs.

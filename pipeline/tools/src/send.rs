@@ -11,10 +11,10 @@ use rdkafka::message::Message;
 use rdkafka::producer::FutureRecord;
 use schemas::{Prompt, Record, Reply};
 
-use crate::app;
-use crate::config::Settings;
-use crate::runtime::now_ms;
-use crate::topics::TopicNames;
+use runtime::app;
+use runtime::config::Settings;
+use runtime::now_ms;
+use runtime::topics::TopicNames;
 use stages::Topic;
 
 /// How to encode the prompt.

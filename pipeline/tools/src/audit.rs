@@ -9,9 +9,9 @@ use rdkafka::message::Message;
 use schemas::Record;
 use stages::Topic;
 
-use crate::app;
-use crate::config::Settings;
-use crate::topics::TopicNames;
+use runtime::app;
+use runtime::config::Settings;
+use runtime::topics::TopicNames;
 
 /// Reads every topic from the beginning and audits it.
 pub async fn run(settings: &Settings, timeout: Duration) -> anyhow::Result<AuditReport> {

@@ -25,11 +25,11 @@ use super::profile::Profile;
 use super::report::{Behind, Sending, SurgeReport};
 use super::tally::{SeenAnswer, Tally};
 use super::traffic::{Kind, Mix, Traffic, seq_of};
-use crate::app;
-use crate::config::Settings;
-use crate::runtime::now_ms;
-use crate::topics::TopicNames;
 use extract::catalog::Catalog;
+use runtime::app;
+use runtime::config::Settings;
+use runtime::now_ms;
+use runtime::topics::TopicNames;
 use stages::Topic;
 
 /// A request sent this much after its intended time counts as late.
