@@ -8,9 +8,11 @@
 //!   use: Avro single-object, Confluent wire format, or JSON.
 //! - [`error`]: what can go wrong while decoding, with messages that say what
 //!   to fix.
+//! - [`reason`]: every reason code a record may carry, spelt once.
 
 pub mod codec;
 pub mod error;
+pub mod reason;
 pub mod records;
 
 pub use codec::Codec;

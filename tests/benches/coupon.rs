@@ -239,7 +239,7 @@ async fn await_decisions(settings: &Settings, expected: usize, timeout: Duration
                         seen.granted_by[p] += d.credit_cents;
                     } else {
                         let reason = d.reason.unwrap_or_default();
-                        if reason == ledger::reason::BUDGET_EXHAUSTED {
+                        if reason == schemas::reason::BUDGET_EXHAUSTED {
                             seen.exhausted_by[p].get_or_insert(now);
                         }
                         *seen.denied.entry(reason).or_default() += 1;

@@ -30,11 +30,10 @@
 
 use std::time::{Duration, Instant};
 
-use chatcart_tests::{Running, create_topics, events_counts, produce_prompts, settings};
+use chatcart_tests::{Running, create_topics, events_counts, produce_prompts, prompts, settings};
 use connectors::EventRow;
 use runtime::app::StageName;
 use runtime::{Topic, TopicNames};
-use tools::demo::prompts;
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)

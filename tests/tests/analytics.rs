@@ -13,7 +13,6 @@ use chatcart_tests::{self as t, ChildProcess, PrivateClickHouse, Running};
 use connectors::clickhouse::migrate::{MIGRATIONS, migrate};
 use runtime::Topic;
 use runtime::app::StageName;
-use tools::demo::prompts;
 
 fn seed() -> u64 {
     let seed = std::env::var("CHATCART_TEST_SEED")
@@ -146,7 +145,7 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
     let pipeline = Running::start(&settings, PIPELINE);
     pipeline.ready().await;
     // About 120 s of traffic, as long as the twenty lives take.
-    let requests = prompts(16_000, rng.u64(1..));
+    let requests = t::prompts(16_000, rng.u64(1..));
     let (publisher, _) =
         t::publish_paced(&settings, requests.clone(), 70, Duration::from_millis(500));
 
@@ -238,7 +237,7 @@ async fn a_sink_that_trusts_the_committed_offset_is_caught_duplicating() {
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&short_sessions(&settings), &config);
-    t::publish(&settings, &prompts(3_000, 7)).await;
+    t::publish(&settings, &t::prompts(3_000, 7)).await;
     for life in 1..=3 {
         let mut sink = ChildProcess::spawn_with_env(
             &format!("sink-{life}"),
@@ -310,7 +309,7 @@ async fn sink_waits_out_a_sixty_second_clickhouse_outage() {
         "{}",
         sink.log_text()
     );
-    let requests = prompts(6_000, 11);
+    let requests = t::prompts(6_000, 11);
     // 6,000 prompts over about 100 s: traffic before, during and after.
     let (publisher, _) =
         t::publish_paced(&settings, requests.clone(), 30, Duration::from_millis(500));
@@ -388,7 +387,7 @@ async fn refused_rows_go_to_the_dead_letter_topic_without_blocking_the_rest() {
     )
     .await
     .expect("altered");
-    let mut batch = prompts(3_000, 5);
+    let mut batch = t::prompts(3_000, 5);
     let poisoned = [17, 1_234, 2_999];
     for i in poisoned {
         batch[i].user_id = "poison-user".into();
@@ -441,7 +440,7 @@ async fn the_views_agree_with_the_audit() {
     t::create_topics(&settings).await;
     let running = Running::start(&settings, &[StageName::All]);
     running.ready().await;
-    let requests = prompts(2_000, 3);
+    let requests = t::prompts(2_000, 3);
     t::publish(&settings, &requests).await;
     t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
     exactly_once(&settings, Duration::from_secs(60)).await;

@@ -18,20 +18,15 @@ use runtime::{Context, Ready};
 use runtime::{Settings, Topic, TopicNames};
 use schemas::{Codec, Prompt};
 
+/// One latte each from requests `from..from + count`, spread over `users`.
 fn prompts(from: usize, count: usize, users: usize) -> Vec<Prompt> {
     (from..from + count)
         .map(|i| {
-            let user = format!("u{}", i % users);
-            Prompt {
-                request_id: format!("r{i}"),
-                session_id: format!("s-{user}"),
-                user_id: user,
-                campaign_id: String::new(),
-                trace_id: String::new(),
-                event_time_ms: runtime::now_ms(),
-                text: "order latte x1".into(),
-                locale: None,
-            }
+            t::prompt(
+                format!("r{i}"),
+                &format!("u{}", i % users),
+                "order latte x1",
+            )
         })
         .collect()
 }
@@ -197,7 +192,7 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
                 .wait_for_log("partitions assigned", Duration::from_secs(60))
                 .await,
             "the {} process did not join its group:\n{}",
-            child.name,
+            child.name(),
             child.log_text()
         );
     }
@@ -211,7 +206,7 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
     let status = coupon.terminate(Duration::from_secs(40));
     assert!(status.success(), "the coupon process did not drain:\n{log}");
     // Read once it exited, so every line it logged is in the file.
-    let downstream_path = downstream.log.clone();
+    let downstream_path = downstream.log().to_owned();
     let status = downstream.terminate(Duration::from_secs(40));
     let downstream_log = std::fs::read_to_string(downstream_path).unwrap_or_default();
     assert!(

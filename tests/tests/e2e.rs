@@ -7,7 +7,6 @@ use std::time::Duration;
 use chatcart_tests::{self as t, Running};
 use runtime::app::StageName;
 use schemas::ReplyOutcome;
-use tools::demo::prompts;
 use tools::send::{self, Format};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -31,7 +30,7 @@ async fn thousand_prompts_from_600_users_end_to_end() {
     for s in &stages {
         s.ready().await;
     }
-    let requests = prompts(1_000, 42);
+    let requests = t::prompts(1_000, 42);
     let users: std::collections::HashSet<_> = requests.iter().map(|p| &p.user_id).collect();
     assert!(users.len() <= 600);
     t::publish(&settings, &requests).await;

@@ -18,24 +18,16 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chatcart_tests::{self as t, ChildProcess, Running};
-use extract::{Extraction, Extractor, Reason};
+use extract::{Extraction, Extractor};
 use ledger::campaign::CreditRule;
 use runtime::app::StageName;
 use runtime::{Settings, Topic, TopicNames};
+use schemas::reason::Rejection;
 use schemas::{Prompt, Record, Reply, ReplyOutcome};
 
 /// A prompt from `user`, with a request id unique within the test.
 fn prompt(request: usize, user: &str, text: &str) -> Prompt {
-    Prompt {
-        request_id: format!("r{request}"),
-        session_id: format!("s-{user}"),
-        user_id: user.to_owned(),
-        campaign_id: String::new(),
-        trace_id: String::new(),
-        event_time_ms: runtime::now_ms(),
-        text: text.to_owned(),
-        locale: None,
-    }
+    t::prompt(format!("r{request}"), user, text)
 }
 
 /// Orders the extractor understands, with what they cost (cents), from
@@ -77,7 +69,7 @@ fn check_menu() {
             matches!(
                 extractor.extract(50, text),
                 Extraction::Rejected {
-                    reason: Reason::NotAPurchase,
+                    reason: Rejection::NotAPurchase,
                     ..
                 }
             ),
@@ -432,7 +424,7 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
             c.wait_for_log("partitions assigned", Duration::from_secs(60))
                 .await,
             "{} did not join its group:\n{}",
-            c.name,
+            c.name(),
             c.log_text()
         );
     }
@@ -465,7 +457,11 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
         }
         for c in &mut coupons {
             if let Some(status) = c.exited() {
-                panic!("{} exited by itself ({status}):\n{}", c.name, c.log_text());
+                panic!(
+                    "{} exited by itself ({status}):\n{}",
+                    c.name(),
+                    c.log_text()
+                );
             }
         }
         // The victim is one that is processing (it has restored the state
@@ -479,7 +475,7 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
             busy[rng.usize(..busy.len())]
         };
         let victim = coupons.swap_remove(victim);
-        let (name, age) = (victim.name.clone(), victim.age());
+        let (name, age) = (victim.name().to_owned(), victim.age());
         let busy = !busy.is_empty();
         let status = victim.kill9();
         println!(
@@ -522,8 +518,8 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
     // that none of them caused a second decision, order or reply.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for c in coupons {
-        let name = c.name.clone();
-        let log = c.log.clone();
+        let name = c.name().to_owned();
+        let log = c.log().to_owned();
         let status = c.terminate(Duration::from_secs(40));
         assert!(
             status.success(),

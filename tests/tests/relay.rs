@@ -22,9 +22,9 @@ use runtime::{Ready, Shutdown};
 use runtime::{Settings, Topic, TopicNames};
 use schemas::{Codec, Record};
 use tokio::task::JoinHandle;
-use tools::bench::procs::{Process, RssSampler};
 use tools::bench::raw::raw_hop;
 use tools::bench::relay::{relay, relay_name};
+use tools::procs::{Process, RssSampler};
 
 /// The pipeline's chain of topics, one relay per hop.
 const HOPS: [(Topic, Topic); 4] = [
@@ -46,7 +46,7 @@ struct Seen {
 /// distinct (request ids are), so a payload identifies its record.
 fn payloads(count: usize, seed: u64) -> Vec<(String, Vec<u8>)> {
     let codec = Codec::new();
-    tools::demo::prompts(count, seed)
+    chatcart_tests::prompts(count, seed)
         .into_iter()
         .map(|p| {
             let bytes = codec.encode(&Record::Prompt(p.clone())).expect("encode");

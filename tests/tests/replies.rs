@@ -11,7 +11,6 @@ use chatcart_tests::{self as t, ChildProcess, Running};
 use runtime::Topic;
 use runtime::app::StageName;
 use schemas::ReplyOutcome;
-use tools::demo::prompts;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
@@ -64,12 +63,12 @@ async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
             r.wait_for_log("partitions assigned", Duration::from_secs(60))
                 .await,
             "{} did not join its group:\n{}",
-            r.name,
+            r.name(),
             r.log_text()
         );
     }
 
-    let requests = prompts(10_000, seed.max(1));
+    let requests = t::prompts(10_000, seed.max(1));
     let (publisher, published) =
         t::publish_paced(&settings, requests.clone(), 250, Duration::from_millis(250));
     // Kill k falls at a random point of the k-th twentieth of the traffic.
@@ -80,11 +79,15 @@ async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
         }
         for r in &mut replies {
             if let Some(status) = r.exited() {
-                panic!("{} exited by itself ({status}):\n{}", r.name, r.log_text());
+                panic!(
+                    "{} exited by itself ({status}):\n{}",
+                    r.name(),
+                    r.log_text()
+                );
             }
         }
         let victim = replies.swap_remove(rng.usize(..replies.len()));
-        let (name, age) = (victim.name.clone(), victim.age());
+        let (name, age) = (victim.name().to_owned(), victim.age());
         let status = victim.kill9();
         println!(
             "{:>5.1} s  kill -9 {name} (up {:.1} s, {status}) after {at}+ prompts",
@@ -119,7 +122,7 @@ async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
         started.elapsed().as_secs_f64()
     );
     for r in replies {
-        let (name, log) = (r.name.clone(), r.log.clone());
+        let (name, log) = (r.name().to_owned(), r.log().to_owned());
         let status = r.terminate(Duration::from_secs(40));
         assert!(
             status.success(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 use chatcart_tests::{self as t, Running};
 use runtime::Topic;
 use runtime::app::StageName;
-use tools::demo::prompts;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn coupon_stage_restarts_mid_run() {
@@ -26,7 +25,7 @@ async fn coupon_stage_restarts_mid_run() {
     others.ready().await;
     coupon.ready().await;
 
-    let requests = prompts(1_000, 7);
+    let requests = t::prompts(1_000, 7);
     let publisher = {
         let (settings, requests) = (settings.clone(), requests.clone());
         tokio::spawn(async move {

@@ -18,19 +18,13 @@ const REQUESTS: usize = 200;
 /// `n` one-latte orders from `n` people, half in Chinese.
 fn latte_orders(n: usize) -> Vec<Prompt> {
     (0..n)
-        .map(|i| Prompt {
-            request_id: format!("latte-{i}"),
-            session_id: format!("s{i}"),
-            user_id: format!("person-{i}"),
-            campaign_id: String::new(),
-            trace_id: String::new(),
-            event_time_ms: runtime::now_ms(),
-            text: if i % 2 == 0 {
-                "来一杯拿铁".into()
+        .map(|i| {
+            let text = if i % 2 == 0 {
+                "来一杯拿铁"
             } else {
-                "one latte please".into()
-            },
-            locale: None,
+                "one latte please"
+            };
+            t::prompt(format!("latte-{i}"), &format!("person-{i}"), text)
         })
         .collect()
 }

@@ -18,7 +18,9 @@
 //! user, set a price or grant credit: the reader's only output is catalog
 //! ids, bounded quantities, catalog options and a code-shaped string.
 //!
-//! Every result carries a [`Confidence`]. It is low when the rules had to
+//! A prompt that orders nothing is rejected with a
+//! [`Rejection`](schemas::reason::Rejection) code. Every result carries a
+//! [`Confidence`]. It is low when the rules had to
 //! guess, which is when an LLM fallback is worth asking.
 
 pub mod catalog;
@@ -32,10 +34,10 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::sync::{Arc, LazyLock};
 
 use schemas::Item;
+use schemas::reason::Rejection;
 use serde::Serialize;
 
 use lexicon::Lexicon;
@@ -57,65 +59,6 @@ pub enum Confidence {
     Low,
 }
 
-/// Why a prompt orders nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reason {
-    /// A greeting, question, refund, cancellation, tracking request…
-    NotAPurchase,
-    /// A purchase of something the catalog does not have.
-    UnknownItem,
-    /// A purchase that names nothing to buy (or only zero of something).
-    NoItem,
-    /// More of an item than one order may contain.
-    QuantityLimit,
-    /// Neither a purchase nor anything else recognisable.
-    NotUnderstood,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 5] = [
-        Reason::NotAPurchase,
-        Reason::UnknownItem,
-        Reason::NoItem,
-        Reason::QuantityLimit,
-        Reason::NotUnderstood,
-    ];
-
-    /// The reason code carried on `commerce.intents` and in replies.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Reason::NotAPurchase => "not_a_purchase",
-            Reason::UnknownItem => "unknown_item",
-            Reason::NoItem => "no_item",
-            Reason::QuantityLimit => "quantity_limit",
-            Reason::NotUnderstood => "not_understood",
-        }
-    }
-
-    /// The reason with this code.
-    pub fn parse(code: &str) -> Option<Reason> {
-        Self::ALL.into_iter().find(|r| r.as_str() == code)
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Reason code: not a purchase.
-pub const NOT_A_PURCHASE: &str = Reason::NotAPurchase.as_str();
-/// Reason code: an item the catalog does not have.
-pub const UNKNOWN_ITEM: &str = Reason::UnknownItem.as_str();
-/// Reason code: nothing to buy was named.
-pub const NO_ITEM: &str = Reason::NoItem.as_str();
-/// Reason code: an item's quantity was above the configured maximum.
-pub const QUANTITY_LIMIT: &str = Reason::QuantityLimit.as_str();
-/// Reason code: nothing recognisable.
-pub const NOT_UNDERSTOOD: &str = Reason::NotUnderstood.as_str();
-
 /// What a prompt orders.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -131,13 +74,13 @@ pub enum Extraction {
     },
     /// Nothing can be ordered, and why.
     Rejected {
-        reason: Reason,
+        reason: Rejection,
         confidence: Confidence,
     },
 }
 
 impl Extraction {
-    pub fn rejected(reason: Reason, confidence: Confidence) -> Self {
+    pub fn rejected(reason: Rejection, confidence: Confidence) -> Self {
         Extraction::Rejected { reason, confidence }
     }
 
@@ -150,7 +93,7 @@ impl Extraction {
     }
 
     /// The rejection reason, if rejected.
-    pub fn reason(&self) -> Option<Reason> {
+    pub fn reason(&self) -> Option<Rejection> {
         match self {
             Extraction::Items { .. } => None,
             Extraction::Rejected { reason, .. } => Some(*reason),
@@ -210,7 +153,7 @@ impl Extractor {
     /// Reads what `text` orders, with at most `max_quantity` of each line.
     pub fn extract(&self, max_quantity: i32, text: &str) -> Extraction {
         if text.chars().nth(MAX_PROMPT_CHARS).is_some() {
-            return Extraction::rejected(Reason::NotUnderstood, Confidence::Low);
+            return Extraction::rejected(Rejection::NotUnderstood, Confidence::Low);
         }
         let normalised = text::normalise(text);
         let toks = scan::scan(&self.lexicon, &normalised);

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use schemas::Item;
 
 use super::text::phrase_key;
-use super::{Confidence, Extraction, Reason};
+use super::{Confidence, Extraction};
 use crate::catalog::Catalog;
+use schemas::reason::Rejection;
 
 /// Most lines (distinct SKU and options) one order may have.
 pub const MAX_LINES: usize = 20;
@@ -51,14 +52,14 @@ pub fn validate(catalog: &Catalog, max_quantity: i32, raw: &RawOrder) -> Extract
     let mut items: Vec<Item> = Vec::new();
     for candidate in &raw.items {
         let Some(sku) = catalog.sku(candidate.sku.trim()) else {
-            return Extraction::rejected(Reason::UnknownItem, Confidence::Low);
+            return Extraction::rejected(Rejection::UnknownItem, Confidence::Low);
         };
         if candidate.quantity <= 0 {
             low = true;
             continue;
         }
         if candidate.quantity > max {
-            return Extraction::rejected(Reason::QuantityLimit, Confidence::High);
+            return Extraction::rejected(Rejection::QuantityLimit, Confidence::High);
         }
         let mut options = BTreeMap::new();
         for (group, value) in &candidate.options {
@@ -84,7 +85,7 @@ pub fn validate(catalog: &Catalog, max_quantity: i32, raw: &RawOrder) -> Extract
             Some(line) => {
                 let total = i64::from(line.quantity) + i64::from(quantity);
                 if total > max {
-                    return Extraction::rejected(Reason::QuantityLimit, Confidence::High);
+                    return Extraction::rejected(Rejection::QuantityLimit, Confidence::High);
                 }
                 line.quantity = i32::try_from(total).unwrap_or(i32::MAX);
             }
@@ -97,10 +98,10 @@ pub fn validate(catalog: &Catalog, max_quantity: i32, raw: &RawOrder) -> Extract
         }
     }
     if items.is_empty() {
-        return Extraction::rejected(Reason::NoItem, Confidence::High);
+        return Extraction::rejected(Rejection::NoItem, Confidence::High);
     }
     if items.len() > MAX_LINES {
-        return Extraction::rejected(Reason::QuantityLimit, Confidence::High);
+        return Extraction::rejected(Rejection::QuantityLimit, Confidence::High);
     }
     let coupon_code = raw.coupon_code.as_deref().and_then(|code| {
         let code = coupon_code(code);
@@ -216,29 +217,29 @@ mod tests {
     fn refuses_what_the_catalog_and_limits_do_not_allow() {
         assert_eq!(
             check(vec![item("pizza", 1, &[])]).reason(),
-            Some(Reason::UnknownItem)
+            Some(Rejection::UnknownItem)
         );
         assert_eq!(
             check(vec![item("latte", 51, &[])]).reason(),
-            Some(Reason::QuantityLimit)
+            Some(Rejection::QuantityLimit)
         );
         assert_eq!(
             check(vec![item("latte", 30, &[]), item("latte", 30, &[])]).reason(),
-            Some(Reason::QuantityLimit)
+            Some(Rejection::QuantityLimit)
         );
         assert_eq!(
             check(vec![item("latte", i64::MAX, &[])]).reason(),
-            Some(Reason::QuantityLimit)
+            Some(Rejection::QuantityLimit)
         );
         assert_eq!(
             check(vec![item("latte", 0, &[])]).reason(),
-            Some(Reason::NoItem)
+            Some(Rejection::NoItem)
         );
         assert_eq!(
             check(vec![item("latte", -3, &[])]).reason(),
-            Some(Reason::NoItem)
+            Some(Rejection::NoItem)
         );
-        assert_eq!(check(vec![]).reason(), Some(Reason::NoItem));
+        assert_eq!(check(vec![]).reason(), Some(Rejection::NoItem));
     }
 
     #[test]

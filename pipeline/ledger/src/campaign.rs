@@ -94,7 +94,7 @@ pub struct CampaignError {
 pub enum Offer {
     /// Credit worth this many cents, if budget and the per-user limit allow.
     Credit(i64),
-    /// No credit, for this reason (a [`crate::reason`] constant).
+    /// No credit, for this reason (a [`schemas::reason`] constant).
     None(&'static str),
 }
 
@@ -135,7 +135,7 @@ impl Campaign {
     /// The credit `items` would get, ignoring budget and per-user limits.
     pub fn offer(&self, items: &[Item], time_ms: i64) -> Offer {
         if !self.is_active(time_ms) {
-            return Offer::None(crate::reason::CAMPAIGN_NOT_ACTIVE);
+            return Offer::None(schemas::reason::CAMPAIGN_NOT_ACTIVE);
         }
         let eligible: i64 = items
             .iter()
@@ -153,7 +153,7 @@ impl Campaign {
         if credit > 0 {
             Offer::Credit(credit)
         } else {
-            Offer::None(crate::reason::NOT_ELIGIBLE)
+            Offer::None(schemas::reason::NOT_ELIGIBLE)
         }
     }
 }
@@ -252,7 +252,7 @@ impl Campaigns {
     pub fn offer(&self, intent: &IntentEvent) -> Offer {
         match self.get(&intent.campaign_id) {
             Some(c) => c.offer(&intent.items, intent.prompt_time_ms),
-            None => Offer::None(crate::reason::NOT_ELIGIBLE),
+            None => Offer::None(schemas::reason::NOT_ELIGIBLE),
         }
     }
 }
@@ -269,7 +269,7 @@ fn parse_time_ms(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::{CAMPAIGN_NOT_ACTIVE, NOT_ELIGIBLE};
+    use schemas::reason::{CAMPAIGN_NOT_ACTIVE, NOT_ELIGIBLE};
 
     fn item(sku: &str, quantity: i32, price: i64) -> Item {
         Item {

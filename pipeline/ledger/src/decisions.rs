@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryRecord};
 
-use super::reason::{ALREADY_USED, BUDGET_EXHAUSTED, NOT_ELIGIBLE};
 use super::recent::Recent;
 use super::{Fault, Moved, fault, fold_movement};
 use crate::campaign::Campaigns;
+use schemas::reason::{ALREADY_USED, BUDGET_EXHAUSTED, NOT_ELIGIBLE};
 
 /// How many of the most recent decided request ids a partition remembers
 /// (besides every granted one). A redelivered intent is always younger than

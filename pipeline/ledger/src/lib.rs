@@ -10,7 +10,6 @@
 //!   the beginning.
 //! - [`campaign`]: what each campaign grants, to whom and when, and the
 //!   money formatting every report shares.
-//! - [`reason`]: the reason codes of denied grants and failed orders.
 //! - [`treasury`]: the fold over the one-partition `campaign.treasury`:
 //!   lease requests are granted in log order while budget remains, sized by
 //!   the fold from what remains.
@@ -33,7 +32,6 @@ pub mod decisions;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod image;
-pub mod reason;
 pub mod recent;
 pub mod stock;
 pub mod treasury;

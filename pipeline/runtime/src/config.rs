@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn example_file_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../chatcart.example.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../chatcart.example.toml");
         Settings::load(Some(&path)).unwrap();
     }
 }

@@ -25,8 +25,8 @@ use super::leases::{Leases, ResourceAt};
 use crate::Topic;
 use crate::{Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step};
 use ledger::campaign::{Campaigns, CreditRule, Offer};
-use ledger::reason::BUDGET_EXHAUSTED;
 use ledger::{self, BUDGET, DecisionsFold, ImageError, TreasuryFold, Verdict};
+use schemas::reason::BUDGET_EXHAUSTED;
 
 /// One partition's coupon state.
 pub struct CouponState {
@@ -118,7 +118,7 @@ impl CouponStage {
                     .verdict(&intent.campaign_id, &intent.user_id, credit)
                 {
                     Verdict::Grant => (credit, None),
-                    Verdict::AlreadyUsed => (0, Some(ledger::reason::ALREADY_USED)),
+                    Verdict::AlreadyUsed => (0, Some(schemas::reason::ALREADY_USED)),
                     Verdict::OverAllowance
                         if st.leases.exhausted(ResourceAt::new(
                             t,

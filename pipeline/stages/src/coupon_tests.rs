@@ -113,7 +113,7 @@ fn requests_behind_a_waiting_one_wait_in_order_but_denials_do_not() {
     let third = s.handle(&mut st, Record::Intent(tea), 0);
     assert_eq!(
         outcome(&third.emits).2.as_deref(),
-        Some(ledger::reason::NOT_ELIGIBLE)
+        Some(schemas::reason::NOT_ELIGIBLE)
     );
     deliver(&s, &first.emits);
     let (_, finished) = split(s.poll(&mut st, 1));
@@ -271,7 +271,7 @@ fn requests_outside_the_campaign_window_are_not_active() {
     let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
     assert_eq!(
         outcome(&step.emits).2.as_deref(),
-        Some(ledger::reason::CAMPAIGN_NOT_ACTIVE)
+        Some(schemas::reason::CAMPAIGN_NOT_ACTIVE)
     );
 }
 

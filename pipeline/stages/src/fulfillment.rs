@@ -34,8 +34,8 @@ use crate::{
 };
 use extract::catalog::Catalog;
 use ledger::campaign::Campaigns;
-use ledger::reason::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
 use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
+use schemas::reason::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
 
 /// Creates orders for valid grants.
 pub struct FulfillmentStage {

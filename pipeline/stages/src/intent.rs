@@ -16,8 +16,9 @@ use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
 use crate::Topic;
 use crate::{Emit, Output, Plan, Polled, Stage, StageId, StatePlan, Step};
-use extract::{self, Confidence, Extraction, Extractor, RawOrder, Reason};
+use extract::{self, Confidence, Extraction, Extractor, RawOrder};
 use llm::{Answer, Attempt, Llm, Pending};
+use schemas::reason::Rejection;
 
 /// Turns prompts into intents.
 pub struct IntentStage {
@@ -86,7 +87,7 @@ impl IntentStage {
                 ))
             }
             Answer::Rejected(code) => {
-                Reason::parse(&code).map(|r| Extraction::rejected(r, Confidence::Low))
+                Rejection::parse(&code).map(|r| Extraction::rejected(r, Confidence::Low))
             }
         }
     }

@@ -3,25 +3,16 @@
 //! topics, runs every stage, sends a surge through the same generator as
 //! `chatcart surge` (at a constant rate, with its progress bar), waits for
 //! every reply, audits the topics and reports what happened.
-//!
-//! [`prompts`] is a smaller, fixed prompt set the integration tests build
-//! their scenarios on (every prompt its own request, about 3 in 5 users
-//! repeat); realistic traffic is [`crate::surge::traffic`]'s.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use connectors::kafka::{read_partitions, scan};
-use rdkafka::message::Message;
+use connectors::kafka::read_partitions;
 use rdkafka::mocking::MockCluster;
 
-use schemas::{Prompt, Record, Reply};
-
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
-use extract::catalog::Catalog;
 use runtime::app::{self, StageName};
 use runtime::config::Settings;
 use runtime::topics::TopicNames;
@@ -64,68 +55,6 @@ impl Summary {
     pub fn complete(&self) -> bool {
         self.surge.complete() && self.audit.clean()
     }
-}
-
-/// A small deterministic generator (xorshift64*), so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-const CHATTER: &[&str] = &[
-    "你好",
-    "我的订单到哪了？",
-    "谢谢！",
-    "hi there",
-    "where is my order?",
-    "can I talk to a person",
-];
-
-/// `count` synthetic prompts from about `count * 3 / 5` users, for tests
-/// that need a known, simple mix (no exact duplicates, uniform users).
-pub fn prompts(count: usize, seed: u64) -> Vec<Prompt> {
-    let catalog = Catalog::built_in();
-    let mut rng = Rng(seed.max(1));
-    let users = (count * 3 / 5).max(1);
-    let now = now_ms();
-    (0..count)
-        .map(|i| {
-            let user = rng.below(users);
-            let text = if rng.below(10) == 0 {
-                CHATTER[rng.below(CHATTER.len())].to_owned()
-            } else {
-                let sku = &catalog.skus()[rng.below(catalog.skus().len())];
-                let q = 1 + rng.below(4);
-                let (zh, en) = (sku.display_name(true), sku.display_name(false));
-                match rng.below(4) {
-                    0 => format!("帮我买{q}杯{zh}"),
-                    1 => format!("{zh}{q}份，谢谢"),
-                    2 => format!("I'd like {q} {en} please"),
-                    _ => format!("order {en} x{q}"),
-                }
-            };
-            Prompt {
-                request_id: format!("demo-{seed}-{i}"),
-                session_id: format!("session-{user}"),
-                user_id: format!("user-{user}"),
-                campaign_id: String::new(),
-                trace_id: String::new(),
-                event_time_ms: now,
-                text,
-                locale: None,
-            }
-        })
-        .collect()
 }
 
 /// Runs the demo and returns its summary.
@@ -265,39 +194,6 @@ async fn await_analytics(
     }
 }
 
-/// Reads `chat.replies` from the start until `expected` distinct requests
-/// are answered or `timeout` passes; returns every reply seen, duplicates
-/// included, so callers can check there are none.
-pub async fn await_replies(
-    settings: &Settings,
-    expected: usize,
-    timeout: Duration,
-) -> anyhow::Result<Vec<Reply>> {
-    let kafka = settings.kafka.clone();
-    let codec = app::codec(settings)?;
-    let replies_topic = TopicNames::new(&kafka).name(Topic::Replies).to_owned();
-    let from: Vec<(String, i32, i64)> = (0..kafka.partitions)
-        .map(|p| (replies_topic.clone(), p, 0))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let mut replies = Vec::with_capacity(expected);
-        let mut distinct = std::collections::HashSet::new();
-        scan(&kafka, &from, timeout, |m| {
-            if let Ok(Record::Reply(r)) = codec.decode(m.payload().unwrap_or_default()) {
-                distinct.insert(r.request_id.clone());
-                replies.push(r);
-            }
-            if distinct.len() >= expected {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        anyhow::Ok(replies)
-    })
-    .await?
-}
-
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "chatcart demo")?;
@@ -319,26 +215,5 @@ impl std::fmt::Display for Summary {
                 "  analytics sink    off (pass --clickhouse-url to record every topic in ClickHouse)"
             )
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prompts_are_deterministic_with_repeat_users() {
-        let key = |ps: Vec<Prompt>| -> Vec<(String, String, String)> {
-            ps.into_iter()
-                .map(|p| (p.request_id, p.user_id, p.text))
-                .collect()
-        };
-        let a = prompts(1_000, 7);
-        assert_eq!(key(a.clone()), key(prompts(1_000, 7)));
-        assert_ne!(key(a.clone()), key(prompts(1_000, 8)));
-        let users: std::collections::HashSet<_> = a.iter().map(|p| &p.user_id).collect();
-        assert!(users.len() < 600 && users.len() > 300, "{}", users.len());
-        let zh = a.iter().filter(|p| !p.text.is_ascii()).count();
-        assert!(zh > 200 && zh < 800, "{zh}");
     }
 }

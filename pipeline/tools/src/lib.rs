@@ -12,10 +12,14 @@
 //! - [`audit`]: re-fold every topic and check the pipeline's promises
 //!   (the checks themselves are `chatcart_ledger::audit`).
 //! - [`demo`]: the whole pipeline in-process on a mock cluster.
+//! - [`procs`]: chatcart processes started as children and stopped as an
+//!   orchestrator stops them, with their memory; the one supervisor the
+//!   benchmark and the integration tests share.
 
 pub mod audit;
 pub mod bench;
 pub mod demo;
+pub mod procs;
 pub mod report;
 pub mod send;
 pub mod surge;

@@ -394,7 +394,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
             .denied
             .iter()
             .filter(|(r, reason)| {
-                reason.as_str() == crate::reason::BUDGET_EXHAUSTED
+                reason.as_str() == schemas::reason::BUDGET_EXHAUSTED
                     && campaign_of.get(*r) == Some(&c.id.as_str())
             })
             .count();

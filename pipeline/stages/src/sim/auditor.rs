@@ -130,9 +130,9 @@ fn missing_duplicate_and_contradicting_replies_are_caught() {
     let denied = wrong_reason
         .replies
         .iter_mut()
-        .find(|r| r.reason.as_deref() == Some(ledger::reason::BUDGET_EXHAUSTED))
+        .find(|r| r.reason.as_deref() == Some(schemas::reason::BUDGET_EXHAUSTED))
         .unwrap();
-    denied.reason = Some(ledger::reason::ALREADY_USED.into());
+    denied.reason = Some(schemas::reason::ALREADY_USED.into());
     assert_eq!(
         check(&wrong_reason, &campaigns, partitions),
         ["replies match outcomes"]
@@ -241,7 +241,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
         {
             d.outcome = DecisionOutcome::Denied;
             d.credit_cents = 0;
-            d.reason = Some(ledger::reason::BUDGET_EXHAUSTED.into());
+            d.reason = Some(schemas::reason::BUDGET_EXHAUSTED.into());
         }
     }
     logs.decisions.retain(|(_, r)| {
@@ -254,7 +254,7 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
         .filter(|r| granted.contains(&r.request_id))
     {
         r.outcome = ReplyOutcome::Denied;
-        r.reason = Some(ledger::reason::BUDGET_EXHAUSTED.into());
+        r.reason = Some(schemas::reason::BUDGET_EXHAUSTED.into());
     }
     assert_eq!(check(&logs, &campaigns, partitions), ["budget utilisation"]);
 }

@@ -498,7 +498,7 @@ impl World {
                     Record::Order(mut order) => {
                         if self.rng.u32(0..100) < self.cfg.fail_percent {
                             order.outcome = OrderOutcome::Failed;
-                            order.reason = Some("out_of_stock".into());
+                            order.reason = Some(schemas::reason::OUT_OF_STOCK.into());
                         }
                         self.logs[ORDERS][p].push(Record::Order(order));
                     }
@@ -827,7 +827,7 @@ pub fn debug(seed: u64, id: &str) {
                 r.request_id().chars().take(12).collect::<String>()
             ));
         }
-        let denials = log.iter().filter(|r| matches!(r, Record::Decision(d) if d.reason.as_deref() == Some("budget_exhausted"))).count();
+        let denials = log.iter().filter(|r| matches!(r, Record::Decision(d) if d.reason.as_deref() == Some(schemas::reason::BUDGET_EXHAUSTED))).count();
         eprintln!(
             "p{p}: {:?} unused {} budget denials {denials}\n   {}",
             fold.account("sim"),

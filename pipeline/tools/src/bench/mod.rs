@@ -1,19 +1,20 @@
 //! `chatcart bench`: the pipeline measured against the broker's own limit.
 //!
 //! # Layout
-//! - [`harness`]: the phases of a run and the table and JSON they report.
+//! - [`harness`]: the phases of a run; [`results`]: what it measured, as
+//!   JSON and as the printed table.
 //! - [`relay`]: a no-op relay hop (consume, produce to the same partition of
 //!   the next topic, store the offset once acknowledged), the baseline the
 //!   pipeline's stages are compared with (`chatcart relay` runs one).
-//! - [`procs`]: stage processes started for a run, and their memory.
 //! - [`cpu`]: the CPU time each process (broker and ClickHouse included)
 //!   spends per request.
 //! - [`raw`]: one produce-and-consume hop with the pipeline's client settings.
 
 pub mod cpu;
 pub mod harness;
-pub mod procs;
 pub mod raw;
 pub mod relay;
+pub mod results;
 
-pub use harness::{BenchOptions, BenchReport, run};
+pub use harness::{BenchOptions, run};
+pub use results::BenchReport;

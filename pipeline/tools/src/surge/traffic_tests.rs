@@ -244,8 +244,8 @@ fn purchases_read_back_as_intended() {
     // Chatter is not a purchase; unknown items are unknown items.
     for ((kind, reason), n) in &rejected {
         let expected = match kind {
-            Kind::Chatter => Some(extract::Reason::NotAPurchase),
-            _ => Some(extract::Reason::UnknownItem),
+            Kind::Chatter => Some(schemas::reason::Rejection::NotAPurchase),
+            _ => Some(schemas::reason::Rejection::UnknownItem),
         };
         assert_eq!(*reason, expected, "{n} {kind:?} read as {reason:?}");
     }

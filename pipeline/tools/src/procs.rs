@@ -1,7 +1,9 @@
-//! Stage processes of a benchmark run: `chatcart run intent` and the like
-//! started as children, so each stage has its own process (as in
-//! production) and its own resident memory to measure, and stopped the way
-//! an orchestrator stops them (SIGTERM, a drain, SIGKILL only if it hangs).
+//! chatcart processes started as children: `chatcart run intent` and the
+//! like, so each stage has its own process (as in production) and its own
+//! resident memory to measure, stopped the way an orchestrator stops them
+//! (SIGTERM, a drain, SIGKILL only if it hangs), or killed outright. The
+//! benchmark runs its stages with it, and the integration tests their
+//! crash and restart scenarios.
 //!
 //! Children are killed when their [`Process`] is dropped, also when the
 //! benchmark unwinds from a panic. If the benchmark itself is SIGKILLed they
@@ -20,24 +22,38 @@ use anyhow::Context as _;
 /// How many lines of a child's log an error about it quotes.
 const LOG_TAIL_LINES: usize = 20;
 
-/// A chatcart child process started for a benchmark run.
+/// A chatcart child process.
 #[derive(Debug)]
 pub struct Process {
     name: String,
     child: Child,
     log: PathBuf,
+    started: Instant,
 }
 
 impl Process {
     /// Starts `exe args…` with `--config config`, its standard output and
     /// error appended to `log`. The environment is inherited, so `RUST_LOG`
-    /// sets the child's log level as it does the benchmark's.
+    /// sets the child's log level as it does the parent's.
     pub fn spawn(
         name: &str,
         exe: &Path,
         config: &Path,
         args: &[&str],
         log: &Path,
+    ) -> anyhow::Result<Self> {
+        Self::spawn_with_env(name, exe, config, args, log, &[])
+    }
+
+    /// [`Process::spawn`] with the variables `env` set too (fault hooks,
+    /// a log filter).
+    pub fn spawn_with_env(
+        name: &str,
+        exe: &Path,
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let open =
             || -> std::io::Result<File> { OpenOptions::new().create(true).append(true).open(log) };
@@ -60,6 +76,7 @@ impl Process {
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
+            .envs(env.iter().copied())
             .spawn()
             .with_context(|| {
                 format!(
@@ -73,11 +90,22 @@ impl Process {
             name: name.to_owned(),
             child,
             log: log.to_owned(),
+            started: Instant::now(),
         })
     }
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The file its standard output and error go to.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// How long ago it was started.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub fn pid(&self) -> u32 {
@@ -136,6 +164,18 @@ impl Process {
         self.child
             .kill()
             .with_context(|| format!("killing {}", self.name))?;
+        self.child
+            .wait()
+            .with_context(|| format!("waiting for {} to exit", self.name))
+    }
+
+    /// SIGKILL now, with no drain, no commit and no leaving the consumer
+    /// group (a crash, as far as the pipeline can tell); returns how it
+    /// exited.
+    pub fn kill(mut self) -> anyhow::Result<ExitStatus> {
+        // `Child::kill` sends SIGKILL on Unix; an error means it had
+        // already exited, and `wait` gives that status.
+        let _ = self.child.kill();
         self.child
             .wait()
             .with_context(|| format!("waiting for {} to exit", self.name))
@@ -315,12 +355,22 @@ mod tests {
         path
     }
 
-    /// [`Process::spawn`], retried while another test thread's fork still
-    /// holds the freshly written script open ("text file busy").
     fn spawn(name: &str, exe: &Path, dir: &Path, args: &[&str]) -> Process {
+        spawn_with_env(name, exe, dir, args, &[])
+    }
+
+    /// [`Process::spawn_with_env`], retried while another test thread's
+    /// fork still holds the freshly written script open ("text file busy").
+    fn spawn_with_env(
+        name: &str,
+        exe: &Path,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Process {
         let log = dir.join(format!("{name}.log"));
         for _ in 0..50 {
-            match Process::spawn(name, exe, Path::new("bench.toml"), args, &log) {
+            match Process::spawn_with_env(name, exe, Path::new("bench.toml"), args, &log, env) {
                 Ok(p) => return p,
                 Err(e)
                     if e.root_cause()
@@ -398,6 +448,39 @@ mod tests {
         assert!(
             rss_kib(pid).is_none(),
             "pid {pid} still runs after the drop"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn processes_get_their_variables_and_can_be_killed_outright() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let dir = std::env::temp_dir().join(format!("chatcart-procs-kill-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        let exe = script(
+            &dir,
+            "env.sh",
+            "echo \"x=$CHATCART_PROCS_X\"; trap 'echo drained; exit 0' TERM; while :; do sleep 0.02; done",
+        );
+        let p = spawn_with_env("env", &exe, &dir, &[], &[("CHATCART_PROCS_X", "42")]);
+        assert_eq!(p.log(), dir.join("env.log"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let log = || std::fs::read_to_string(dir.join("env.log")).unwrap_or_default();
+        while !log().contains("x=42") {
+            assert!(
+                Instant::now() < deadline,
+                "no variable in the log: {}",
+                log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(p.age() > Duration::ZERO);
+        let status = p.kill().expect("killed");
+        assert_eq!(status.signal(), Some(9), "{status}");
+        assert!(
+            !log().contains("drained"),
+            "a kill is not a drain: {}",
+            log()
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

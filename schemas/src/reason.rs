@@ -1,0 +1,92 @@
+//! Every reason code the pipeline gives, spelt once: why an intent was
+//! rejected, why a grant was denied, why an order failed. They travel on
+//! `commerce.intents`, `commerce.decisions` and `commerce.orders`, are
+//! counted by the analytics views and pick the reply's template, so a reader
+//! of any topic, and every crate that writes one, agree on them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Why a prompt orders nothing (`commerce.intents`, `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// A greeting, question, refund, cancellation, tracking request…
+    NotAPurchase,
+    /// A purchase of something the catalog does not have.
+    UnknownItem,
+    /// A purchase that names nothing to buy (or only zero of something).
+    NoItem,
+    /// More of an item than one order may contain.
+    QuantityLimit,
+    /// Neither a purchase nor anything else recognisable.
+    NotUnderstood,
+}
+
+impl Rejection {
+    pub const ALL: [Rejection; 5] = [
+        Rejection::NotAPurchase,
+        Rejection::UnknownItem,
+        Rejection::NoItem,
+        Rejection::QuantityLimit,
+        Rejection::NotUnderstood,
+    ];
+
+    /// The code carried on `commerce.intents` and in replies.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Rejection::NotAPurchase => "not_a_purchase",
+            Rejection::UnknownItem => "unknown_item",
+            Rejection::NoItem => "no_item",
+            Rejection::QuantityLimit => "quantity_limit",
+            Rejection::NotUnderstood => "not_understood",
+        }
+    }
+
+    /// The rejection with this code.
+    pub fn parse(code: &str) -> Option<Rejection> {
+        Self::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Denied: the campaign's budget is used up.
+pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
+/// Denied: the user already had their credited order(s).
+pub const ALREADY_USED: &str = "already_used";
+/// Denied: no configured campaign covers this request (unknown campaign, or
+/// none of its items are eligible, or too little of them for the credit).
+pub const NOT_ELIGIBLE: &str = "not_eligible";
+/// Denied: the request was made before the campaign started or after it
+/// ended.
+pub const CAMPAIGN_NOT_ACTIVE: &str = "campaign_not_active";
+
+/// Order failed: a SKU of the order has no stock left anywhere.
+pub const OUT_OF_STOCK: &str = "out_of_stock";
+/// Order failed: a SKU of the order is not sold (any more).
+pub const SKU_UNAVAILABLE: &str = "sku_unavailable";
+/// Order failed: the campaign stopped taking orders.
+pub const CAMPAIGN_CLOSED: &str = "campaign_closed";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_round_trip_through_their_codes() {
+        for r in Rejection::ALL {
+            assert_eq!(Rejection::parse(r.as_str()), Some(r));
+            assert_eq!(
+                serde_json::to_value(r).expect("serialises"),
+                serde_json::Value::from(r.as_str())
+            );
+        }
+        assert_eq!(Rejection::parse("nope"), None);
+    }
+}
