@@ -19,7 +19,7 @@
 //! ids, bounded quantities, catalog options and a code-shaped string.
 //!
 //! A prompt that orders nothing is rejected with a
-//! [`Rejection`](schemas::reason::Rejection) code. Every result carries a
+//! [`Rejection`] code. Every result carries a
 //! [`Confidence`]. It is low when the rules had to
 //! guess, which is when an LLM fallback is worth asking.
 

@@ -15,7 +15,7 @@ pub(super) async fn produce(
     producer: &FutureProducer,
     ctx: &Context,
     partition: i32,
-    emits: Vec<Emit>,
+    emits: &[Emit],
 ) -> anyhow::Result<Vec<DeliveryFuture>> {
     let mut deliveries = Vec::with_capacity(emits.len());
     for emit in emits {

@@ -25,7 +25,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use stages::progress::{Progress, Storable, Ticket, Undelivered};
-use stages::{Output, Plan, Stage, Step, TICK};
+use stages::{Batch, Collector, Plan, Stage, TICK};
 
 use super::checkpoint::run_checkpointer;
 use super::produce::{DeadLetter, dead_letter, produce};
@@ -220,11 +220,15 @@ impl<S: Stage> Run<'_, S> {
         let ticket = progress.begin(partition, Some((topic, offset)));
         let deliveries = match self.stage.decode(&ctx.codec, topic, payload) {
             Ok(record) => {
-                let Step { emits, parked } = self.stage.handle(state, record, now_ms());
-                if parked {
+                let mut out = Collector::new();
+                self.stage.handle(state, record, now_ms(), &mut out);
+                if out.finished_count() > 0 {
+                    anyhow::bail!("{name}: handle finished a parked record; only poll may");
+                }
+                if out.is_parked() {
                     progress.park(ticket);
                 }
-                produce(self.producer, ctx, partition, emits).await?
+                produce(self.producer, ctx, partition, out.emits()).await?
             }
             Err(error) => {
                 tracing::warn!(
@@ -254,11 +258,19 @@ impl<S: Stage> Run<'_, S> {
     ) -> anyhow::Result<()> {
         let name = self.plan.id.name();
         drop_revoked(self.consumer, states, progress);
+        let mut out = Collector::new();
         for (&partition, state) in states.iter_mut() {
-            for out in self.stage.poll(state, now_ms()) {
-                let (ticket, emits) = match out {
-                    Output::Emit(emit) => (progress.begin(partition, None), vec![*emit]),
-                    Output::Finished(emits) => {
+            out.clear();
+            self.stage.poll(state, now_ms(), &mut out);
+            if out.is_parked() {
+                anyhow::bail!("{name}: poll parked a record; only handle may");
+            }
+            for batch in out.batches() {
+                let (ticket, emits) = match batch {
+                    Batch::Own(emit) => {
+                        (progress.begin(partition, None), std::slice::from_ref(emit))
+                    }
+                    Batch::Finished(emits) => {
                         let Some(ticket) = progress.finish_parked(partition) else {
                             anyhow::bail!(
                                 "{name}: partition {partition} finished a record it never parked"

@@ -29,7 +29,7 @@ use std::time::Duration;
 use chatcart_stages::CouponStage;
 use chatcart_stages::Topic;
 use chatcart_stages::coupon::{CouponState, TreasuryView};
-use chatcart_stages::{Emit, Output, Stage};
+use chatcart_stages::{Collector, Emit, Stage};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ledger::campaign::{CampaignConfig, Campaigns, CreditRule};
 use ledger::{DecisionsFold, Effect, TreasuryFold};
@@ -129,17 +129,15 @@ fn drive(
     };
     for (i, intent) in intents.into_iter().enumerate() {
         let now = i as i64;
-        let step = stage.handle(st, Record::Intent(intent), now);
-        take(step.emits, &mut decisions);
+        let mut out = Collector::new();
+        stage.handle(st, Record::Intent(intent), now, &mut out);
+        take(out.into_emits(), &mut decisions);
         let mut rounds = 0;
         while st.parked() > 0 && rounds < 8 {
             rounds += 1;
-            for out in stage.poll(st, now) {
-                match out {
-                    Output::Emit(e) => take(vec![*e], &mut decisions),
-                    Output::Finished(emits) => take(emits, &mut decisions),
-                }
-            }
+            let mut out = Collector::new();
+            stage.poll(st, now, &mut out);
+            take(out.into_emits(), &mut decisions);
         }
         assert_eq!(st.parked(), 0, "a request stayed parked");
     }
@@ -360,10 +358,11 @@ fn bench_coupon_handle(c: &mut Criterion) {
         let before = st.fold.account(CAMPAIGN).grants;
         let mut asked = 0;
         for intent in batch.clone() {
-            let step = stage.handle(&mut st, Record::Intent(intent), 1);
-            assert!(!step.parked);
+            let mut step = Collector::new();
+            stage.handle(&mut st, Record::Intent(intent), 1, &mut step);
+            assert!(!step.is_parked());
             asked += step
-                .emits
+                .emits()
                 .iter()
                 .filter(|e| e.topic == Topic::Treasury)
                 .count();
@@ -381,8 +380,11 @@ fn bench_coupon_handle(c: &mut Criterion) {
                 (stage, treasury, st, records)
             },
             |(stage, treasury, mut st, records)| {
+                let mut out = Collector::new();
                 for r in records {
-                    black_box(stage.handle(&mut st, r, 1));
+                    out.clear();
+                    stage.handle(&mut st, r, 1, &mut out);
+                    black_box(out.emits());
                 }
                 (stage, treasury, st)
             },

@@ -23,7 +23,7 @@ use schemas::{
 pub use super::leases::TreasuryView;
 use super::leases::{Leases, ResourceAt};
 use crate::Topic;
-use crate::{Emit, Output, OwnOutput, Plan, Polled, Restore, Stage, StageId, StatePlan, Step};
+use crate::{Collector, Emit, OwnOutput, Plan, Restore, Stage, StageId, StatePlan};
 use ledger::campaign::{Campaigns, CreditRule, Offer};
 use ledger::{self, BUDGET, DecisionsFold, ImageError, TreasuryFold, Verdict};
 use schemas::reason::BUDGET_EXHAUSTED;
@@ -163,18 +163,22 @@ impl CouponStage {
         Some(decision)
     }
 
-    fn on_intent(&self, st: &mut CouponState, intent: IntentEvent, now_ms: i64) -> Step {
+    fn on_intent(
+        &self,
+        st: &mut CouponState,
+        intent: IntentEvent,
+        now_ms: i64,
+        out: &mut Collector,
+    ) {
         if intent.outcome != IntentOutcome::Extracted || st.fold.is_decided(&intent.request_id) {
-            return Step::default();
+            return;
         }
         if st.parked_ids.contains(&intent.request_id) {
             // A repeat of a waiting request finishes with it, so its offset
             // is not stored before the original is decided.
             st.parked.push_back(intent);
-            return Step {
-                emits: vec![],
-                parked: true,
-            };
+            out.park();
+            return;
         }
         st.leases.demand(&intent.campaign_id, BUDGET, now_ms);
         let treasury = Arc::clone(&self.treasury);
@@ -190,28 +194,26 @@ impl CouponStage {
         } else {
             self.decide(st, &t, &intent, now_ms, &mut emits)
         };
+        out.extend(emits);
         if let Some(d) = decided {
-            emits.push(Emit::new(Topic::Decisions, Record::Decision(d)));
-            return emits.into();
+            out.emit(Topic::Decisions, Record::Decision(d));
+            return;
         }
         st.parked_ids.insert(intent.request_id.clone());
         st.parked.push_back(intent);
-        Step {
-            emits,
-            parked: true,
-        }
+        out.park();
     }
 
-    fn on_order(&self, st: &mut CouponState, order: OrderEvent, now_ms: i64) -> Step {
+    fn on_order(&self, st: &mut CouponState, order: OrderEvent, now_ms: i64, out: &mut Collector) {
         if order.outcome != OrderOutcome::Failed {
-            return Step::default();
+            return;
         }
         // Fulfillment orders only valid grants, so a failed order with
         // credit has one to release, even if this state (say, restored
         // before the grant was acknowledged) does not know it yet: the log's
         // fold, not this state, decides whether the release counts.
         if order.credit_cents <= 0 || st.fold.grant(&order.request_id).is_some_and(|g| g.released) {
-            return Step::default();
+            return;
         }
         let release = CouponDecision {
             request_id: order.request_id,
@@ -229,7 +231,7 @@ impl CouponStage {
             reason: order.reason,
         };
         st.fold.apply_decision(&release);
-        vec![Emit::new(Topic::Decisions, Record::Decision(release))].into()
+        out.emit(Topic::Decisions, Record::Decision(release));
     }
 
     /// Hands back what an idle partition does not use, near a campaign's end
@@ -333,44 +335,38 @@ impl Stage for CouponStage {
         Some(st.fold.image())
     }
 
-    fn handle(&self, st: &mut CouponState, record: Record, now_ms: i64) -> Step {
+    fn handle(&self, st: &mut CouponState, record: Record, now_ms: i64, out: &mut Collector) {
         match record {
-            Record::Intent(intent) => self.on_intent(st, intent, now_ms),
-            Record::Order(order) => self.on_order(st, order, now_ms),
-            _ => Step::default(),
+            Record::Intent(intent) => self.on_intent(st, intent, now_ms, out),
+            Record::Order(order) => self.on_order(st, order, now_ms, out),
+            _ => {}
         }
     }
 
-    fn poll(&self, st: &mut CouponState, now_ms: i64) -> Polled {
+    fn poll(&self, st: &mut CouponState, now_ms: i64, out: &mut Collector) {
         let treasury = Arc::clone(&self.treasury);
         let t = treasury.read();
         let mut emits = Vec::new();
         self.credit_leases(st, &t, now_ms, &mut emits);
-        let mut polled: Polled = emits
-            .into_iter()
-            .map(|e| Output::Emit(Box::new(e)))
-            .collect();
+        out.extend(emits.drain(..));
         while let Some(intent) = st.parked.front() {
             if st.fold.is_decided(&intent.request_id) {
                 st.parked.pop_front();
-                polled.push(Output::Finished(vec![]));
+                out.finish_parked([]);
                 continue;
             }
-            let mut emits = Vec::new();
             let intent = intent.clone();
             let Some(d) = self.decide(st, &t, &intent, now_ms, &mut emits) else {
-                polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
+                out.extend(emits.drain(..));
                 break;
             };
             st.parked.pop_front();
             st.parked_ids.remove(&intent.request_id);
             emits.push(Emit::new(Topic::Decisions, Record::Decision(d)));
-            polled.push(Output::Finished(emits));
+            out.finish_parked(emits.drain(..));
         }
-        let mut emits = Vec::new();
         self.return_unused(st, &t, now_ms, &mut emits);
-        polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
-        polled
+        out.extend(emits);
     }
 }
 

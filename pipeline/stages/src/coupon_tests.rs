@@ -1,7 +1,8 @@
 //! Unit tests of the coupon stage against an in-memory treasury.
 
 use super::*;
-use crate::stage::split;
+use crate::Batch;
+use crate::stage::Calls;
 use ledger::campaign::{CampaignConfig, CreditRule};
 use schemas::{Item, TreasuryKind};
 
@@ -73,22 +74,25 @@ fn outcome(emits: &[Emit]) -> (DecisionOutcome, i64, Option<String>) {
 fn the_first_request_waits_for_a_lease_then_grants() {
     let s = stage(1_000, |_| {});
     let mut st = s.new_state(0);
-    let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 80)), 0);
-    assert!(step.parked);
+    let step = s.handled(&mut st, Record::Intent(intent("r1", "u1", 80)), 0);
+    assert!(step.is_parked());
     assert_eq!(
-        records(&step.emits, Topic::Treasury).len(),
+        records(step.emits(), Topic::Treasury).len(),
         1,
         "one lease request"
     );
     // Nothing changes until the treasury folds the request.
-    assert_eq!(s.poll(&mut st, 1), Polled::new());
-    deliver(&s, &step.emits);
-    let polled = s.poll(&mut st, 2);
+    assert!(s.polled(&mut st, 1).is_empty());
+    deliver(&s, step.emits());
+    let polled = s.polled(&mut st, 2);
     assert!(
-        matches!(&polled[..], [Output::Emit(_), Output::Finished(_)]),
+        matches!(
+            polled.batches().collect::<Vec<_>>()[..],
+            [Batch::Own(_), Batch::Finished(_)]
+        ),
         "credit, then grant"
     );
-    let (emits, finished) = split(polled);
+    let (emits, finished) = polled.split();
     assert_eq!(finished.len(), 1);
     assert_eq!(outcome(&finished[0]), (DecisionOutcome::Granted, 80, None));
     let credit = records(&emits, Topic::Decisions);
@@ -101,22 +105,22 @@ fn the_first_request_waits_for_a_lease_then_grants() {
 fn requests_behind_a_waiting_one_wait_in_order_but_denials_do_not() {
     let s = stage(1_000, |c| c.eligible_skus = ["latte".to_owned()].into());
     let mut st = s.new_state(0);
-    let first = s.handle(&mut st, Record::Intent(intent("r1", "u1", 80)), 0);
-    let second = s.handle(&mut st, Record::Intent(intent("r2", "u2", 80)), 0);
-    assert!(first.parked && second.parked);
+    let first = s.handled(&mut st, Record::Intent(intent("r1", "u1", 80)), 0);
+    let second = s.handled(&mut st, Record::Intent(intent("r2", "u2", 80)), 0);
+    assert!(first.is_parked() && second.is_parked());
     assert!(
-        records(&second.emits, Topic::Treasury).is_empty(),
+        records(second.emits(), Topic::Treasury).is_empty(),
         "one request outstanding"
     );
     let mut tea = intent("r3", "u3", 80);
     tea.items[0].sku = "tea".into();
-    let third = s.handle(&mut st, Record::Intent(tea), 0);
+    let third = s.handled(&mut st, Record::Intent(tea), 0);
     assert_eq!(
-        outcome(&third.emits).2.as_deref(),
+        outcome(third.emits()).2.as_deref(),
         Some(schemas::reason::NOT_ELIGIBLE)
     );
-    deliver(&s, &first.emits);
-    let (_, finished) = split(s.poll(&mut st, 1));
+    deliver(&s, first.emits());
+    let (_, finished) = s.polled(&mut st, 1).split();
     let ids: Vec<_> = finished
         .iter()
         .flat_map(|e| records(e, Topic::Decisions))
@@ -130,21 +134,21 @@ fn requests_behind_a_waiting_one_wait_in_order_but_denials_do_not() {
 fn grants_without_a_round_trip_while_the_lease_lasts_and_asks_ahead() {
     let s = stage(100_000, |_| {});
     let mut st = s.new_state(0);
-    let first = s.handle(&mut st, Record::Intent(intent("r0", "u0", 100)), 0);
-    deliver(&s, &first.emits);
-    s.poll(&mut st, 0);
+    let first = s.handled(&mut st, Record::Intent(intent("r0", "u0", 100)), 0);
+    deliver(&s, first.emits());
+    s.polled(&mut st, 0);
     // 25,000 leased: 250 grants of 100; the next lease is asked for once
     // less than half a lease is left, and no request ever parks.
     let mut asked = 0;
     for i in 1..300 {
-        let step = s.handle(
+        let step = s.handled(
             &mut st,
             Record::Intent(intent(&format!("r{i}"), &format!("u{i}"), 100)),
             0,
         );
-        assert!(!step.parked, "request {i} parked");
-        asked += records(&step.emits, Topic::Treasury).len();
-        deliver(&s, &step.emits);
+        assert!(!step.is_parked(), "request {i} parked");
+        asked += records(step.emits(), Topic::Treasury).len();
+        deliver(&s, step.emits());
     }
     assert!(asked >= 1, "asked ahead");
     assert_eq!(st.fold.account("c").grants, 300);
@@ -154,9 +158,9 @@ fn grants_without_a_round_trip_while_the_lease_lasts_and_asks_ahead() {
 fn once_the_budget_is_leased_out_denials_need_no_round_trip() {
     let s = stage(150, |_| {});
     let mut st = s.new_state(0);
-    let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
-    deliver(&s, &step.emits);
-    let (emits, finished) = split(s.poll(&mut st, 1));
+    let step = s.handled(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
+    deliver(&s, step.emits());
+    let (emits, finished) = s.polled(&mut st, 1).split();
     assert_eq!(outcome(&finished[0]).0, DecisionOutcome::Granted);
     // In the one-credit tail nothing is asked for ahead: a spare would sit
     // here while other partitions run dry.
@@ -164,16 +168,16 @@ fn once_the_budget_is_leased_out_denials_need_no_round_trip() {
     deliver(&s, &emits);
     // The next request waits for the last 50, and (a free-up-to credit)
     // takes it rather than leave it stranded.
-    let step = s.handle(&mut st, Record::Intent(intent("r2", "u2", 100)), 2);
-    assert!(step.parked);
-    deliver(&s, &step.emits);
-    let (_, finished) = split(s.poll(&mut st, 3));
+    let step = s.handled(&mut st, Record::Intent(intent("r2", "u2", 100)), 2);
+    assert!(step.is_parked());
+    deliver(&s, step.emits());
+    let (_, finished) = s.polled(&mut st, 3).split();
     assert_eq!(outcome(&finished[0]), (DecisionOutcome::Granted, 50, None));
     // Now the treasury shows everything leased out: denied at once.
-    let step = s.handle(&mut st, Record::Intent(intent("r3", "u3", 10)), 4);
-    assert!(!step.parked);
-    assert!(records(&step.emits, Topic::Treasury).is_empty());
-    assert_eq!(outcome(&step.emits).2.as_deref(), Some(BUDGET_EXHAUSTED));
+    let step = s.handled(&mut st, Record::Intent(intent("r3", "u3", 10)), 4);
+    assert!(!step.is_parked());
+    assert!(records(step.emits(), Topic::Treasury).is_empty());
+    assert_eq!(outcome(step.emits()).2.as_deref(), Some(BUDGET_EXHAUSTED));
 }
 
 #[test]
@@ -182,18 +186,16 @@ fn a_fixed_credit_campaign_is_denied_once_whole_credits_run_out() {
     let mut st = s.new_state(0);
     let mut granted = 0;
     for i in 0..5 {
-        let step = s.handle(
+        let step = s.handled(
             &mut st,
             Record::Intent(intent(&format!("r{i}"), &format!("u{i}"), 100)),
             i,
         );
-        deliver(&s, &step.emits);
-        let mut emits = step.emits;
-        for out in s.poll(&mut st, i) {
-            if let Output::Finished(f) = out {
-                deliver(&s, &f);
-                emits.extend(f);
-            }
+        deliver(&s, step.emits());
+        let mut emits = step.emits().to_vec();
+        for f in s.polled(&mut st, i).split().1 {
+            deliver(&s, &f);
+            emits.extend(f);
         }
         if let Some(Record::Decision(d)) = records(&emits, Topic::Decisions)
             .into_iter()
@@ -211,9 +213,9 @@ fn a_fixed_credit_campaign_is_denied_once_whole_credits_run_out() {
 fn a_failed_order_releases_its_credit_once() {
     let s = stage(100, |_| {});
     let mut st = s.new_state(0);
-    let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
-    deliver(&s, &step.emits);
-    s.poll(&mut st, 0);
+    let step = s.handled(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
+    deliver(&s, step.emits());
+    s.polled(&mut st, 0);
     let failed = OrderEvent {
         order_id: "o".into(),
         request_id: "r1".into(),
@@ -231,33 +233,36 @@ fn a_failed_order_releases_its_credit_once() {
         to_pay_cents: 0,
         reason: Some("out_of_stock".into()),
     };
-    let step = s.handle(&mut st, Record::Order(failed.clone()), 1);
+    let step = s.handled(&mut st, Record::Order(failed.clone()), 1);
     assert_eq!(
-        outcome(&step.emits),
+        outcome(step.emits()),
         (DecisionOutcome::Released, 100, Some("out_of_stock".into()))
     );
-    assert_eq!(s.handle(&mut st, Record::Order(failed), 1), Step::default());
+    assert!(s.handled(&mut st, Record::Order(failed), 1).is_empty());
     // The credit and the user's eligibility are back.
-    let step = s.handle(&mut st, Record::Intent(intent("r2", "u1", 100)), 2);
-    assert_eq!(outcome(&step.emits).0, DecisionOutcome::Granted);
+    let step = s.handled(&mut st, Record::Intent(intent("r2", "u1", 100)), 2);
+    assert_eq!(outcome(step.emits()).0, DecisionOutcome::Granted);
 }
 
 #[test]
 fn near_the_end_an_idle_partition_returns_what_it_does_not_use() {
     let s = stage(10_000, |c| c.ends_at = Some("1970-01-01T00:10:00Z".into()));
     let mut st = s.new_state(0);
-    let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
-    deliver(&s, &step.emits);
-    s.poll(&mut st, 1);
-    assert!(s.poll(&mut st, 400_000).is_empty(), "not near the end yet");
-    let (emits, _) = split(s.poll(&mut st, 560_000));
+    let step = s.handled(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
+    deliver(&s, step.emits());
+    s.polled(&mut st, 1);
+    assert!(
+        s.polled(&mut st, 400_000).is_empty(),
+        "not near the end yet"
+    );
+    let (emits, _) = s.polled(&mut st, 560_000).split();
     let returned = records(&emits, Topic::Decisions);
     assert!(
         matches!(&returned[..], [Record::Treasury(t)] if t.kind == TreasuryKind::LeaseReturn && t.amount == 2_400)
     );
     assert_eq!(st.fold.unused("c"), 0);
     assert!(
-        s.poll(&mut st, 561_000).is_empty(),
+        s.polled(&mut st, 561_000).is_empty(),
         "nothing left to return"
     );
 }
@@ -268,9 +273,9 @@ fn requests_outside_the_campaign_window_are_not_active() {
         c.starts_at = Some("2030-01-01T00:00:00Z".into())
     });
     let mut st = s.new_state(0);
-    let step = s.handle(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
+    let step = s.handled(&mut st, Record::Intent(intent("r1", "u1", 100)), 0);
     assert_eq!(
-        outcome(&step.emits).2.as_deref(),
+        outcome(step.emits()).2.as_deref(),
         Some(schemas::reason::CAMPAIGN_NOT_ACTIVE)
     );
 }
@@ -281,19 +286,14 @@ fn restore_reproduces_the_state_and_redelivery_is_recognised() {
     let mut live = s.new_state(0);
     let mut log = Vec::new();
     for (i, u) in ["u1", "u2", "u1"].iter().enumerate() {
-        let step = s.handle(
+        let step = s.handled(
             &mut live,
             Record::Intent(intent(&format!("r{i}"), u, 100)),
             0,
         );
-        deliver(&s, &step.emits);
-        log.extend(records(&step.emits, Topic::Decisions));
-        for out in s.poll(&mut live, 0) {
-            match out {
-                Output::Emit(e) => log.extend(records(&[*e], Topic::Decisions)),
-                Output::Finished(f) => log.extend(records(&f, Topic::Decisions)),
-            }
-        }
+        deliver(&s, step.emits());
+        log.extend(records(step.emits(), Topic::Decisions));
+        log.extend(records(s.polled(&mut live, 0).emits(), Topic::Decisions));
     }
     let mut restored = s.new_state(0);
     for r in &log {
@@ -302,6 +302,6 @@ fn restore_reproduces_the_state_and_redelivery_is_recognised() {
     }
     assert_eq!(restored.fold.account("c"), live.fold.account("c"));
     assert_eq!(restored.fold.account("c").grants, 2);
-    let again = s.handle(&mut restored, Record::Intent(intent("r1", "u2", 100)), 0);
-    assert_eq!(again, Step::default());
+    let again = s.handled(&mut restored, Record::Intent(intent("r1", "u2", 100)), 0);
+    assert!(again.is_empty());
 }

@@ -29,9 +29,7 @@ use schemas::{CouponDecision, OrderEvent, OrderOutcome, Record, TreasuryKind, Tr
 
 use super::leases::{Leases, ResourceAt, TreasuryView};
 use crate::Topic;
-use crate::{
-    Emit, Output, OwnOutput, Plan, Polled, Replay, Restore, Stage, StageId, StatePlan, Step,
-};
+use crate::{Collector, Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan};
 use extract::catalog::Catalog;
 use ledger::campaign::Campaigns;
 use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
@@ -184,35 +182,35 @@ impl FulfillmentStage {
         Some(order)
     }
 
-    fn on_grant(&self, st: &mut FulfillmentState, d: CouponDecision, now_ms: i64) -> Step {
+    fn on_grant(
+        &self,
+        st: &mut FulfillmentState,
+        d: CouponDecision,
+        now_ms: i64,
+        out: &mut Collector,
+    ) {
         if st.stock.order(&d.request_id).is_some() {
-            return Step::default();
+            return;
         }
         // The decisions fold already dropped repeats, so every grant here is
         // new; it waits behind the grants already waiting, so a partition
         // orders in arrival order.
         if !st.parked.is_empty() {
             st.parked.push_back(d);
-            return Step {
-                emits: vec![],
-                parked: true,
-            };
+            out.park();
+            return;
         }
         let treasury = Arc::clone(&self.treasury);
         let t = treasury.read();
         let mut emits = Vec::new();
         self.credit_leases(st, &t, now_ms, &mut emits);
-        match self.decide(st, &t, &d, now_ms, &mut emits) {
-            Some(o) => {
-                emits.push(Emit::new(Topic::Orders, Record::Order(o)));
-                emits.into()
-            }
+        let decided = self.decide(st, &t, &d, now_ms, &mut emits);
+        out.extend(emits);
+        match decided {
+            Some(o) => out.emit(Topic::Orders, Record::Order(o)),
             None => {
                 st.parked.push_back(d);
-                Step {
-                    emits,
-                    parked: true,
-                }
+                out.park();
             }
         }
     }
@@ -294,9 +292,9 @@ impl Stage for FulfillmentStage {
         Ok(())
     }
 
-    fn handle(&self, st: &mut FulfillmentState, record: Record, now_ms: i64) -> Step {
+    fn handle(&self, st: &mut FulfillmentState, record: Record, now_ms: i64, out: &mut Collector) {
         match (st.fold.apply(&record), record) {
-            (Effect::Granted(_), Record::Decision(d)) => self.on_grant(st, d, now_ms),
+            (Effect::Granted(_), Record::Decision(d)) => self.on_grant(st, d, now_ms, out),
             (Effect::Returned(amount), Record::Treasury(t)) => {
                 let forward = TreasuryRecord {
                     kind: TreasuryKind::LeaseReturn,
@@ -304,41 +302,36 @@ impl Stage for FulfillmentStage {
                     event_time_ms: now_ms,
                     ..t
                 };
-                vec![Emit::new(Topic::Treasury, Record::Treasury(forward))].into()
+                out.emit(Topic::Treasury, Record::Treasury(forward));
             }
-            _ => Step::default(),
+            _ => {}
         }
     }
 
-    fn poll(&self, st: &mut FulfillmentState, now_ms: i64) -> Polled {
+    fn poll(&self, st: &mut FulfillmentState, now_ms: i64, out: &mut Collector) {
         if self.campaigns.iter().all(|c| c.stock.is_empty()) {
-            return Polled::new();
+            return;
         }
         let treasury = Arc::clone(&self.treasury);
         let t = treasury.read();
         let mut emits = Vec::new();
         self.credit_leases(st, &t, now_ms, &mut emits);
-        let mut polled: Polled = emits
-            .into_iter()
-            .map(|e| Output::Emit(Box::new(e)))
-            .collect();
+        out.extend(emits.drain(..));
         while let Some(d) = st.parked.front() {
             if st.stock.order(&d.request_id).is_some() {
                 st.parked.pop_front();
-                polled.push(Output::Finished(vec![]));
+                out.finish_parked([]);
                 continue;
             }
             let d = d.clone();
-            let mut emits = Vec::new();
             let Some(o) = self.decide(st, &t, &d, now_ms, &mut emits) else {
-                polled.extend(emits.into_iter().map(|e| Output::Emit(Box::new(e))));
+                out.extend(emits);
                 break;
             };
             st.parked.pop_front();
             emits.push(Emit::new(Topic::Orders, Record::Order(o)));
-            polled.push(Output::Finished(emits));
+            out.finish_parked(emits.drain(..));
         }
-        polled
     }
 }
 

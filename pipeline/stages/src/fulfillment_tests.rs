@@ -1,7 +1,7 @@
 //! Unit tests of the fulfillment stage against an in-memory treasury.
 
 use super::*;
-use crate::stage::split;
+use crate::stage::Calls;
 use ledger::campaign::CampaignConfig;
 use ledger::fixtures::{item, movement};
 use ledger::{BUDGET, OrderStatus};
@@ -87,36 +87,36 @@ fn only_valid_grants_become_orders_and_valid_returns_go_to_the_treasury() {
     let s = stage(&[], 1, |_| {});
     let mut st = s.new_state(0);
     // No allowance yet: the grant is invalid.
-    assert_eq!(
-        s.handle(&mut st, granted("r0", "u0", latte(1)), 0),
-        Step::default()
+    assert!(
+        s.handled(&mut st, granted("r0", "u0", latte(1)), 0)
+            .is_empty()
     );
-    assert_eq!(
-        s.handle(&mut st, movement("l1", TreasuryKind::LeaseCredit, 3_000), 0),
-        Step::default()
+    assert!(
+        s.handled(&mut st, movement("l1", TreasuryKind::LeaseCredit, 3_000), 0)
+            .is_empty()
     );
-    let placed = orders(&s.handle(&mut st, granted("r1", "u1", latte(1)), 0).emits);
+    let placed = orders(s.handled(&mut st, granted("r1", "u1", latte(1)), 0).emits());
     assert!(
         matches!(&placed[..], [o] if o.outcome == OrderOutcome::Placed && o.to_pay_cents == 1_000)
     );
     // Beyond the allowance, a second grant (say a zombie's) is no order,
     // and a repeated grant is no second order.
-    assert_eq!(
-        s.handle(&mut st, granted("r2", "u2", latte(1)), 0),
-        Step::default()
+    assert!(
+        s.handled(&mut st, granted("r2", "u2", latte(1)), 0)
+            .is_empty()
     );
-    assert_eq!(
-        s.handle(&mut st, granted("r1", "u1", latte(1)), 0),
-        Step::default()
+    assert!(
+        s.handled(&mut st, granted("r1", "u1", latte(1)), 0)
+            .is_empty()
     );
     // Only 1,000 is unused: a return of more is not forwarded.
-    assert_eq!(
-        s.handle(&mut st, movement("x1", TreasuryKind::LeaseReturn, 1_500), 0),
-        Step::default()
-    );
-    let forwarded = s.handle(&mut st, movement("x2", TreasuryKind::LeaseReturn, 1_000), 0);
     assert!(
-        matches!(&forwarded.emits[..], [e] if e.topic == Topic::Treasury
+        s.handled(&mut st, movement("x1", TreasuryKind::LeaseReturn, 1_500), 0)
+            .is_empty()
+    );
+    let forwarded = s.handled(&mut st, movement("x2", TreasuryKind::LeaseReturn, 1_000), 0);
+    assert!(
+        matches!(forwarded.emits(), [e] if e.topic == Topic::Treasury
         && matches!(&e.record, Record::Treasury(t) if t.amount == 1_000 && t.request_id == "x2" && t.resource == BUDGET))
     );
 }
@@ -125,14 +125,17 @@ fn only_valid_grants_become_orders_and_valid_returns_go_to_the_treasury() {
 fn a_grant_waits_for_a_stock_lease_and_is_ordered_when_it_arrives() {
     let s = stage(&[("latte", 100)], 1, |_| {});
     let mut st = state(&s, 0, 100_000);
-    let step = s.handle(&mut st, granted("r1", "u1", latte(2)), 0);
-    assert!(step.parked, "no stock leased yet");
-    assert!(orders(&step.emits).is_empty());
+    let step = s.handled(&mut st, granted("r1", "u1", latte(2)), 0);
+    assert!(step.is_parked(), "no stock leased yet");
+    assert!(orders(step.emits()).is_empty());
     // A later grant of an unlimited SKU waits behind it: arrival order.
     let burger = vec![item("burger", 1)];
-    assert!(s.handle(&mut st, granted("r2", "u2", burger), 0).parked);
-    deliver(&s, &step.emits);
-    let (emits, finished) = split(s.poll(&mut st, 1));
+    assert!(
+        s.handled(&mut st, granted("r2", "u2", burger), 0)
+            .is_parked()
+    );
+    deliver(&s, step.emits());
+    let (emits, finished) = s.polled(&mut st, 1).split();
     // The lease (100 / 4 = 25 units) is credited to the orders partition.
     assert!(matches!(&emits[..], [e] if e.topic == Topic::Orders
         && matches!(&e.record, Record::Treasury(t) if t.kind == TreasuryKind::LeaseCredit && t.amount == 25)));
@@ -153,13 +156,13 @@ fn when_every_unit_is_leased_out_an_order_that_does_not_fit_fails_whole() {
     let mut p1 = state(&s, 1, 100_000);
     let mut placed = 0;
     for i in 0..3 {
-        let step = s.handle(
+        let step = s.handled(
             &mut p0,
             granted(&format!("a{i}"), &format!("u{i}"), latte(1)),
             0,
         );
-        deliver(&s, &step.emits);
-        let (_, finished) = split(s.poll(&mut p0, 1));
+        deliver(&s, step.emits());
+        let (_, finished) = s.polled(&mut p0, 1).split();
         placed += finished.iter().flat_map(|f| orders(f)).count();
     }
     assert_eq!(placed, 3);
@@ -171,9 +174,9 @@ fn when_every_unit_is_leased_out_an_order_that_does_not_fit_fails_whole() {
     // Partition 1 gets nothing: its order fails at once, egg tarts and
     // all, with its credit to be released.
     let both = vec![item("egg-tart", 1), item("latte", 1)];
-    let step = s.handle(&mut p1, granted("b1", "v1", both), 0);
-    let failed = orders(&step.emits);
-    assert!(!step.parked);
+    let step = s.handled(&mut p1, granted("b1", "v1", both), 0);
+    let failed = orders(step.emits());
+    assert!(!step.is_parked());
     assert!(
         matches!(&failed[..], [o] if o.outcome == OrderOutcome::Failed
         && o.reason.as_deref() == Some(OUT_OF_STOCK) && o.credit_cents == 2_000 && o.to_pay_cents == 0)
@@ -187,17 +190,17 @@ fn orders_fail_for_unknown_skus_and_after_the_campaign_closed() {
     let s = stage(&[], 1, |c| c.ends_at = Some("2026-01-01T00:00:00Z".into()));
     let end = 1_767_225_600_000;
     let mut st = state(&s, 0, 100_000);
-    let reason = |step: Step| orders(&step.emits)[0].reason.clone();
+    let reason = |step: Collector| orders(step.emits())[0].reason.clone();
     let gone = vec![item("pizza", 1)];
     assert_eq!(
-        reason(s.handle(&mut st, granted("r1", "u1", gone), end)).as_deref(),
+        reason(s.handled(&mut st, granted("r1", "u1", gone), end)).as_deref(),
         Some(SKU_UNAVAILABLE)
     );
     // Within the grace period (60 s here) a backlog is still ordered.
-    let step = s.handle(&mut st, granted("r2", "u2", latte(1)), end + 59_999);
-    assert_eq!(orders(&step.emits)[0].outcome, OrderOutcome::Placed);
+    let step = s.handled(&mut st, granted("r2", "u2", latte(1)), end + 59_999);
+    assert_eq!(orders(step.emits())[0].outcome, OrderOutcome::Placed);
     assert_eq!(
-        reason(s.handle(&mut st, granted("r3", "u3", latte(1)), end + 60_000)).as_deref(),
+        reason(s.handled(&mut st, granted("r3", "u3", latte(1)), end + 60_000)).as_deref(),
         Some(CAMPAIGN_CLOSED)
     );
 }
@@ -207,14 +210,14 @@ fn a_restored_partition_knows_its_orders_and_its_stock() {
     let s = stage(&[("latte", 100)], 1, |_| {});
     let mut live = state(&s, 0, 100_000);
     let mut log = Vec::new();
-    let step = s.handle(&mut live, granted("r1", "u1", latte(1)), 0);
-    deliver(&s, &step.emits);
-    for out in s.poll(&mut live, 1) {
-        match out {
-            Output::Emit(e) => log.push(e.record),
-            Output::Finished(f) => log.extend(f.into_iter().map(|e| e.record)),
-        }
-    }
+    let step = s.handled(&mut live, granted("r1", "u1", latte(1)), 0);
+    deliver(&s, step.emits());
+    log.extend(
+        s.polled(&mut live, 1)
+            .emits()
+            .iter()
+            .map(|e| e.record.clone()),
+    );
     let mut restored = state(&s, 0, 100_000);
     for record in &log {
         s.restore(&mut restored, Restore::Output(record))
@@ -229,12 +232,12 @@ fn a_restored_partition_knows_its_orders_and_its_stock() {
     // ordered from the restored lease without asking for another.
     let mut restored_fold = state(&s, 0, 100_000);
     restored_fold.stock = restored.stock.clone();
-    assert_eq!(
-        s.handle(&mut restored_fold, granted("r1", "u1", latte(1)), 2),
-        Step::default()
+    assert!(
+        s.handled(&mut restored_fold, granted("r1", "u1", latte(1)), 2)
+            .is_empty()
     );
-    let step = s.handle(&mut restored_fold, granted("r2", "u2", latte(1)), 2);
-    assert!(matches!(&step.emits[..], [e] if e.topic == Topic::Orders));
+    let step = s.handled(&mut restored_fold, granted("r2", "u2", latte(1)), 2);
+    assert!(matches!(step.emits(), [e] if e.topic == Topic::Orders));
 }
 
 #[test]
@@ -242,13 +245,13 @@ fn an_order_of_more_units_than_a_lease_gathers_leases_until_it_fits() {
     // 100 units over 12 partitions: leases of 2 units, the order needs 5.
     let s = stage(&[("latte", 100)], 12, |_| {});
     let mut st = state(&s, 3, 100_000);
-    let step = s.handle(&mut st, granted("r1", "u1", latte(5)), 0);
-    assert!(step.parked);
-    let mut emits = step.emits;
+    let step = s.handled(&mut st, granted("r1", "u1", latte(5)), 0);
+    assert!(step.is_parked());
+    let mut emits = step.into_emits();
     let mut placed = Vec::new();
     for round in 1..=5 {
         deliver(&s, &emits);
-        let (more, finished) = split(s.poll(&mut st, round));
+        let (more, finished) = s.polled(&mut st, round).split();
         emits = more;
         placed.extend(finished.iter().flat_map(|f| orders(f)));
         if !placed.is_empty() {

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
 use crate::Topic;
-use crate::{Emit, Output, Plan, Polled, Stage, StageId, StatePlan, Step};
+use crate::{Collector, Emit, Plan, Stage, StageId, StatePlan};
 use extract::{self, Confidence, Extraction, Extractor, RawOrder};
 use llm::{Answer, Attempt, Llm, Pending};
 use schemas::reason::Rejection;
@@ -184,9 +184,9 @@ impl Stage for IntentStage {
         codec.decode_prompt(bytes).map(Record::Prompt)
     }
 
-    fn handle(&self, st: &mut IntentState, record: Record, now_ms: i64) -> Step {
+    fn handle(&self, st: &mut IntentState, record: Record, now_ms: i64, out: &mut Collector) {
         let Record::Prompt(prompt) = record else {
-            return Step::default();
+            return;
         };
         tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
         let rules = self.extractor.extract(self.max_quantity, &prompt.text);
@@ -195,7 +195,8 @@ impl Stage for IntentStage {
             .as_ref()
             .filter(|_| rules.confidence() == Confidence::Low)
         else {
-            return vec![emit(self.event(prompt, rules, now_ms))].into();
+            out.extend([emit(self.event(prompt, rules, now_ms))]);
+            return;
         };
         let extraction = match llm.try_extract(&prompt.text) {
             Attempt::Started(pending) => {
@@ -204,19 +205,16 @@ impl Stage for IntentStage {
                     rules,
                     pending,
                 });
-                return Step {
-                    emits: vec![],
-                    parked: true,
-                };
+                out.park();
+                return;
             }
             Attempt::Cached(answer) => self.checked(answer).unwrap_or(rules),
             Attempt::Busy | Attempt::BreakerOpen | Attempt::NotSent(_) => rules,
         };
-        vec![emit(self.event(prompt, extraction, now_ms))].into()
+        out.extend([emit(self.event(prompt, extraction, now_ms))]);
     }
 
-    fn poll(&self, st: &mut IntentState, now_ms: i64) -> Polled {
-        let mut out = Polled::new();
+    fn poll(&self, st: &mut IntentState, now_ms: i64, out: &mut Collector) {
         // Parked records finish in order, so the oldest unanswered one
         // holds back those after it (for at most the LLM's timeout).
         while let Some(front) = st.waiting.front_mut() {
@@ -233,11 +231,8 @@ impl Stage for IntentStage {
                     rules
                 }
             };
-            out.push(Output::Finished(vec![emit(
-                self.event(prompt, extraction, now_ms),
-            )]));
+            out.finish_parked([emit(self.event(prompt, extraction, now_ms))]);
         }
-        out
     }
 }
 
@@ -312,6 +307,7 @@ mod tests {
         use std::time::Duration;
 
         use super::*;
+        use crate::stage::Calls;
         use llm::LlmConfig;
         use llm::test_server::{Reply, Server, build, config, ok, status};
 
@@ -324,15 +320,15 @@ mod tests {
         /// Handles `text`; returns the intents emitted now, and whether the
         /// record was parked.
         fn handle(s: &IntentStage, st: &mut IntentState, text: &str) -> (Vec<IntentEvent>, bool) {
-            let step = s.handle(st, Record::Prompt(prompt(text)), 2_000);
-            (intents(step.emits), step.parked)
+            let step = s.handled(st, Record::Prompt(prompt(text)), 2_000);
+            (intents(step.emits()), step.is_parked())
         }
 
-        fn intents(emits: Vec<Emit>) -> Vec<IntentEvent> {
+        fn intents(emits: &[Emit]) -> Vec<IntentEvent> {
             emits
-                .into_iter()
-                .filter_map(|e| match e.record {
-                    Record::Intent(i) => Some(i),
+                .iter()
+                .filter_map(|e| match &e.record {
+                    Record::Intent(i) => Some(i.clone()),
                     _ => None,
                 })
                 .collect()
@@ -344,14 +340,9 @@ mod tests {
             tokio::time::timeout(Duration::from_secs(5), notify.notified())
                 .await
                 .expect("the LLM answered within 5 s");
-            let mut out = Vec::new();
-            for o in s.poll(st, 3_000) {
-                match o {
-                    Output::Finished(emits) => out.extend(intents(emits)),
-                    Output::Emit(_) => panic!("the intent stage emits nothing of its own"),
-                }
-            }
-            out
+            let (own, finished) = s.polled(st, 3_000).split();
+            assert!(own.is_empty(), "the intent stage emits nothing of its own");
+            finished.iter().flat_map(|f| intents(f)).collect()
         }
 
         #[tokio::test]

@@ -3,8 +3,9 @@
 //! all of them alike.
 //!
 //! # Layout
-//! - [`stage`]: the [`Stage`] trait, the [`Plan`] a stage declares (its
-//!   inputs, what its state is restored from, its wakeup), and its outputs.
+//! - [`stage`]: the [`Stage`] trait and the [`Plan`] a stage declares (its
+//!   inputs, what its state is restored from, its wakeup);
+//!   [`collector`]: where it writes its outputs.
 //! - [`progress`]: which input offsets may be stored: the runner's
 //!   bookkeeping, driven by the runner, the benchmark's relay and the
 //!   simulation alike.
@@ -16,6 +17,7 @@
 //!   under crashes, rebalances and zombies, and the auditor's tests against
 //!   logs the real stages wrote.
 
+pub mod collector;
 pub mod coupon;
 pub mod fulfillment;
 pub mod intent;
@@ -27,11 +29,10 @@ mod sim;
 pub mod stage;
 pub mod topic;
 
+pub use collector::{Batch, Collector, Emit};
 pub use coupon::CouponStage;
 pub use fulfillment::FulfillmentStage;
 pub use intent::IntentStage;
 pub use reply::ReplyStage;
-pub use stage::{
-    Emit, Output, OwnOutput, Plan, Polled, Replay, Restore, Stage, StageId, StatePlan, Step, TICK,
-};
+pub use stage::{OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan, TICK};
 pub use topic::Topic;

@@ -17,7 +17,7 @@ use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply,
 use serde::Deserialize;
 
 use crate::Topic;
-use crate::{Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan, Step};
+use crate::{Collector, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan};
 use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
 use ledger::recent::Recent;
@@ -322,7 +322,7 @@ impl Stage for ReplyStage {
         Ok(())
     }
 
-    fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64) -> Step {
+    fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64, out: &mut Collector) {
         let record = match record {
             Record::Decision(_) | Record::Treasury(_) => match (st.fold.apply(&record), record) {
                 (Effect::Denied(refused), Record::Decision(mut d)) => {
@@ -333,14 +333,13 @@ impl Stage for ReplyStage {
                     }
                     Record::Decision(d)
                 }
-                _ => return Step::default(),
+                _ => return,
             },
             other => other,
         };
-        self.answer(&mut st.answered, record, now_ms)
-            .map(|r| vec![Emit::new(Topic::Replies, Record::Reply(r))])
-            .unwrap_or_default()
-            .into()
+        if let Some(reply) = self.answer(&mut st.answered, record, now_ms) {
+            out.emit(Topic::Replies, Record::Reply(reply));
+        }
     }
 }
 

@@ -1,27 +1,15 @@
 //! What a stage is: the [`Stage`] trait, what a stage declares about itself
-//! ([`Plan`]), what it is restored from ([`Restore`]) and what it outputs
-//! ([`Step`], [`Output`]). No IO: the runner in `chatcart` does that.
+//! ([`Plan`]) and what it is restored from ([`Restore`]). It writes its
+//! outputs into a [`Collector`]. No IO: the runner in `chatcart-runtime`
+//! does that.
 
 use std::sync::Arc;
 
 use ledger::ImageError;
 use schemas::{Codec, CodecError, Record};
 
+use crate::collector::Collector;
 use crate::topic::Topic;
-
-/// One output of a stage: a record for a topic. It goes to the same
-/// partition as the input that caused it (partition 0 for the treasury).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Emit {
-    pub topic: Topic,
-    pub record: Record,
-}
-
-impl Emit {
-    pub fn new(topic: Topic, record: Record) -> Self {
-        Self { topic, record }
-    }
-}
 
 /// One of the four pipeline stages. Its consumer group
 /// (`<group_prefix>.<name>`), its checkpoints and its log lines go by its
@@ -144,64 +132,38 @@ pub trait Stage: Send + Sync + 'static {
         codec.decode(bytes)
     }
 
-    /// Handles one input record; what it returns is produced before the
-    /// input's offset is stored. `now_ms` is the processing time.
-    fn handle(&self, state: &mut Self::State, record: Record, now_ms: i64) -> Step;
+    /// Handles one input record: what it writes to `out` is produced
+    /// before the input's offset is stored, unless it parks the record
+    /// ([`Collector::park`]). `now_ms` is the processing time.
+    fn handle(&self, state: &mut Self::State, record: Record, now_ms: i64, out: &mut Collector);
 
     /// Called whenever [`Plan::wakeup`] is notified, and every [`TICK`]:
-    /// finishes parked records (oldest first) and emits what the partition
-    /// needs on its own.
-    fn poll(&self, _state: &mut Self::State, _now_ms: i64) -> Polled {
-        Polled::new()
-    }
+    /// finishes parked records, oldest first
+    /// ([`Collector::finish_parked`]), and emits what the partition needs
+    /// on its own.
+    fn poll(&self, _state: &mut Self::State, _now_ms: i64, _out: &mut Collector) {}
 }
 
 /// How often [`Stage::poll`] runs without a wakeup.
 pub const TICK: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// What handling one input record did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Step {
-    /// Produced now.
-    pub emits: Vec<Emit>,
-    /// The record is not finished: its outputs come from a later
-    /// [`Stage::poll`], and its offset is not stored until they are
-    /// acknowledged. Parked records of a partition finish in order.
-    pub parked: bool,
-}
-
-impl From<Vec<Emit>> for Step {
-    fn from(emits: Vec<Emit>) -> Self {
-        Self {
-            emits,
-            parked: false,
-        }
-    }
-}
-
-/// What [`Stage::poll`] produced, in the order it is to be produced (the
-/// stage's state already reflects that order).
-pub type Polled = Vec<Output>;
-
-/// One output of [`Stage::poll`].
-#[derive(Debug, PartialEq, Eq)]
-pub enum Output {
-    /// A record that belongs to no input record.
-    Emit(Box<Emit>),
-    /// The outputs of the oldest parked record still unfinished.
-    Finished(Vec<Emit>),
-}
-
-/// The records a [`Stage::poll`] emitted outside parked records, and the
-/// outputs of each parked record it finished (for stage tests).
+/// Calls with a fresh collector each (for stage tests).
 #[cfg(test)]
-pub(crate) fn split(polled: Polled) -> (Vec<Emit>, Vec<Vec<Emit>>) {
-    let (mut emits, mut finished) = (vec![], vec![]);
-    for out in polled {
-        match out {
-            Output::Emit(e) => emits.push(*e),
-            Output::Finished(f) => finished.push(f),
-        }
+pub(crate) trait Calls: Stage {
+    /// [`Stage::handle`] into a fresh collector.
+    fn handled(&self, state: &mut Self::State, record: Record, now_ms: i64) -> Collector {
+        let mut out = Collector::new();
+        self.handle(state, record, now_ms, &mut out);
+        out
     }
-    (emits, finished)
+
+    /// [`Stage::poll`] into a fresh collector.
+    fn polled(&self, state: &mut Self::State, now_ms: i64) -> Collector {
+        let mut out = Collector::new();
+        self.poll(state, now_ms, &mut out);
+        out
+    }
 }
+
+#[cfg(test)]
+impl<S: Stage> Calls for S {}

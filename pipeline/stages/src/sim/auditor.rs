@@ -319,9 +319,10 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
 /// check makes of its logs (checked without any fault).
 fn fulfil_three_lattes() -> ledger::audit::Check {
     use crate::FulfillmentStage;
+    use crate::Stage;
     use crate::Topic;
     use crate::leases::TreasuryView;
-    use crate::{Output, Stage};
+    use crate::stage::Calls;
     use extract::catalog::Catalog;
     use ledger::fixtures::movement;
     use ledger::fixtures::{campaigns_stocked as campaigns, item};
@@ -359,7 +360,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
             credit_cents: 1_000,
             reason: None,
         });
-        emitted.extend(s.handle(&mut st, grant, 0).emits);
+        emitted.extend_from_slice(s.handled(&mut st, grant, 0).emits());
         // Let every lease request reach the treasury before the next poll.
         for _ in 0..3 {
             treasury.deliver(&emitted);
@@ -369,12 +370,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
                     _ => None,
                 }));
             emitted.retain(|e| e.topic != Topic::Treasury);
-            for out in s.poll(&mut st, 1) {
-                match out {
-                    Output::Emit(e) => emitted.push(*e),
-                    Output::Finished(f) => emitted.extend(f),
-                }
-            }
+            emitted.extend_from_slice(s.polled(&mut st, 1).emits());
         }
     }
     logs.order_log = emitted

@@ -12,8 +12,9 @@ use crate::coupon::{CouponState, TreasuryView};
 use crate::fulfillment::FulfillmentState;
 use crate::progress::{Progress, Ticket};
 use crate::reply::Templates;
+use crate::stage::Calls;
+use crate::{Batch, Emit, Restore, Stage};
 use crate::{CouponStage, FulfillmentStage, ReplyStage};
-use crate::{Emit, Output, Restore, Stage};
 use extract::catalog::Catalog;
 use ledger::TreasuryFold;
 use ledger::audit::{self, AuditReport, Logs};
@@ -111,9 +112,9 @@ fn fold(stage: &CouponStage, state: &mut CouponState, record: &Record) {
 }
 
 /// Queues `emits`, outputs of `ticket` in hold `h`, for the broker.
-fn send(outbox: &mut VecDeque<Outgoing>, h: &mut Held, ticket: Ticket, emits: Vec<Emit>) {
+fn send(outbox: &mut VecDeque<Outgoing>, h: &mut Held, ticket: Ticket, emits: &[Emit]) {
     h.progress.expect(ticket, emits.len());
-    outbox.extend(emits.into_iter().map(|emit| Outgoing {
+    outbox.extend(emits.iter().cloned().map(|emit| Outgoing {
         partition: ticket.partition(),
         emit,
         held: h.id,
@@ -427,10 +428,11 @@ impl World {
         }
         for held in [&mut inst.owned, &mut inst.zombies] {
             for (&p, h) in held.iter_mut() {
-                for out in inst.stage.poll(&mut h.state, self.now) {
-                    let (ticket, emits) = match out {
-                        Output::Emit(e) => (h.progress.begin(p, None), vec![*e]),
-                        Output::Finished(emits) => {
+                let out = inst.stage.polled(&mut h.state, self.now);
+                for batch in out.batches() {
+                    let (ticket, emits) = match batch {
+                        Batch::Own(e) => (h.progress.begin(p, None), std::slice::from_ref(e)),
+                        Batch::Finished(emits) => {
                             let ticket = h
                                 .progress
                                 .finish_parked(p)
@@ -493,7 +495,11 @@ impl World {
                 continue;
             };
             *next += 1;
-            for emit in self.fulfillment.handle(state, record, self.now).emits {
+            for emit in self
+                .fulfillment
+                .handled(state, record, self.now)
+                .into_emits()
+            {
                 match emit.record {
                     Record::Order(mut order) => {
                         if self.rng.u32(0..100) < self.cfg.fail_percent {
@@ -679,11 +685,11 @@ impl World {
         let offset = h.next[topic];
         h.next[topic] += 1;
         let ticket = h.progress.begin(p, Some((TOPICS[topic], offset as i64)));
-        let step = inst.stage.handle(&mut h.state, record, self.now);
-        if step.parked {
+        let step = inst.stage.handled(&mut h.state, record, self.now);
+        if step.is_parked() {
             h.progress.park(ticket);
         }
-        send(&mut inst.outbox, h, ticket, step.emits);
+        send(&mut inst.outbox, h, ticket, step.emits());
     }
 
     /// Everything consumed, finished, acknowledged and committed.
@@ -734,7 +740,7 @@ impl World {
             let intents = &self.logs[INTENTS][p];
             let orders = &self.logs[ORDERS][p];
             for r in intents.iter().chain(&self.decisions[p]).chain(orders) {
-                for emit in reply.handle(&mut st, r.clone(), self.now).emits {
+                for emit in reply.handled(&mut st, r.clone(), self.now).into_emits() {
                     if let Record::Reply(reply) = emit.record {
                         logs.replies.push(reply);
                     }
