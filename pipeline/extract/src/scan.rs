@@ -18,7 +18,7 @@
 
 use super::lexicon::{Lex, Lexicon};
 use super::numbers::{self, Word};
-use super::text::{Kind, joins_with_space, pieces};
+use super::text::{PieceKind, joins_with_space, pieces};
 
 /// A token: what it means, and where it is in the normalised text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Tok<'a> {
 #[derive(Debug, Clone, Copy)]
 struct Atom<'a> {
     text: &'a str,
-    kind: Kind,
+    kind: PieceKind,
     start: usize,
     /// jieba tagged it as a noun.
     noun: bool,
@@ -62,7 +62,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
     let mut out = Vec::with_capacity(text.len() / 3 + 2);
     for piece in pieces(text) {
         match piece.kind {
-            Kind::Han => {
+            PieceKind::Han => {
                 let tags = lexicon.jieba().tag(piece.text, true);
                 let mut next = 0;
                 while let Some(tag) = tags.get(next) {
@@ -94,7 +94,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                             for (s, e) in parts {
                                 out.push(Atom {
                                     text: &word[s..e],
-                                    kind: Kind::Han,
+                                    kind: PieceKind::Han,
                                     start: start + s,
                                     noun: false,
                                     lookup: None,
@@ -104,7 +104,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                         }
                         None => out.push(Atom {
                             text: word,
-                            kind: Kind::Han,
+                            kind: PieceKind::Han,
                             start,
                             noun: tag.tag.starts_with('n'),
                             lookup: Some(lookup),
@@ -113,13 +113,13 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                     join_numerals(text, &mut out);
                 }
             }
-            Kind::Word => {
+            PieceKind::Word => {
                 let (first, rest) = split_word(piece.text);
                 for (text, start) in [(first, piece.start), (rest, piece.start + first.len())] {
                     if !text.is_empty() {
                         out.push(Atom {
                             text,
-                            kind: Kind::Word,
+                            kind: PieceKind::Word,
                             start,
                             noun: true,
                             lookup: None,
@@ -127,7 +127,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
                     }
                 }
             }
-            Kind::Sep | Kind::Symbol => out.push(Atom {
+            PieceKind::Sep | PieceKind::Symbol => out.push(Atom {
                 text: piece.text,
                 kind: piece.kind,
                 start: piece.start,
@@ -144,7 +144,7 @@ fn atoms<'a>(lexicon: &Lexicon, text: &'a str) -> Vec<Atom<'a>> {
 /// `五十一杯` as `五十` + `一杯`, which would otherwise be two quantities.
 fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
     let numeral =
-        |a: &Atom<'_>| a.kind == Kind::Han && a.text.chars().all(numbers::is_chinese_numeral);
+        |a: &Atom<'_>| a.kind == PieceKind::Han && a.text.chars().all(numbers::is_chinese_numeral);
     while let [.., a, b] = out.as_slice()
         && numeral(a)
         && numeral(b)
@@ -153,7 +153,7 @@ fn join_numerals<'a>(text: &'a str, out: &mut Vec<Atom<'a>>) {
     {
         let joined = Atom {
             text: &text[a.start..b.end()],
-            kind: Kind::Han,
+            kind: PieceKind::Han,
             start: a.start,
             noun: false,
             lookup: None,
@@ -227,24 +227,24 @@ fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Ve
     while i < atoms.len() {
         let atom = atoms[i];
         let lex = match atom.kind {
-            Kind::Sep => match atom.text {
+            PieceKind::Sep => match atom.text {
                 "?" => Lex::QuestionMark,
                 "+" | "&" => Lex::Conj,
                 _ => Lex::Sep,
             },
-            Kind::Symbol => match atom.text {
+            PieceKind::Symbol => match atom.text {
                 "×" | "*" => Lex::Times,
                 "#" => Lex::AddressUnit,
                 "%" => Lex::NotQtyUnit,
                 _ => Lex::Currency,
             },
-            Kind::Han | Kind::Word => {
+            PieceKind::Han | PieceKind::Word => {
                 // The longest phrase starting here, over adjacent atoms.
                 key.clear();
                 let mut best: Option<(usize, Lex)> = None;
                 for j in i..atoms.len().min(i + lexicon.max_tokens()) {
                     let next = atoms[j];
-                    if !matches!(next.kind, Kind::Han | Kind::Word) {
+                    if !matches!(next.kind, PieceKind::Han | PieceKind::Word) {
                         break;
                     }
                     if j > i {
@@ -298,7 +298,7 @@ fn match_phrases<'a>(lexicon: &Lexicon, text: &'a str, atoms: &[Atom<'a>]) -> Ve
 /// What an atom no phrase matched is: a number, or an unknown word.
 fn unknown(atom: Atom<'_>) -> Lex {
     let number = match atom.kind {
-        Kind::Han => numbers::chinese(atom.text),
+        PieceKind::Han => numbers::chinese(atom.text),
         _ => numbers::digits(atom.text),
     };
     if let Some(n) = number {

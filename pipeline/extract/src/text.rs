@@ -63,7 +63,7 @@ fn is_word_char(c: char) -> bool {
 
 /// What a piece of text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum PieceKind {
     /// A run of Chinese characters, still to be segmented.
     Han,
     /// Letters and digits: an English word, a number, `x4`, a code.
@@ -78,23 +78,23 @@ pub enum Kind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Piece<'a> {
     pub text: &'a str,
-    pub kind: Kind,
+    pub kind: PieceKind,
     /// Byte offset in the normalised text.
     pub start: usize,
 }
 
-fn kind_of(c: char) -> Option<Kind> {
+fn kind_of(c: char) -> Option<PieceKind> {
     if is_han(c) {
-        Some(Kind::Han)
+        Some(PieceKind::Han)
     } else if is_word_char(c) {
-        Some(Kind::Word)
+        Some(PieceKind::Word)
     } else if matches!(
         c,
         ',' | '.' | ';' | '!' | '?' | '、' | '。' | '\n' | '\r' | '+' | '&' | '/' | '|' | '~' | '…'
     ) {
-        Some(Kind::Sep)
+        Some(PieceKind::Sep)
     } else if matches!(c, '×' | '*' | '¥' | '$' | '€' | '£' | '#' | '%') {
-        Some(Kind::Symbol)
+        Some(PieceKind::Symbol)
     } else {
         None
     }
@@ -109,11 +109,11 @@ pub fn pieces(text: &str) -> impl Iterator<Item = Piece<'_>> {
             .by_ref()
             .find_map(|(start, c)| kind_of(c).map(|kind| (start, c, kind)))?;
         let mut end = start + c.len_utf8();
-        if matches!(kind, Kind::Han | Kind::Word) {
+        if matches!(kind, PieceKind::Han | PieceKind::Word) {
             let mut last = c;
             while let Some(&(i, next)) = chars.peek() {
                 let joins = match kind {
-                    Kind::Han => is_han(next),
+                    PieceKind::Han => is_han(next),
                     _ => {
                         is_word_char(next)
                             || ((next == '\'' && last.is_alphabetic()
@@ -145,8 +145,8 @@ pub fn pieces(text: &str) -> impl Iterator<Item = Piece<'_>> {
 
 /// Whether two adjacent pieces join with a space in a phrase key: only
 /// two words do ("bubble tea"); Chinese joins without one ("珍珠奶茶").
-pub fn joins_with_space(before: Kind, after: Kind) -> bool {
-    before == Kind::Word && after == Kind::Word
+pub fn joins_with_space(before: PieceKind, after: PieceKind) -> bool {
+    before == PieceKind::Word && after == PieceKind::Word
 }
 
 /// The key a catalog word or keyword is matched by: normalised, words
@@ -155,9 +155,9 @@ pub fn joins_with_space(before: Kind, after: Kind) -> bool {
 pub fn phrase_key(text: &str) -> String {
     let text = normalise(text);
     let mut key = String::with_capacity(text.len());
-    let mut last: Option<Kind> = None;
+    let mut last: Option<PieceKind> = None;
     for piece in pieces(&text) {
-        if !matches!(piece.kind, Kind::Han | Kind::Word) {
+        if !matches!(piece.kind, PieceKind::Han | PieceKind::Word) {
             continue;
         }
         if last.is_some_and(|k| joins_with_space(k, piece.kind)) {
@@ -173,7 +173,7 @@ pub fn phrase_key(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn cut(text: &str) -> Vec<(String, Kind)> {
+    fn cut(text: &str) -> Vec<(String, PieceKind)> {
         let text = normalise(text);
         pieces(&text).map(|p| (p.text.to_owned(), p.kind)).collect()
     }
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn pieces_keep_words_numbers_and_separators() {
-        use Kind::*;
+        use PieceKind::*;
         assert_eq!(
             cut("帮我买40杯奶茶🧋🧋, I'd like 2.5 x4!"),
             [

@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use extract::RawItem;
+
 use super::LlmError;
 
 /// Largest response body read; anything longer is an error, not truncated.
@@ -39,14 +41,6 @@ pub enum Answer {
     /// The prompt is not an order; the reason as the model gave it (e.g.
     /// `not_a_purchase`).
     Rejected(String),
-}
-
-/// One proposed line of an order, as the model wrote it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawItem {
-    pub sku: String,
-    pub quantity: i64,
-    pub options: BTreeMap<String, String>,
 }
 
 /// The part of an OpenAI chat completion this adapter reads; other fields

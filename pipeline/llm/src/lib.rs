@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
-pub use answer::{Answer, MAX_FIELD_CHARS, MAX_ITEMS, MAX_OPTIONS, MAX_RESPONSE_BYTES, RawItem};
+pub use answer::{Answer, MAX_FIELD_CHARS, MAX_ITEMS, MAX_OPTIONS, MAX_RESPONSE_BYTES};
 pub use cache::normalise;
 pub use config::{DEFAULT_API_KEY_ENV, LlmConfig, LlmConfigError};
 pub use prompt::CatalogDescription;

@@ -31,7 +31,7 @@ impl Received {
 }
 
 /// The server's answer to one request.
-pub struct Reply {
+pub struct Canned {
     pub status: u16,
     pub body: Vec<u8>,
     pub delay: Duration,
@@ -40,8 +40,8 @@ pub struct Reply {
     pub with_length: bool,
 }
 
-pub fn ok(content: &str) -> Reply {
-    Reply {
+pub fn ok(content: &str) -> Canned {
+    Canned {
         status: 200,
         body: completion(content),
         delay: Duration::ZERO,
@@ -49,8 +49,8 @@ pub fn ok(content: &str) -> Reply {
     }
 }
 
-pub fn status(status: u16) -> Reply {
-    Reply {
+pub fn status(status: u16) -> Canned {
+    Canned {
         status,
         body: br#"{"error":{"message":"nope"}}"#.to_vec(),
         delay: Duration::ZERO,
@@ -69,7 +69,7 @@ pub fn completion(content: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-type Handler = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+type Handler = Arc<dyn Fn(&Received) -> Canned + Send + Sync>;
 
 pub struct Server {
     pub base_url: String,
@@ -77,7 +77,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(handler: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+    pub async fn start(handler: impl Fn(&Received) -> Canned + Send + Sync + 'static) -> Self {
         let handler: Handler = Arc::new(handler);
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

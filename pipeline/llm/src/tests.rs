@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use extract::RawItem;
 use serde_json::json;
 
 use super::*;
@@ -80,7 +81,7 @@ async fn garbage_is_an_error() {
     let server = Server::start(|r| {
         let text = r.body["messages"][1]["content"].as_str().unwrap_or("");
         if text.contains("html") {
-            Reply {
+            Canned {
                 body: b"<html>502 bad gateway</html>".to_vec(),
                 ..ok("")
             }
@@ -108,7 +109,7 @@ async fn oversized_bodies_are_errors() {
     let padded = format!("{MILK_TEA}{}", " ".repeat(MAX_RESPONSE_BYTES));
     let server = Server::start(move |r| {
         let text = r.body["messages"][1]["content"].as_str().unwrap_or("");
-        Reply {
+        Canned {
             with_length: text.contains("with length"),
             ..ok(&padded)
         }
@@ -124,7 +125,7 @@ async fn oversized_bodies_are_errors() {
 
 #[tokio::test]
 async fn the_timeout_fires_and_frees_the_slot() {
-    let server = Server::start(|_| Reply {
+    let server = Server::start(|_| Canned {
         delay: Duration::from_secs(3),
         ..ok(MILK_TEA)
     })
@@ -154,7 +155,7 @@ async fn the_timeout_fires_and_frees_the_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cap_is_busy_at_once() {
-    let server = Server::start(|_| Reply {
+    let server = Server::start(|_| Canned {
         delay: Duration::from_millis(500),
         ..ok(MILK_TEA)
     })
@@ -194,7 +195,7 @@ async fn the_breaker_opens_refuses_and_closes_after_a_trial() {
     let state = Arc::clone(&healthy);
     let server = Server::start(move |_| {
         if state.load(Ordering::SeqCst) {
-            Reply {
+            Canned {
                 delay: Duration::from_millis(200),
                 ..ok(MILK_TEA)
             }

@@ -69,17 +69,7 @@ impl IntentStage {
     fn checked(&self, answer: Answer) -> Option<Extraction> {
         match answer {
             Answer::Items { items, coupon_code } => {
-                let raw = RawOrder {
-                    items: items
-                        .into_iter()
-                        .map(|i| extract::RawItem {
-                            sku: i.sku,
-                            quantity: i.quantity,
-                            options: i.options,
-                        })
-                        .collect(),
-                    coupon_code,
-                };
+                let raw = RawOrder { items, coupon_code };
                 Some(extract::validate(
                     self.extractor.catalog(),
                     self.max_quantity,
@@ -309,7 +299,7 @@ mod tests {
         use super::*;
         use crate::stage::Calls;
         use llm::LlmConfig;
-        use llm::test_server::{Reply, Server, build, config, ok, status};
+        use llm::test_server::{Canned, Server, build, config, ok, status};
 
         async fn stage_with(server: &Server, tune: impl FnOnce(&mut LlmConfig)) -> IntentStage {
             let mut config = config(server);
@@ -412,7 +402,7 @@ mod tests {
 
         #[tokio::test]
         async fn a_busy_llm_is_not_waited_for() {
-            let server = Server::start(|_| Reply {
+            let server = Server::start(|_| Canned {
                 delay: Duration::from_millis(500),
                 ..ok(r#"{"items":[{"sku":"latte","quantity":1}]}"#)
             })

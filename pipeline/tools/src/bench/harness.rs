@@ -17,7 +17,7 @@ use super::cpu::{CpuMeter, listening_pid, local_port, local_url_port};
 use super::raw::{Hop, raw_hop};
 use super::results::{BenchReport, Drain, HalfLoad, Row};
 use crate::procs::{Process, RssSampler};
-use crate::surge::drive::Running;
+use crate::surge::drive::LiveSurge;
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
 use extract::catalog::Catalog;
 use runtime::app;
@@ -326,7 +326,7 @@ impl Bench<'_> {
             .options
             .drain_timeout
             .max(Duration::from_secs(60 + self.options.backlog / 1_000));
-        let mut running = Running::start(&settings, surge).await?;
+        let mut running = LiveSurge::start(&settings, surge).await?;
         running.send().await?;
         let started_ms = now_ms() - running.start_ms();
         let processes = self.spawn("pipeline", &config)?;

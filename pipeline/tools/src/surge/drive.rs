@@ -75,13 +75,13 @@ impl Shared {
 /// `chat.replies` (or, for the benchmark's relay, the prompts arriving
 /// there).
 pub async fn run(settings: &Settings, surge: Surge) -> anyhow::Result<SurgeReport> {
-    let mut running = Running::start(settings, surge).await?;
+    let mut running = LiveSurge::start(settings, surge).await?;
     running.send().await?;
     running.finish().await
 }
 
 /// A surge under way: the answers are being read from the moment it starts.
-pub struct Running {
+pub struct LiveSurge {
     settings: Settings,
     surge: Surge,
     shared: Arc<Shared>,
@@ -91,7 +91,7 @@ pub struct Running {
     bars: Bars,
 }
 
-impl Running {
+impl LiveSurge {
     /// Notes where the answers topic ends and starts reading from there.
     pub async fn start(settings: &Settings, surge: Surge) -> anyhow::Result<Self> {
         surge.mix.validate()?;

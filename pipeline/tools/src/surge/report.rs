@@ -35,7 +35,7 @@ pub struct Sending {
 
 /// The campaign budget the surge spent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Budget {
+pub struct BudgetSpent {
     pub campaign_budget_cents: i64,
     /// Credit of the orders placed, as the replies told it.
     pub used_cents: i64,
@@ -71,7 +71,7 @@ pub struct SurgeReport {
     pub elapsed_secs: f64,
     /// Answers per second over the whole run.
     pub answered_per_sec: f64,
-    pub budget: Budget,
+    pub budget: BudgetSpent,
     pub seconds: Vec<Second>,
 }
 
@@ -103,7 +103,7 @@ impl SurgeReport {
             send_secs: sending.send_secs,
             elapsed_secs,
             answered_per_sec: tally.answered() as f64 / elapsed_secs.max(1e-3),
-            budget: Budget {
+            budget: BudgetSpent {
                 campaign_budget_cents: settings.campaigns.first().map_or(0, |c| c.budget_cents),
                 used_cents: tally.credit_cents(),
             },
