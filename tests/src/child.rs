@@ -181,12 +181,13 @@ impl ChildProcess {
         if let Some(status) = self.exited() {
             return status;
         }
-        let (name, log) = (self.name().to_owned(), self.log_text());
+        let (name, log) = (self.name().to_owned(), self.log().to_owned());
         let status = self.0.stop(within).expect("stopping a child");
         // The supervisor SIGKILLs what does not drain in time.
         assert!(
             status.signal() != Some(9),
-            "{name} did not drain within {within:?} of SIGTERM:\n{log}"
+            "{name} did not drain within {within:?} of SIGTERM:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         status
     }
