@@ -91,10 +91,16 @@ pub fn codec(settings: &Settings) -> anyhow::Result<Codec> {
 /// partition count. A mismatch would break co-partitioning and make each
 /// partition's share of the budget wrong, so it is refused at start.
 pub async fn check_topics(settings: &Settings) -> anyhow::Result<()> {
+    check_topics_of(settings, &Topic::ALL).await
+}
+
+/// [`check_topics`] for `topics` alone (the benchmark's relay uses two).
+pub async fn check_topics_of(settings: &Settings, topics: &[Topic]) -> anyhow::Result<()> {
     let kafka = settings.kafka.clone();
+    let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {
         let names = TopicNames::new(&kafka);
-        for topic in Topic::ALL {
+        for topic in topics {
             let name = names.name(topic);
             let expected = topic.partitions(kafka.partitions);
             match connectors::kafka::partition_count(&kafka, name)? {

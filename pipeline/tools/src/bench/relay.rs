@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use connectors::kafka::{enqueue, partition_count};
+use connectors::kafka::enqueue;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -172,25 +172,7 @@ async fn check_hop(settings: &Settings, from: Topic, to: Topic) -> anyhow::Resul
             to.partitions(n)
         );
     }
-    let kafka = settings.kafka.clone();
-    tokio::task::spawn_blocking(move || {
-        let topics = TopicNames::new(&kafka);
-        for topic in [from, to] {
-            let name = topics.name(topic);
-            let expected = topic.partitions(kafka.partitions);
-            match partition_count(&kafka, name)? {
-                None => anyhow::bail!(
-                    "topic {name} does not exist: create the topics with `chatcart topics create`"
-                ),
-                Some(n) if n != expected => anyhow::bail!(
-                    "topic {name} has {n} partitions but kafka.partitions says {expected}"
-                ),
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    })
-    .await?
+    runtime::app::check_topics_of(settings, &[from, to]).await
 }
 
 /// Forgets the records of every partition revoked since the last look:
