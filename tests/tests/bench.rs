@@ -1,6 +1,7 @@
 //! `chatcart bench` on the services the test script starts, at a small
 //! size: it must print the three rows and the ratios, write the same
-//! figures as JSON, and measure every stage process while a backlog drains.
+//! figures as JSON, measure every stage process while a backlog drains,
+//! and hold the pipeline at a share of its burst rate.
 
 use std::process::Command;
 
@@ -31,6 +32,12 @@ fn bench_measures_raw_hop_relay_and_pipeline() {
             "3s",
             "--runs",
             "2",
+            "--sustained-share",
+            "0.1",
+            "--sustained-for",
+            "12s",
+            "--sustained-lead-in",
+            "0s",
         ])
         .arg("--work-dir")
         .arg(dir.join("work"))
@@ -53,6 +60,8 @@ fn bench_measures_raw_hop_relay_and_pipeline() {
         "relay / raw hop throughput",
         "pipeline / relay p99",
         "drained in",
+        "sustained:",
+        "answered/s per 10 s",
     ] {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
     }
@@ -113,5 +122,80 @@ fn bench_measures_raw_hop_relay_and_pipeline() {
     for r in rss {
         assert!(r["peak_kib"].as_u64().expect("peak") > 1_000, "{r}");
         assert!(r["samples"].as_u64().expect("samples") > 0, "{r}");
+    }
+
+    // A tenth of the pipeline's burst rate, for 12 s: two windows (10 s
+    // and 2 s), one minute, every request answered once.
+    let s = &report["sustained"];
+    let rate = s["rate"].as_f64().expect("rate");
+    assert!((rate - per_sec[2] * 0.1).abs() < 1e-6, "{s}");
+    assert_eq!(s["secs"].as_u64(), Some(12), "{s}");
+    assert_eq!(s["windows"].as_array().map(Vec::len), Some(2), "{s}");
+    assert_eq!(s["unanswered"].as_u64(), Some(0), "{s}");
+    assert_eq!(s["duplicate_answers"].as_u64(), Some(0), "{s}");
+    let answered = s["answered"].as_u64().expect("answered");
+    assert!(answered as f64 >= rate * 12.0 - 1.0, "{s}");
+    let minutes = s["minutes"].as_array().expect("minutes");
+    assert_eq!(minutes.len(), 1, "{s}");
+    let cpu = minutes[0]["cpu_percent"]
+        .as_object()
+        .expect("cpu per process");
+    for process in [
+        "broker",
+        "generator",
+        "intent",
+        "coupon",
+        "fulfillment",
+        "reply",
+        "analytics",
+    ] {
+        assert!(cpu.contains_key(process), "no {process} in {s}");
+    }
+    assert!(minutes[0]["p99_ms"].as_u64().expect("p99") > 0, "{s}");
+}
+
+/// Mistakes in the sustained phase's options are reported before anything
+/// runs, with what to do instead.
+#[test]
+fn bench_options_are_checked_before_any_phase_runs() {
+    let settings = t::settings("bench-options", 1);
+    let dir = t::scratch_dir(&settings);
+    let config = dir.join("bench.toml");
+    t::write_config(&settings, &config);
+    for (args, says) in [
+        (
+            &["--phases", "sustained"][..],
+            "run the pipeline phase too, or give --sustained-rate",
+        ),
+        (
+            &["--sustained-lead-in", "30s"][..],
+            "--sustained-lead-in must be whole minutes",
+        ),
+        (
+            &["--sustained-for", "3s"][..],
+            "--sustained-for must be at least 10 s",
+        ),
+        (
+            &["--sustained-share", "0"][..],
+            "--sustained-share must be above 0",
+        ),
+    ] {
+        let out = Command::new(t::chatcart_bin())
+            .arg("--config")
+            .arg(&config)
+            .arg("bench")
+            .args(args)
+            .arg("--work-dir")
+            .arg(dir.join("work"))
+            .output()
+            .expect("running chatcart bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(says), "{args:?}: no `{says}` in:\n{stderr}");
+        // Every phase announces itself on stderr as it starts.
+        assert!(
+            !stderr.contains("[raw]"),
+            "{args:?} ran a phase before failing:\n{stderr}"
+        );
     }
 }

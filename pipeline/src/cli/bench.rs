@@ -1,13 +1,15 @@
 //! `chatcart bench`: the raw hop, the no-op relay and the pipeline measured
-//! on the configured services, then a backlog drained; prints a table and
-//! writes the figures as JSON.
+//! on the configured services, then a backlog drained and the pipeline held
+//! at half its burst rate for minutes; prints a table and writes the
+//! figures as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tools::bench::{self, BenchOptions};
+use tools::bench::sustained::Goals;
+use tools::bench::{self, BenchOptions, Phase, SustainedOptions};
 
 use super::Config;
 
@@ -34,6 +36,24 @@ pub struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE", default_value = "target/bench/bench.json")]
     json: PathBuf,
+    /// The phases to run (comma-separated); they run in this order whatever
+    /// the order given.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Phase::ALL)]
+    phases: Vec<Phase>,
+    /// Sustained phase: its rate as a share of the pipeline phase's burst rate.
+    #[arg(long, default_value_t = 0.5)]
+    sustained_share: f64,
+    /// Sustained phase: a fixed rate (requests/s) instead of a share; needed
+    /// when the pipeline phase does not run.
+    #[arg(long, value_name = "PER_SEC")]
+    sustained_rate: Option<f64>,
+    /// Sustained phase: how long it is measured.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    sustained_for: Duration,
+    /// Sustained phase: how long it sends at the rate before it is measured
+    /// (whole minutes).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1m")]
+    sustained_lead_in: Duration,
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
@@ -47,6 +67,14 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             drain_timeout: args.drain_timeout,
             work_dir: args.work_dir,
             progress: true,
+            phases: args.phases,
+            sustained: SustainedOptions {
+                share: args.sustained_share,
+                rate: args.sustained_rate,
+                lead_in: args.sustained_lead_in,
+                duration: args.sustained_for,
+                goals: Goals::default(),
+            },
         },
     )
     .await?;

@@ -15,6 +15,9 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -183,6 +186,103 @@ pub struct CpuUse {
     pub machine_us: Option<f64>,
 }
 
+/// Most readings a [`CpuSampler`] keeps: a week at one every 10 s; it
+/// stops reading after that.
+const MAX_READINGS: usize = 7 * 24 * 360;
+
+/// Cumulative CPU seconds of named processes, read every so often on a
+/// background thread: where a [`CpuMeter`] tells the total, this tells
+/// how it changed over a long phase (a broker whose cost grows with its
+/// log shows as a rising share).
+#[derive(Debug)]
+pub struct CpuSampler {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Vec<CpuReading>>,
+    names: Vec<String>,
+}
+
+/// One reading: seconds since the sampler started, and each process's CPU
+/// seconds so far (`None` once it has gone).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CpuReading {
+    pub at_secs: f64,
+    pub cpu_secs: Vec<Option<f64>>,
+}
+
+impl CpuSampler {
+    /// Starts reading each `(name, pid)` every `every`; the first reading
+    /// is taken at once.
+    pub fn start(pids: Vec<(String, u32)>, every: Duration) -> Self {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let names = pids.iter().map(|(name, _)| name.clone()).collect();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut readings = Vec::new();
+            loop {
+                if readings.len() < MAX_READINGS {
+                    readings.push(CpuReading {
+                        at_secs: started.elapsed().as_secs_f64(),
+                        cpu_secs: pids.iter().map(|(_, pid)| process_secs(*pid)).collect(),
+                    });
+                }
+                // Aim at multiples of `every` from the start, so readings
+                // do not drift by the time each one takes.
+                let next = every
+                    .mul_f64((started.elapsed().as_secs_f64() / every.as_secs_f64()).floor() + 1.0);
+                match stopped.recv_timeout(next.saturating_sub(started.elapsed())) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            readings
+        });
+        Self {
+            stop,
+            thread,
+            names,
+        }
+    }
+
+    /// Stops reading and returns the process names, in the order given,
+    /// and the readings (one taken just before the stop was noticed is
+    /// not guaranteed).
+    pub fn finish(self) -> (Vec<String>, Vec<CpuReading>) {
+        let _ = self.stop.send(());
+        // The thread only reads /proc; it does not panic.
+        (self.names, self.thread.join().unwrap_or_default())
+    }
+}
+
+/// Each process's CPU over `[from, to)` seconds of a sampler's readings,
+/// in per cent of one core, from the readings nearest those times. Empty
+/// when the readings do not span the interval.
+pub fn percent_between(
+    names: &[String],
+    readings: &[CpuReading],
+    from: f64,
+    to: f64,
+) -> BTreeMap<String, f64> {
+    let nearest = |t: f64| {
+        readings
+            .iter()
+            .min_by(|a, b| (a.at_secs - t).abs().total_cmp(&(b.at_secs - t).abs()))
+    };
+    let mut out = BTreeMap::new();
+    let (Some(a), Some(b)) = (nearest(from), nearest(to)) else {
+        return out;
+    };
+    let wall = b.at_secs - a.at_secs;
+    if wall <= 0.0 {
+        return out;
+    }
+    for (i, name) in names.iter().enumerate() {
+        if let (Some(Some(x)), Some(Some(y))) = (a.cpu_secs.get(i), b.cpu_secs.get(i)) {
+            *out.entry(name.clone()).or_insert(0.0) += 100.0 * (y - x) / wall;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,12 +346,9 @@ mod tests {
             // after the name.
             fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
         };
-        let (start, deadline) = (
-            ticks(),
-            std::time::Instant::now() + std::time::Duration::from_secs(30),
-        );
+        let (start, deadline) = (ticks(), Instant::now() + Duration::from_secs(30));
         let mut x = 0u64;
-        while ticks() < start + 30 && std::time::Instant::now() < deadline {
+        while ticks() < start + 30 && Instant::now() < deadline {
             for _ in 0..100_000 {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
@@ -264,6 +361,54 @@ mod tests {
         assert!(!used.processes.contains_key("nobody"));
         assert_eq!(used.measured_us, me_us);
         assert!(used.machine_us.is_some_and(|m| m >= 250.0), "{used:?}");
+    }
+
+    #[test]
+    fn cpu_between_readings_is_a_share_of_one_core() {
+        let names = vec!["broker".to_owned(), "gone".to_owned(), "broker".to_owned()];
+        let reading = |at_secs: f64, b: f64, g: Option<f64>| CpuReading {
+            at_secs,
+            cpu_secs: vec![Some(b), g, Some(0.0)],
+        };
+        let readings = [
+            reading(0.0, 1.0, Some(0.0)),
+            reading(10.1, 6.0, None),
+            reading(20.0, 21.0, None),
+        ];
+        // 0–10 s: the broker used 5 s of 10.1 s, the other 'broker' pid
+        // nothing, and a process that went has no figure.
+        let first = percent_between(&names, &readings, 0.0, 10.0);
+        assert_eq!(first.len(), 1);
+        assert!(
+            (first["broker"] - 100.0 * 5.0 / 10.1).abs() < 1e-9,
+            "{first:?}"
+        );
+        let second = percent_between(&names, &readings, 10.0, 20.0);
+        assert!(
+            (second["broker"] - 100.0 * 15.0 / 9.9).abs() < 1e-9,
+            "{second:?}"
+        );
+        assert!(percent_between(&names, &readings, 30.0, 40.0).is_empty());
+        assert!(percent_between(&names, &[], 0.0, 10.0).is_empty());
+    }
+
+    #[test]
+    fn the_sampler_reads_on_its_own_thread_until_stopped() {
+        let me = ("me".to_owned(), std::process::id());
+        let sampler = CpuSampler::start(
+            vec![me, ("nobody".into(), u32::MAX)],
+            Duration::from_millis(5),
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        let (names, readings) = sampler.finish();
+        assert_eq!(names, ["me", "nobody"]);
+        assert!(readings.len() >= 3, "{readings:?}");
+        assert!(readings.windows(2).all(|w| w[0].at_secs < w[1].at_secs));
+        assert!(
+            readings
+                .iter()
+                .all(|r| r.cpu_secs[0].is_some() && r.cpu_secs[1].is_none())
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The benchmark run: on one broker, with one partition count and one set
 //! of client settings, measure a raw hop, a no-op relay through the
 //! pipeline's topic chain, and the pipeline itself; then how the pipeline's
-//! processes hold up while a large backlog drains.
+//! processes hold up while a large backlog drains, and whether they hold
+//! a share of their burst rate for minutes.
 //!
 //! Every phase uses topics and consumer groups of its own (a prefix per
 //! phase), so no phase reads another's records. The relay and the
@@ -13,9 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::cpu::{CpuMeter, listening_pid, local_port, local_url_port};
+use super::cpu::{CpuMeter, CpuSampler, listening_pid, local_port, local_url_port};
+use super::options::{BenchOptions, Phase};
 use super::raw::{Hop, raw_hop};
 use super::results::{BenchReport, Drain, HalfLoad, Row};
+use super::sustained::{Sustained, WINDOW_SECS};
 use crate::procs::{Process, RssSampler};
 use crate::surge::drive::LiveSurge;
 use crate::surge::{Mix, Profile, Surge, SurgeReport};
@@ -39,25 +42,6 @@ const STAGES: [&str; 5] = ["intent", "coupon", "fulfillment", "reply", "analytic
 /// "As fast as the sender can": the throughput phases' nominal rate.
 const FLAT_OUT: f64 = 1_000_000.0;
 
-/// What to measure, and how much.
-#[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// Records of each throughput run.
-    pub records: u64,
-    /// Throughput runs of each configuration; the median counts.
-    pub runs: usize,
-    /// Prompts queued before the pipeline starts, for the drain phase (0: skip it).
-    pub backlog: u64,
-    /// How long each half-load latency phase sends.
-    pub latency_for: Duration,
-    /// How long to wait for a phase's last answers.
-    pub drain_timeout: Duration,
-    /// Where the processes' configuration and logs go.
-    pub work_dir: PathBuf,
-    /// Draw progress bars.
-    pub progress: bool,
-}
-
 /// Runs every phase against the broker (and ClickHouse) `settings` names.
 pub async fn run(settings: &Settings, options: &BenchOptions) -> anyhow::Result<BenchReport> {
     anyhow::ensure!(
@@ -65,6 +49,11 @@ pub async fn run(settings: &Settings, options: &BenchOptions) -> anyhow::Result<
         "the pipeline phase includes the analytics sink: set clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
     );
     anyhow::ensure!(options.records > 0, "--records must be at least 1");
+    let runs = |phase: Phase| options.phases.contains(&phase);
+    anyhow::ensure!(!options.phases.is_empty(), "--phases names no phase");
+    if runs(Phase::Sustained) {
+        options.sustained.check(runs(Phase::Pipeline))?;
+    }
     std::fs::create_dir_all(&options.work_dir)
         .with_context(|| format!("creating {}", options.work_dir.display()))?;
     let exe = std::env::current_exe().context("finding the chatcart executable")?;
@@ -76,38 +65,78 @@ pub async fn run(settings: &Settings, options: &BenchOptions) -> anyhow::Result<
         base: &base,
     };
 
-    eprintln!("[1/4] raw hop: {} records", options.records);
-    let raw = bench.raw().await?;
-    eprintln!("[2/4] no-op relay: four relay processes");
-    let relay = bench.chain("relay", None).await?;
-    eprintln!("[3/4] pipeline: five stage processes");
-    let half = relay.half_load.as_ref().map(|h| h.rate);
-    let pipeline = bench.chain("pipeline", half).await?;
-    let drain = if options.backlog > 0 {
+    let raw = if runs(Phase::Raw) {
+        eprintln!("[raw] one hop: {} records", options.records);
+        Some(bench.raw().await?)
+    } else {
+        None
+    };
+    let relay = if runs(Phase::Relay) {
+        eprintln!("[relay] four no-op relay processes");
+        Some(bench.chain("relay", None).await?)
+    } else {
+        None
+    };
+    let pipeline = if runs(Phase::Pipeline) {
+        eprintln!("[pipeline] five stage processes");
+        let half = relay
+            .as_ref()
+            .and_then(|r| r.half_load.as_ref())
+            .map(|h| h.rate);
+        Some(bench.chain("pipeline", half).await?)
+    } else {
+        None
+    };
+    let drain = if runs(Phase::Backlog) && options.backlog > 0 {
         eprintln!(
-            "[4/4] drain: {} prompts queued before the pipeline starts",
+            "[backlog] {} prompts queued before the pipeline starts",
             options.backlog
         );
         Some(bench.drain().await?)
     } else {
         None
     };
+    let sustained = if runs(Phase::Sustained) {
+        let burst = pipeline.as_ref().map(|p| p.per_sec);
+        let rate = options.sustained.rate(burst)?;
+        eprintln!(
+            "[sustained] the pipeline at {rate:.0}/s for {} s after a {} s lead-in",
+            options.sustained.duration.as_secs(),
+            options.sustained.lead_in.as_secs()
+        );
+        Some(bench.sustained(rate, burst).await?)
+    } else {
+        None
+    };
 
-    let p99 = match (&pipeline.half_load, &relay.half_load) {
+    let ratio = |a: &Option<Row>, b: &Option<Row>| match (a, b) {
+        (Some(a), Some(b)) => Some(a.per_sec / b.per_sec.max(1e-9)),
+        _ => None,
+    };
+    let p99 = match (
+        pipeline.as_ref().and_then(|p| p.half_load.as_ref()),
+        relay.as_ref().and_then(|r| r.half_load.as_ref()),
+    ) {
         (Some(p), Some(r)) => Some(p.p99_ms as f64 / (r.p99_ms.max(1)) as f64),
+        _ => None,
+    };
+    let cpu = match (&relay, &pipeline) {
+        (Some(r), Some(p)) if p.cpu.measured_us > 0.0 => {
+            Some(r.cpu.measured_us / p.cpu.measured_us)
+        }
         _ => None,
     };
     Ok(BenchReport {
         date_unix: now_ms() / 1000,
         bootstrap_servers: settings.kafka.bootstrap_servers.clone(),
         partitions: settings.kafka.partitions,
-        pipeline_over_relay: pipeline.per_sec / relay.per_sec.max(1e-9),
-        relay_over_raw: relay.per_sec / raw.per_sec.max(1e-9),
+        pipeline_over_relay: ratio(&pipeline, &relay),
+        relay_over_raw: ratio(&relay, &raw),
         p99_pipeline_over_relay: p99,
-        cpu_relay_over_pipeline: (pipeline.cpu.measured_us > 0.0)
-            .then(|| relay.cpu.measured_us / pipeline.cpu.measured_us),
-        rows: vec![raw, relay, pipeline],
+        cpu_relay_over_pipeline: cpu,
+        rows: [raw, relay, pipeline].into_iter().flatten().collect(),
         drain,
+        sustained,
     })
 }
 
@@ -352,6 +381,36 @@ impl Bench<'_> {
             answered: report.answered,
             rss,
         })
+    }
+}
+
+impl Bench<'_> {
+    /// The pipeline's processes held at `rate` for the lead-in and the
+    /// measured time, with every process's CPU read every window.
+    async fn sustained(&self, rate: f64, burst: Option<f64>) -> anyhow::Result<Sustained> {
+        let options = &self.options.sustained;
+        let (settings, config) = self.phase("sustained").await?;
+        let processes = self.spawn("pipeline", &config)?;
+        let measured = async {
+            self.warm_up(&settings, "sustained").await?;
+            let profile = Profile::constant(rate, options.lead_in + options.duration)?;
+            let sampler =
+                CpuSampler::start(self.measured(&processes), Duration::from_secs(WINDOW_SECS));
+            let report = crate::surge::run(&settings, self.surge("sustained", profile)).await;
+            let (names, readings) = sampler.finish();
+            anyhow::Ok(Sustained::of(
+                &report?,
+                rate,
+                burst,
+                options.lead_in.as_secs(),
+                options.duration.as_secs(),
+                (&names, &readings),
+                options.goals,
+            ))
+        }
+        .await;
+        stop_all(processes)?;
+        measured
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::cpu::CpuUse;
+use super::sustained::Sustained;
 use crate::procs::RssStats;
 
 /// One measured configuration.
@@ -52,11 +53,12 @@ pub struct BenchReport {
     pub date_unix: i64,
     pub bootstrap_servers: String,
     pub partitions: i32,
+    /// The phases that ran, of the raw hop, the relay and the pipeline.
     pub rows: Vec<Row>,
     /// Pipeline throughput over the relay's (goal: at least 0.6).
-    pub pipeline_over_relay: f64,
+    pub pipeline_over_relay: Option<f64>,
     /// Relay throughput over the raw hop's.
-    pub relay_over_raw: f64,
+    pub relay_over_raw: Option<f64>,
     /// Pipeline p99 over the relay's at half the relay's maximum (goal: at most 1.5).
     pub p99_pipeline_over_relay: Option<f64>,
     /// The relay's measured CPU per request over the pipeline's: on a
@@ -64,6 +66,7 @@ pub struct BenchReport {
     /// without the run-to-run noise of the throughput itself.
     pub cpu_relay_over_pipeline: Option<f64>,
     pub drain: Option<Drain>,
+    pub sustained: Option<Sustained>,
 }
 
 impl fmt::Display for BenchReport {
@@ -73,11 +76,13 @@ impl fmt::Display for BenchReport {
             "chatcart bench ({} partitions, broker {})",
             self.partitions, self.bootstrap_servers
         )?;
-        writeln!(
-            f,
-            "  {:<12} {:>12}  {:<26} {:<34}",
-            "", "records/s", "runs (records/s)", "latency at half the relay's max"
-        )?;
+        if !self.rows.is_empty() {
+            writeln!(
+                f,
+                "  {:<12} {:>12}  {:<26} {:<34}",
+                "", "records/s", "runs (records/s)", "latency at half the relay's max"
+            )?;
+        }
         for row in &self.rows {
             let latency = row.half_load.as_ref().map_or(String::new(), |h| {
                 format!(
@@ -105,23 +110,24 @@ impl fmt::Display for BenchReport {
                     .join(" ")
             )?;
         }
-        writeln!(
-            f,
-            "  pipeline / relay throughput   {:.2}  (goal >= 0.6)",
-            self.pipeline_over_relay
-        )?;
-        writeln!(
-            f,
-            "  relay / raw hop throughput    {:.2}",
-            self.relay_over_raw
-        )?;
+        if let Some(ratio) = self.pipeline_over_relay {
+            writeln!(
+                f,
+                "  pipeline / relay throughput   {ratio:.2}  (goal >= 0.6)"
+            )?;
+        }
+        if let Some(ratio) = self.relay_over_raw {
+            writeln!(f, "  relay / raw hop throughput    {ratio:.2}")?;
+        }
         if let Some(p99) = self.p99_pipeline_over_relay {
             writeln!(
                 f,
                 "  pipeline / relay p99          {p99:.2}  (goal <= 1.5, at half the relay's max)"
             )?;
         }
-        self.fmt_cpu(f)?;
+        if !self.rows.is_empty() {
+            self.fmt_cpu(f)?;
+        }
         if let Some(d) = &self.drain {
             writeln!(
                 f,
@@ -137,6 +143,9 @@ impl fmt::Display for BenchReport {
                     r.median_kib as f64 / 1024.0
                 )?;
             }
+        }
+        if let Some(s) = &self.sustained {
+            write!(f, "{s}")?;
         }
         Ok(())
     }

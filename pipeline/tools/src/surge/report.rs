@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::profile::Profile;
-use super::tally::{Quantiles, Second, Tally};
+use super::tally::{MinuteLatency, Quantiles, Second, Tally};
 use super::traffic::Kind;
 use ledger::campaign::yuan;
 use runtime::config::Settings;
@@ -73,6 +73,8 @@ pub struct SurgeReport {
     pub answered_per_sec: f64,
     pub budget: BudgetSpent,
     pub seconds: Vec<Second>,
+    /// Latency by the minute the requests were due.
+    pub minutes: Vec<MinuteLatency>,
 }
 
 impl SurgeReport {
@@ -108,6 +110,7 @@ impl SurgeReport {
                 used_cents: tally.credit_cents(),
             },
             seconds: tally.seconds(),
+            minutes: tally.minutes(),
         }
     }
 
@@ -219,6 +222,36 @@ impl fmt::Display for SurgeReport {
                 per(rows.iter().map(|r| r.sent).sum()),
                 per(rows.iter().map(|r| r.answered).sum())
             )?;
+        }
+        if self.minutes.len() > 1 {
+            // Quantiles of different minutes cannot be merged, so a long
+            // run shows every `step`-th minute rather than folded ones.
+            let step = self.minutes.len().div_ceil(THROUGHPUT_ROWS).max(1);
+            writeln!(
+                f,
+                "  {:>13}  {:>10}  {:>8}  {:>8}  {:>8}{}",
+                "minute due",
+                "answered",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                if step > 1 {
+                    format!("  (every {step}th minute)")
+                } else {
+                    String::new()
+                }
+            )?;
+            for m in self.minutes.iter().step_by(step) {
+                writeln!(
+                    f,
+                    "  {:>13}  {:>10}  {:>8}  {:>8}  {:>8}",
+                    m.minute,
+                    n(m.answered),
+                    m.p50_ms,
+                    m.p99_ms,
+                    m.max_ms
+                )?;
+            }
         }
         Ok(())
     }

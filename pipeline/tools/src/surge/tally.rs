@@ -1,6 +1,6 @@
 //! What a surge saw come back: one answer per request, how long each person
 //! waited from the moment their prompt was *meant* to be sent, what they were
-//! told, and how sends and answers spread over time.
+//! told, and how sends, answers and waits spread over time.
 //!
 //! Pure: the receiver feeds it records with their arrival time, so the tests
 //! can drive it with made-up clocks.
@@ -18,6 +18,11 @@ pub const MAX_LATENCY_MS: u64 = 3_600_000;
 /// Longest run whose per-second series is kept (a week); later seconds
 /// are counted in the last one, so the series stays bounded.
 const MAX_SECONDS: usize = 7 * 24 * 3600;
+
+/// Minutes of sending whose latency is told apart (a day); requests due
+/// later are counted in the last one. Each minute's histogram keeps two
+/// significant digits (a few KiB), so a day of them stays small.
+const MAX_MINUTES: usize = 24 * 60;
 
 /// One answer seen on the final topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +85,18 @@ pub struct Second {
     pub answered: u64,
 }
 
+/// Latency of the requests due in one minute of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MinuteLatency {
+    /// Minutes from the start of the run to the requests' intended send time.
+    pub minute: u64,
+    /// Requests due in this minute answered so far.
+    pub answered: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
+}
+
 /// Counts answers; every figure is bounded by the number of requests.
 pub struct Tally {
     start_ms: i64,
@@ -94,6 +111,9 @@ pub struct Tally {
     credit_cents: i64,
     sent: Vec<u64>,
     answers: Vec<u64>,
+    /// Latency by the minute a request was due: the minute a person sent
+    /// in, not the one the answer came in, so a backlog shows where it began.
+    minutes: Vec<Histogram<u32>>,
     first_ms: Option<i64>,
     last_ms: Option<i64>,
 }
@@ -113,6 +133,7 @@ impl Tally {
             credit_cents: 0,
             sent: Vec::new(),
             answers: Vec::new(),
+            minutes: Vec::new(),
             first_ms: None,
             last_ms: None,
         }
@@ -151,6 +172,15 @@ impl Tally {
         let waited = (at_ms - answer.intended_ms).max(0) as u64;
         self.latency.saturating_record(waited.min(MAX_LATENCY_MS));
         self.max_ms = self.max_ms.max(waited.min(MAX_LATENCY_MS));
+        let minute =
+            (((answer.intended_ms - self.start_ms).max(0) / 60_000) as usize).min(MAX_MINUTES);
+        while self.minutes.len() <= minute {
+            self.minutes.push(
+                Histogram::new_with_max(MAX_LATENCY_MS, 2)
+                    .expect("2 significant digits up to an hour is a valid histogram"),
+            );
+        }
+        self.minutes[minute].saturating_record(waited.min(MAX_LATENCY_MS));
         if let Some(o) = &answer.outcome {
             let reasons = self.outcomes.entry(schemas::code(o.outcome)).or_default();
             *reasons
@@ -217,6 +247,30 @@ impl Tally {
                 second: s as u64,
                 sent: self.sent.get(s).copied().unwrap_or_default(),
                 answered: self.answers.get(s).copied().unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Latency of the answered requests by the minute they were due, up
+    /// to the last minute with an answer. Quantiles are within 1%.
+    pub fn minutes(&self) -> Vec<MinuteLatency> {
+        self.minutes
+            .iter()
+            .enumerate()
+            .map(|(minute, h)| MinuteLatency {
+                minute: minute as u64,
+                answered: h.len(),
+                p50_ms: if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.5)
+                },
+                p99_ms: if h.is_empty() {
+                    0
+                } else {
+                    h.value_at_quantile(0.99)
+                },
+                max_ms: h.max(),
             })
             .collect()
     }
@@ -292,6 +346,41 @@ mod tests {
         assert_eq!(s.iter().map(|s| s.sent).collect::<Vec<_>>(), [1, 1, 1]);
         assert_eq!(s.iter().map(|s| s.answered).collect::<Vec<_>>(), [0, 0, 2]);
         assert_eq!(t.last_answer_after_ms(), Some(2_600));
+    }
+
+    #[test]
+    fn latency_per_minute_is_by_the_minute_a_request_was_due() {
+        let mut t = Tally::new(1_000);
+        let due = |ms: i64| SeenAnswer {
+            request_id: "r",
+            intended_ms: ms,
+            outcome: None,
+        };
+        // Minute 0: waits of 100 and 300 ms; minute 2: one of 5 s that
+        // arrives in minute 3. Minute 1 has nothing.
+        t.answer(0, &due(1_000), 1_100);
+        t.answer(1, &due(60_999), 61_299);
+        t.answer(2, &due(121_000), 186_000);
+        let m = t.minutes();
+        assert_eq!(m.len(), 3);
+        assert_eq!((m[0].minute, m[0].answered), (0, 2));
+        let near = |v: u64, want: u64| v.abs_diff(want) * 100 <= want;
+        assert!(near(m[0].p50_ms, 100) && near(m[0].max_ms, 300), "{m:?}");
+        assert_eq!(
+            m[1],
+            MinuteLatency {
+                minute: 1,
+                ..MinuteLatency::default()
+            }
+        );
+        assert_eq!(m[2].answered, 1);
+        assert!(near(m[2].p99_ms, 65_000), "{m:?}");
+        // A duplicate answer is not a second wait.
+        t.answer(0, &due(1_000), 90_000);
+        assert_eq!(t.minutes()[0].answered, 2);
+        // Requests due after a day fold into its last minute.
+        t.answer(3, &due(1_000 + 3 * 86_400_000), 1_100 + 3 * 86_400_000);
+        assert_eq!(t.minutes().len(), MAX_MINUTES + 1);
     }
 
     #[test]
