@@ -236,7 +236,7 @@ impl fmt::Display for SurgeReport {
                 "p99 ms",
                 "max ms",
                 if step > 1 {
-                    format!("  (every {step}th minute)")
+                    format!("  (one minute in {step})")
                 } else {
                     String::new()
                 }
@@ -291,6 +291,36 @@ mod tests {
             .map(|l| l.split_whitespace().collect())
             .unwrap_or_default();
         assert_eq!(first, ["0–9", "10", "5"], "per-second averages:\n{text}");
+    }
+
+    #[test]
+    fn latency_by_minute_is_shown_for_runs_longer_than_a_minute() {
+        let minute = |m: u64| MinuteLatency {
+            minute: m,
+            answered: 100,
+            p50_ms: 10 + m,
+            p99_ms: 1_000 + m,
+            max_ms: 2_000,
+        };
+        let one = SurgeReport {
+            minutes: vec![minute(0)],
+            ..SurgeReport::default()
+        };
+        assert!(!one.to_string().contains("minute due"));
+        let long = SurgeReport {
+            minutes: (0..30).map(minute).collect(),
+            ..SurgeReport::default()
+        };
+        let text = long.to_string();
+        assert!(text.contains("(one minute in 3)"), "{text}");
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip_while(|l| !l.contains("minute due"))
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows.len(), 10, "{text}");
+        assert_eq!(rows[1], ["3", "100", "13", "1003", "2000"], "{text}");
     }
 
     #[test]
