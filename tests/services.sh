@@ -23,7 +23,10 @@
 #   CHATCART_TEST_CHROMIUM        Chromium for the report test; otherwise
 #                                 /usr/bin/chromium or chromium on PATH, and
 #                                 Debian's package is installed if neither is
-#   CHATCART_TEST_TANSU_STORAGE   Tansu storage URL (default memory://tansu/).
+#   CHATCART_TEST_TANSU_STORAGE   Tansu storage URL (default memory://tansu/,
+#                                 the storage that carries the most load here;
+#                                 docs/benchmarks.md compares it with sqlite://,
+#                                 which has fewer defects but a core-bound ceiling).
 #                                 Tansu resolves sqlite://NAME relative to its
 #                                 working folder, SERVICES_DIR/tansu, and does
 #                                 the same with an absolute path (the leading
