@@ -544,7 +544,15 @@ async fn the_views_agree_with_the_audit() {
     .into_iter()
     .collect();
     assert_eq!(sold, audit.sold, "stock_by_sku");
-    assert_eq!(sold["egg-tart"], 40, "egg-tart sold out exactly");
+    // Egg tarts are the only SKU with limited stock, so the out-of-stock
+    // failure above refused one of them: at that moment fewer units were
+    // left than it asked for (at most 4). Whether a later order for one
+    // unit took the last one depends on how the partitions interleaved.
+    let egg_tarts = sold["egg-tart"];
+    assert!(
+        (37..=40).contains(&egg_tarts),
+        "egg tarts sold out without overselling: {egg_tarts} of 40"
+    );
     let latency: Vec<u64> = rows(
         &settings,
         "SELECT sum(replies) FROM latency_per_minute WHERE campaign_id = ?",
