@@ -382,9 +382,7 @@ impl Bench<'_> {
             rss,
         })
     }
-}
 
-impl Bench<'_> {
     /// The pipeline's processes held at `rate` for the lead-in and the
     /// measured time, with every process's CPU read every window.
     async fn sustained(&self, rate: f64, burst: Option<f64>) -> anyhow::Result<Sustained> {

@@ -108,11 +108,14 @@ impl Sustained {
         (names, readings): (&[String], &[CpuReading]),
         goals: Goals,
     ) -> Self {
+        // The report's series has one entry per second from 0, so a range of
+        // seconds is a range of the series, not a scan of all of it.
         let answered_in = |from: u64, to: u64| -> f64 {
             let n: u64 = report
                 .seconds
                 .iter()
-                .filter(|s| (from..to).contains(&s.second))
+                .skip(from as usize)
+                .take((to - from) as usize)
                 .map(|s| s.answered)
                 .sum();
             n as f64 / (to - from).max(1) as f64
@@ -127,12 +130,8 @@ impl Sustained {
             .iter()
             .copied()
             .map(share)
-            .fold(f64::INFINITY, f64::min);
-        let min_window_share = if windows.is_empty() {
-            0.0
-        } else {
-            min_window_share
-        };
+            .reduce(f64::min)
+            .unwrap_or(0.0);
         let windows_at_goal = windows
             .iter()
             .filter(|w| share(**w) >= goals.window_share)
