@@ -67,6 +67,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "prompt",
             Record::Prompt(Prompt {
+                deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
                 user_id: USER.into(),
@@ -80,6 +81,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "intent",
             Record::Intent(IntentEvent {
+                deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
                 user_id: USER.into(),
@@ -98,6 +100,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "decision",
             Record::Decision(CouponDecision {
+                deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
                 user_id: USER.into(),

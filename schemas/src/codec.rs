@@ -48,6 +48,17 @@ pub const REPLY_SCHEMA: &str = include_str!("../avro/reply.avsc");
 /// Avro schema of [`TreasuryRecord`](crate::TreasuryRecord) (`chatcart.TreasuryRecord`).
 pub const TREASURY_SCHEMA: &str = include_str!("../avro/treasury.avsc");
 
+/// Earlier versions of the schemas, still read (resolved to the current
+/// ones) so that records written before an upgrade, and front-ends that
+/// still write them, decode. Version 1 had no `deadline_ms` and no
+/// `expired` reply.
+const EARLIER_SCHEMAS: [&str; 4] = [
+    include_str!("../avro/v1/prompt.avsc"),
+    include_str!("../avro/v1/intent.avsc"),
+    include_str!("../avro/v1/decision.avsc"),
+    include_str!("../avro/v1/reply.avsc"),
+];
+
 /// Longest accepted `request_id` or `user_id`, in bytes: they become Kafka
 /// keys and state-store keys, where unbounded keys are a memory hazard.
 pub const MAX_ID_BYTES: usize = 128;
@@ -455,6 +466,18 @@ impl Inner {
                 resolved,
                 header,
             });
+        }
+        for json in EARLIER_SCHEMAS {
+            let schema = parse_schema(json, "bundled earlier schema")?;
+            let name = schema.name().map(|n| n.fullname(None)).unwrap_or_default();
+            let Some(kind) = Kind::from_full_name(&name) else {
+                return Err(CodecError::UnknownRecordType { name });
+            };
+            let context = format!("bundled earlier {name} schema");
+            let (fingerprint, writer) = Writer::new(schema, &current[kind.index()], &context)?;
+            by_fingerprint
+                .entry(fingerprint)
+                .or_insert(Arc::new(writer));
         }
         Ok(Inner {
             current: current.into(),

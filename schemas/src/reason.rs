@@ -67,6 +67,17 @@ pub const NOT_ELIGIBLE: &str = "not_eligible";
 /// ended.
 pub const CAMPAIGN_NOT_ACTIVE: &str = "campaign_not_active";
 
+/// Any stage: the request's deadline passed before the stage read it, so
+/// it ends with nothing charged (an intent rejected, credit denied, or an
+/// order failed and its credit released). Its reply is
+/// [`ReplyOutcome::Expired`](crate::ReplyOutcome::Expired).
+pub const EXPIRED: &str = "expired";
+
+/// Whether a request whose deadline is `deadline_ms` has expired at `now_ms`.
+pub fn is_expired(deadline_ms: Option<i64>, now_ms: i64) -> bool {
+    deadline_ms.is_some_and(|d| now_ms > d)
+}
+
 /// Order failed: a SKU of the order has no stock left anywhere.
 pub const OUT_OF_STOCK: &str = "out_of_stock";
 /// Order failed: a SKU of the order is not sold (any more).

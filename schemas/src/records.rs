@@ -34,6 +34,11 @@ pub struct Prompt {
     pub text: String,
     /// `zh` or `en` when the front-end knows it; detected from the text otherwise.
     pub locale: Option<String>,
+    /// When the answer stops being wanted (Unix milliseconds): a stage that
+    /// reads the request later ends it as [`ReplyOutcome::Expired`], with
+    /// nothing charged. `None`: no deadline.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
 }
 
 /// One line of an order: what, how many, and with which options.
@@ -73,6 +78,9 @@ pub struct IntentEvent {
     pub prompt_time_ms: i64,
     /// `zh` or `en`: the language the reply will be written in.
     pub locale: String,
+    /// The prompt's deadline, carried along.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
     pub outcome: IntentOutcome,
     pub items: Vec<Item>,
     /// A coupon code the person named, if any.
@@ -107,6 +115,9 @@ pub struct CouponDecision {
     pub event_time_ms: i64,
     pub prompt_time_ms: i64,
     pub locale: String,
+    /// The prompt's deadline, carried along.
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
     pub outcome: DecisionOutcome,
     pub items: Vec<Item>,
     pub total_cents: i64,
@@ -159,6 +170,9 @@ pub enum ReplyOutcome {
     Denied,
     /// The prompt was not understood as a purchase.
     Rejected,
+    /// The prompt's deadline passed before the pipeline was done with it:
+    /// nothing was charged and no credit was used.
+    Expired,
 }
 
 /// The one final answer to a request, on `chat.replies`.

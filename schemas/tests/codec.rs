@@ -101,6 +101,7 @@ fn older_prompt_version_resolves_with_locale_none() {
     let mut bytes = header_of(PROMPT_V1);
     bytes.extend(v1_datum());
     let expected = Prompt {
+        deadline_ms: None,
         request_id: "req-old".into(),
         session_id: "sess-old".into(),
         user_id: "user-old".into(),
@@ -123,6 +124,49 @@ fn older_prompt_version_resolves_with_locale_none() {
         "{err}"
     );
     assert!(err.to_string().contains("register"), "{err}");
+}
+
+/// Records written before deadlines existed (the bundled version 1 schemas)
+/// still decode, without any registration, as records without a deadline.
+#[test]
+fn records_of_the_bundled_earlier_schemas_decode_without_a_deadline() {
+    let codec = Codec::new();
+    let earlier = [
+        ("Prompt", include_str!("../avro/v1/prompt.avsc")),
+        ("IntentEvent", include_str!("../avro/v1/intent.avsc")),
+        ("CouponDecision", include_str!("../avro/v1/decision.avsc")),
+        ("Reply", include_str!("../avro/v1/reply.avsc")),
+    ];
+    let mut decoded = 0;
+    for record in all_records() {
+        let Some((_, schema)) = earlier.iter().find(|(kind, _)| *kind == record.kind()) else {
+            continue;
+        };
+        let bytes = written_with(schema, &record);
+        assert_ne!(bytes, codec.encode(&record).unwrap(), "{}", record.kind());
+        assert_eq!(codec.decode(&bytes).unwrap(), record, "{}", record.kind());
+        decoded += 1;
+    }
+    assert!(decoded >= 4, "only {decoded} records had an earlier schema");
+
+    // A deadline and the `expired` reply survive the current schemas.
+    let mut with_deadline = prompt();
+    with_deadline.deadline_ms = Some(1_700_000_000_123);
+    let bytes = codec
+        .encode(&Record::Prompt(with_deadline.clone()))
+        .unwrap();
+    assert_eq!(codec.decode_prompt(&bytes).unwrap(), with_deadline);
+    let mut expired = all_records()
+        .into_iter()
+        .find(|r| matches!(r, Record::Reply(_)))
+        .expect("a sample reply");
+    if let Record::Reply(r) = &mut expired {
+        r.outcome = ReplyOutcome::Expired;
+    }
+    let bytes = codec.encode(&expired).unwrap();
+    assert_eq!(codec.decode(&bytes).unwrap(), expired);
+    let json = br#"{"request_id":"r","user_id":"u","text":"t","deadline_ms":5}"#;
+    assert_eq!(codec.decode_prompt(json).unwrap().deadline_ms, Some(5));
 }
 
 #[test]
@@ -237,6 +281,7 @@ fn json_prompts() {
     assert_eq!(
         minimal,
         Prompt {
+            deadline_ms: None,
             request_id: "r".into(),
             session_id: String::new(),
             user_id: "u".into(),
@@ -277,5 +322,6 @@ fn codec_debug_lists_registrations_without_data() {
         .unwrap();
     let shown = format!("{codec:?}");
     assert!(shown.contains("confluent_ids: [9]"), "{shown}");
-    assert_eq!(shown.matches("Prompt:").count(), 2, "{shown}");
+    // The current prompt schema, the bundled earlier one and PROMPT_V1.
+    assert_eq!(shown.matches("Prompt:").count(), 3, "{shown}");
 }

@@ -53,7 +53,11 @@ pub async fn check_invariants(settings: &Settings, requests: &[Prompt]) -> Vec<R
         count(ReplyOutcome::Rejected),
     );
     let failed = count(ReplyOutcome::OrderFailed);
-    assert_eq!(orders + failed + denials + rejections, requests.len());
+    let expired = count(ReplyOutcome::Expired);
+    assert_eq!(
+        orders + failed + denials + rejections + expired,
+        requests.len()
+    );
     assert!(
         orders > 0 && denials > 0 && rejections > 0,
         "{orders} {denials} {rejections}"

@@ -27,6 +27,7 @@ pub fn campaigns_limited(limit: u32) -> Arc<Campaigns> {
 /// A decision of campaign `c` for `request` by `user`, crediting `credit`.
 pub fn decision(request: &str, user: &str, outcome: DecisionOutcome, credit: i64) -> Record {
     Record::Decision(CouponDecision {
+        deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),
         user_id: user.into(),

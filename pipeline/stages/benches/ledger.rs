@@ -73,6 +73,7 @@ fn intents(n: usize, seed: u64) -> Vec<IntentEvent> {
         .map(|i| {
             let total = TOTALS[rng.usize(..TOTALS.len())];
             IntentEvent {
+                deadline_ms: None,
                 request_id: format!("req-{seed}-{i:08}"),
                 session_id: format!("sess-{i}"),
                 user_id: format!("user-{:05}", rng.usize(..USERS)),

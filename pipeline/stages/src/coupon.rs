@@ -26,7 +26,7 @@ use crate::Topic;
 use crate::{Collector, Emit, OwnOutput, Plan, Restore, Stage, StageId, StatePlan};
 use ledger::campaign::{Campaigns, CreditRule, Offer};
 use ledger::{self, BUDGET, DecisionsFold, ImageError, TreasuryFold, Verdict};
-use schemas::reason::BUDGET_EXHAUSTED;
+use schemas::reason::{BUDGET_EXHAUSTED, EXPIRED, is_expired};
 
 /// One partition's coupon state.
 pub struct CouponState {
@@ -110,7 +110,12 @@ impl CouponStage {
         now_ms: i64,
         out: &mut Vec<Emit>,
     ) -> Option<CouponDecision> {
-        let (credit, reason) = match self.campaigns.offer(intent) {
+        let offer = if is_expired(intent.deadline_ms, now_ms) {
+            Offer::None(EXPIRED)
+        } else {
+            self.campaigns.offer(intent)
+        };
+        let (credit, reason) = match offer {
             Offer::None(reason) => (0, Some(reason)),
             Offer::Credit(credit) => {
                 match st
@@ -187,8 +192,9 @@ impl CouponStage {
         self.credit_leases(st, &t, now_ms, &mut emits);
         // Requests that may need credit wait behind those already waiting,
         // so a partition grants in arrival order.
-        let queue =
-            !st.parked.is_empty() && matches!(self.campaigns.offer(&intent), Offer::Credit(_));
+        let queue = !st.parked.is_empty()
+            && !is_expired(intent.deadline_ms, now_ms)
+            && matches!(self.campaigns.offer(&intent), Offer::Credit(_));
         let decided = if queue {
             None
         } else {
@@ -216,6 +222,7 @@ impl CouponStage {
             return;
         }
         let release = CouponDecision {
+            deadline_ms: None,
             request_id: order.request_id,
             session_id: order.session_id,
             user_id: order.user_id,
@@ -270,6 +277,7 @@ fn decision(
     now_ms: i64,
 ) -> CouponDecision {
     CouponDecision {
+        deadline_ms: intent.deadline_ms,
         request_id: intent.request_id.clone(),
         session_id: intent.session_id.clone(),
         user_id: intent.user_id.clone(),

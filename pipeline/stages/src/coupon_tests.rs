@@ -8,6 +8,7 @@ use schemas::{Item, TreasuryKind};
 
 fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
     IntentEvent {
+        deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),
         user_id: user.into(),
@@ -99,6 +100,35 @@ fn the_first_request_waits_for_a_lease_then_grants() {
     assert!(
         matches!(&credit[..], [Record::Treasury(t)] if t.kind == TreasuryKind::LeaseCredit && t.amount == 200)
     );
+}
+
+#[test]
+fn a_request_read_or_still_waiting_after_its_deadline_is_denied_expired() {
+    let s = stage(1_000, |_| {});
+    let mut st = s.new_state(0);
+    let late = |id: &str, user: &str, deadline: i64| IntentEvent {
+        deadline_ms: Some(deadline),
+        ..intent(id, user, 80)
+    };
+    // Read too late: denied at once, before any lease is asked for.
+    let step = s.handled(&mut st, Record::Intent(late("r0", "u0", 10)), 11);
+    assert_eq!(
+        outcome(step.emits()),
+        (DecisionOutcome::Denied, 0, Some(EXPIRED.into()))
+    );
+    assert!(records(step.emits(), Topic::Treasury).is_empty());
+    // Waiting for a lease when the deadline passes: denied then, and the
+    // user may still be granted later.
+    let first = s.handled(&mut st, Record::Intent(late("r1", "u1", 100)), 50);
+    assert!(first.is_parked());
+    let (_, finished) = s.polled(&mut st, 101).split();
+    assert_eq!(
+        outcome(&finished[0]),
+        (DecisionOutcome::Denied, 0, Some(EXPIRED.into()))
+    );
+    deliver(&s, first.emits());
+    let again = s.handled(&mut st, Record::Intent(intent("r2", "u1", 80)), 102);
+    assert_eq!(outcome(again.emits()), (DecisionOutcome::Granted, 80, None));
 }
 
 #[test]

@@ -33,7 +33,7 @@ use crate::{Collector, Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, S
 use extract::catalog::Catalog;
 use ledger::campaign::Campaigns;
 use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
-use schemas::reason::{CAMPAIGN_CLOSED, OUT_OF_STOCK, SKU_UNAVAILABLE};
+use schemas::reason::{CAMPAIGN_CLOSED, EXPIRED, OUT_OF_STOCK, SKU_UNAVAILABLE, is_expired};
 
 /// Creates orders for valid grants.
 pub struct FulfillmentStage {
@@ -124,7 +124,11 @@ impl FulfillmentStage {
             .campaigns
             .get(&d.campaign_id)
             .is_some_and(|c| now_ms >= c.ends_ms.saturating_add(self.close_after_end_ms));
-        if closed {
+        // An order past its deadline fails, so its credit is released and
+        // the person, told it expired, may try again.
+        if is_expired(d.deadline_ms, now_ms) {
+            Some(EXPIRED)
+        } else if closed {
             Some(CAMPAIGN_CLOSED)
         } else if d.items.iter().any(|i| self.catalog.sku(&i.sku).is_none()) {
             Some(SKU_UNAVAILABLE)

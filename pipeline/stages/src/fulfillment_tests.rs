@@ -9,6 +9,7 @@ use schemas::{DecisionOutcome, Item};
 
 fn granted(request: &str, user: &str, items: Vec<Item>) -> Record {
     Record::Decision(CouponDecision {
+        deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),
         user_id: user.into(),
@@ -203,6 +204,32 @@ fn orders_fail_for_unknown_skus_and_after_the_campaign_closed() {
         reason(s.handled(&mut st, granted("r3", "u3", latte(1)), end + 60_000)).as_deref(),
         Some(CAMPAIGN_CLOSED)
     );
+}
+
+#[test]
+fn a_grant_read_after_its_deadline_fails_expired_and_keeps_its_credit_for_release() {
+    let s = stage(&[], 1, |_| {});
+    let mut st = state(&s, 0, 100_000);
+    let with_deadline = |id: &str, deadline: i64| match granted(id, id, latte(1)) {
+        Record::Decision(mut d) => {
+            d.deadline_ms = Some(deadline);
+            Record::Decision(d)
+        }
+        _ => unreachable!(),
+    };
+    let on_time = orders(
+        s.handled(&mut st, with_deadline("r1", 5_000), 5_000)
+            .emits(),
+    );
+    assert_eq!(on_time[0].outcome, OrderOutcome::Placed, "at the deadline");
+    let late = orders(
+        s.handled(&mut st, with_deadline("r2", 5_000), 5_001)
+            .emits(),
+    );
+    assert_eq!(late[0].outcome, OrderOutcome::Failed);
+    assert_eq!(late[0].reason.as_deref(), Some(EXPIRED));
+    // The coupon stage releases what a failed order carries.
+    assert_eq!((late[0].credit_cents, late[0].to_pay_cents), (2_000, 0));
 }
 
 #[test]

@@ -18,7 +18,7 @@ use crate::Topic;
 use crate::{Collector, Emit, Plan, Stage, StageId, StatePlan};
 use extract::{self, Confidence, Extraction, Extractor, RawOrder};
 use llm::{Answer, Attempt, Llm, Pending};
-use schemas::reason::Rejection;
+use schemas::reason::{EXPIRED, Rejection, is_expired};
 
 /// Turns prompts into intents.
 pub struct IntentStage {
@@ -62,6 +62,25 @@ impl IntentStage {
     pub fn intent(&self, prompt: Prompt, now_ms: i64) -> IntentEvent {
         let extraction = self.extractor.extract(self.max_quantity, &prompt.text);
         self.event(prompt, extraction, now_ms)
+    }
+
+    /// The intent for `prompt` given what was extracted from it, unless its
+    /// deadline passed meanwhile (an LLM answer can take a while).
+    fn concluded(&self, prompt: Prompt, extraction: Extraction, now_ms: i64) -> IntentEvent {
+        if is_expired(prompt.deadline_ms, now_ms) {
+            self.expired(prompt, now_ms)
+        } else {
+            self.event(prompt, extraction, now_ms)
+        }
+    }
+
+    /// The intent that ends a prompt read after its deadline: rejected as
+    /// `expired`, with nothing ordered.
+    fn expired(&self, prompt: Prompt, now_ms: i64) -> IntentEvent {
+        let nothing = Extraction::rejected(Rejection::NotUnderstood, Confidence::High);
+        let mut expired = self.event(prompt, nothing, now_ms);
+        expired.reason = Some(EXPIRED.to_owned());
+        expired
     }
 
     /// What an LLM answer means, checked like rule output. `None` when it
@@ -122,6 +141,7 @@ impl IntentStage {
             now_ms
         };
         IntentEvent {
+            deadline_ms: prompt.deadline_ms,
             request_id: prompt.request_id,
             session_id: prompt.session_id,
             user_id: prompt.user_id,
@@ -179,6 +199,10 @@ impl Stage for IntentStage {
             return;
         };
         tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
+        if is_expired(prompt.deadline_ms, now_ms) {
+            out.extend([emit(self.expired(prompt, now_ms))]);
+            return;
+        }
         let rules = self.extractor.extract(self.max_quantity, &prompt.text);
         let Some(llm) = self
             .llm
@@ -221,7 +245,7 @@ impl Stage for IntentStage {
                     rules
                 }
             };
-            out.finish_parked([emit(self.event(prompt, extraction, now_ms))]);
+            out.finish_parked([emit(self.concluded(prompt, extraction, now_ms))]);
         }
     }
 }
@@ -232,6 +256,7 @@ mod tests {
 
     fn prompt(text: &str) -> Prompt {
         Prompt {
+            deadline_ms: None,
             request_id: "r1".into(),
             session_id: "s1".into(),
             user_id: "u1".into(),
@@ -283,6 +308,33 @@ mod tests {
         assert!(i.items.is_empty() && i.total_cents == 0 && i.coupon_code.is_none());
         let i = stage().intent(prompt("asdf qwerty"), 2_000);
         assert_eq!(i.reason.as_deref(), Some("not_understood"));
+    }
+
+    #[test]
+    fn a_prompt_read_after_its_deadline_is_ended_as_expired() {
+        let s = stage();
+        let mut p = prompt("帮我买2杯奶茶");
+        p.deadline_ms = Some(2_000);
+        let mut out = Collector::new();
+        s.handle(
+            &mut s.new_state(0),
+            Record::Prompt(p.clone()),
+            2_000,
+            &mut out,
+        );
+        let Record::Intent(on_time) = &out.emits()[0].record else {
+            panic!("an intent");
+        };
+        assert_eq!(on_time.outcome, IntentOutcome::Extracted, "at the deadline");
+        assert_eq!(on_time.deadline_ms, Some(2_000), "carried along");
+        let mut out = Collector::new();
+        s.handle(&mut s.new_state(0), Record::Prompt(p), 2_001, &mut out);
+        let Record::Intent(late) = &out.emits()[0].record else {
+            panic!("an intent");
+        };
+        assert_eq!(late.outcome, IntentOutcome::Rejected);
+        assert_eq!(late.reason.as_deref(), Some(EXPIRED));
+        assert!(late.items.is_empty() && late.total_cents == 0);
     }
 
     #[test]

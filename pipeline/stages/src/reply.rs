@@ -22,6 +22,7 @@ use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
 use ledger::recent::Recent;
 use ledger::{DecisionsFold, Effect, ImageError};
+use schemas::reason::EXPIRED;
 
 /// How many of the newest answered requests a partition remembers. A
 /// redelivered terminal record is younger than this: redelivery starts at
@@ -38,6 +39,7 @@ pub const BUILT_IN: &str = include_str!("../data/replies.toml");
 #[serde(deny_unknown_fields)]
 struct Language {
     order_placed: String,
+    expired: String,
     example: String,
     order_failed: BTreeMap<String, String>,
     denied: BTreeMap<String, String>,
@@ -105,6 +107,7 @@ impl Templates {
             ReplyOutcome::OrderFailed => pick(&lang.order_failed),
             ReplyOutcome::Denied => pick(&lang.denied),
             ReplyOutcome::Rejected => pick(&lang.rejected),
+            ReplyOutcome::Expired => lang.expired.clone(),
         };
         let items = answer
             .items
@@ -210,6 +213,18 @@ impl ReplyStage {
                 },
             ),
             _ => return None,
+        };
+        // Whichever stage ended it, an expired request charged nothing.
+        let answer = if answer.reason == Some(EXPIRED) {
+            ReplyContent {
+                outcome: ReplyOutcome::Expired,
+                order_id: None,
+                credit_cents: 0,
+                to_pay_cents: 0,
+                ..answer
+            }
+        } else {
+            answer
         };
         if !answered.insert(head.request_id) {
             return None;
@@ -364,6 +379,7 @@ mod tests {
         let catalog = Catalog::built_in();
         let cases: &[(ReplyOutcome, &[Option<&str>])] = &[
             (ReplyOutcome::OrderPlaced, &[None]),
+            (ReplyOutcome::Expired, &[Some("expired")]),
             (
                 ReplyOutcome::OrderFailed,
                 &[
@@ -420,7 +436,7 @@ mod tests {
                     // back silently).
                     let lang = if locale == "zh" { &t.zh } else { &t.en };
                     let table = match outcome {
-                        ReplyOutcome::OrderPlaced => continue,
+                        ReplyOutcome::OrderPlaced | ReplyOutcome::Expired => continue,
                         ReplyOutcome::OrderFailed => &lang.order_failed,
                         ReplyOutcome::Denied => &lang.denied,
                         ReplyOutcome::Rejected => &lang.rejected,
@@ -472,6 +488,7 @@ mod tests {
         );
         let mut answered = Recent::new(REPLY_WINDOW);
         let intent = schemas::IntentEvent {
+            deadline_ms: None,
             request_id: "r1".into(),
             session_id: "s".into(),
             user_id: "u".into(),
@@ -496,5 +513,40 @@ mod tests {
                 .answer(&mut answered, Record::Intent(intent), 12)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn an_expired_request_is_answered_expired_with_nothing_charged() {
+        let stage = ReplyStage::new(
+            Catalog::built_in(),
+            Templates::built_in(),
+            ledger::fixtures::campaigns_limited(1),
+        );
+        let mut answered = Recent::new(REPLY_WINDOW);
+        let failed = schemas::OrderEvent {
+            request_id: "r1".into(),
+            session_id: "s".into(),
+            user_id: "u".into(),
+            campaign_id: "c".into(),
+            trace_id: "t".into(),
+            event_time_ms: 5,
+            prompt_time_ms: 1,
+            locale: "zh".into(),
+            order_id: "CC1".into(),
+            outcome: OrderOutcome::Failed,
+            items: items(),
+            total_cents: 3_000,
+            credit_cents: 2_000,
+            to_pay_cents: 0,
+            reason: Some(EXPIRED.into()),
+        };
+        let reply = stage
+            .answer(&mut answered, Record::Order(failed), 9)
+            .expect("a reply");
+        assert_eq!(reply.outcome, ReplyOutcome::Expired);
+        assert_eq!(reply.reason.as_deref(), Some(EXPIRED));
+        assert_eq!((reply.credit_cents, reply.to_pay_cents), (0, 0));
+        assert_eq!(reply.order_id, None);
+        assert!(reply.text.contains("没有下单"), "{}", reply.text);
     }
 }

@@ -28,6 +28,7 @@ struct JsonPrompt {
     event_time_ms: Option<i64>,
     text: Option<String>,
     locale: Option<String>,
+    deadline_ms: Option<i64>,
 }
 
 pub(super) fn prompt_from_json(json: &[u8]) -> Result<Prompt, CodecError> {
@@ -54,6 +55,7 @@ pub(super) fn prompt_from_json(json: &[u8]) -> Result<Prompt, CodecError> {
         trace_id: parsed.trace_id.unwrap_or_default(),
         event_time_ms: parsed.event_time_ms.unwrap_or(0),
         locale: parsed.locale,
+        deadline_ms: parsed.deadline_ms,
     })
 }
 

@@ -28,6 +28,7 @@ pub const PROMPT_V1: &str = r#"{
 
 pub fn prompt() -> Prompt {
     Prompt {
+        deadline_ms: None,
         request_id: "req-1".into(),
         session_id: "sess-9".into(),
         user_id: "user-42".into(),
@@ -68,6 +69,7 @@ pub fn all_records() -> Vec<Record> {
             ..prompt()
         }),
         Record::Intent(IntentEvent {
+            deadline_ms: None,
             request_id: "req-1".into(),
             session_id: "sess-9".into(),
             user_id: "user-42".into(),
@@ -83,6 +85,7 @@ pub fn all_records() -> Vec<Record> {
             reason: None,
         }),
         Record::Intent(IntentEvent {
+            deadline_ms: None,
             request_id: "req-2".into(),
             session_id: String::new(),
             user_id: "user-43".into(),
@@ -98,6 +101,7 @@ pub fn all_records() -> Vec<Record> {
             reason: Some("not_a_purchase".into()),
         }),
         Record::Decision(CouponDecision {
+            deadline_ms: None,
             request_id: "req-1".into(),
             session_id: "sess-9".into(),
             user_id: "user-42".into(),
@@ -208,6 +212,7 @@ pub fn prompt_datum(request_id: &str, text: &[u8]) -> Vec<u8> {
     put_long(&mut out, 42);
     put_str(&mut out, text);
     put_long(&mut out, 0); // locale: union branch 0, null
+    put_long(&mut out, 0); // deadline_ms: null
     out
 }
 
@@ -242,4 +247,45 @@ pub fn v1_datum() -> Vec<u8> {
         .expect("writer for the old prompt schema")
         .write_value_to_vec(value)
         .expect("old prompt datum encodes")
+}
+
+/// The single-object bytes `record` has when written with `schema_json`, an
+/// earlier version of its schema: the fields that version lacks are left out.
+pub fn written_with(schema_json: &str, record: &Record) -> Vec<u8> {
+    let schema = Schema::parse_str(schema_json).expect("earlier schema parses");
+    let value = match record {
+        Record::Prompt(r) => apache_avro::to_value(r),
+        Record::Intent(r) => apache_avro::to_value(r),
+        Record::Decision(r) => apache_avro::to_value(r),
+        Record::Order(r) => apache_avro::to_value(r),
+        Record::Reply(r) => apache_avro::to_value(r),
+        Record::Treasury(r) => apache_avro::to_value(r),
+    }
+    .expect("record converts to an Avro value");
+    let Value::Record(fields) = value else {
+        panic!("a record converts to an Avro record");
+    };
+    let known =
+        serde_json::from_str::<serde_json::Value>(schema_json).expect("schema is JSON")["fields"]
+            .as_array()
+            .expect("a record schema has fields")
+            .iter()
+            .map(|f| f["name"].as_str().expect("a field has a name").to_owned())
+            .collect::<Vec<_>>();
+    let fields = fields
+        .into_iter()
+        .filter(|(name, _)| known.contains(name))
+        .collect();
+    let value = Value::Record(fields)
+        .resolve(&schema)
+        .expect("the record fits the earlier schema");
+    let mut bytes = header_of(schema_json);
+    bytes.extend(
+        GenericDatumWriter::builder(&schema)
+            .build()
+            .expect("writer for the earlier schema")
+            .write_value_to_vec(value)
+            .expect("datum encodes"),
+    );
+    bytes
 }

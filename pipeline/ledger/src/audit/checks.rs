@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use schemas::reason::EXPIRED;
 use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
 
 use super::{AuditReport, Check, Logs};
@@ -238,8 +239,12 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
     // 4. Every valid grant has exactly one order, and a failed order
     // exactly one release; no order without a valid grant.
     let mut orders: HashMap<&str, Vec<OrderOutcome>> = HashMap::new();
+    let mut expired: HashSet<&str> = HashSet::new();
     for o in &logs.orders {
         orders.entry(&o.request_id).or_default().push(o.outcome);
+        if o.reason.as_deref() == Some(EXPIRED) {
+            expired.insert(&o.request_id);
+        }
     }
     let unsettled: Vec<&str> = f
         .grants
@@ -306,12 +311,27 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         .filter(|i| i.outcome == IntentOutcome::Rejected)
         .map(|i| i.request_id.as_str())
         .collect();
+    // Whichever stage ended a request as expired, its reply says so.
+    expired.extend(
+        logs.intents
+            .iter()
+            .filter(|i| i.reason.as_deref() == Some(EXPIRED))
+            .map(|i| i.request_id.as_str()),
+    );
+    expired.extend(
+        f.denied
+            .iter()
+            .filter(|(_, reason)| reason.as_str() == EXPIRED)
+            .map(|(id, _)| *id),
+    );
     let mismatched: Vec<&str> = logs
         .replies
         .iter()
         .filter(|r| {
             let id = r.request_id.as_str();
-            let expected = if rejected.contains(id) {
+            let expected = if expired.contains(id) {
+                Some((ReplyOutcome::Expired, Some(EXPIRED)))
+            } else if rejected.contains(id) {
                 Some((ReplyOutcome::Rejected, None))
             } else if let Some([o]) = orders.get(id).map(Vec::as_slice) {
                 Some(match o {
@@ -362,12 +382,14 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         .map(|i| (i.request_id.as_str(), i.campaign_id.as_str()))
         .collect();
     // Demand: what the campaign would have granted every request, counting
-    // each request once and each user at most up to the per-user limit.
+    // each request once and each user at most up to the per-user limit. A
+    // request that expired before its decision asked for nothing.
     let mut demand: HashMap<&str, i64> = HashMap::new();
     let mut asked: HashMap<(&str, &str), u32> = HashMap::new();
     let mut seen: HashSet<&str> = HashSet::new();
     for i in &logs.intents {
-        if i.outcome != IntentOutcome::Extracted || !seen.insert(&i.request_id) {
+        let withdrawn = f.denied.get(i.request_id.as_str()).map(String::as_str) == Some(EXPIRED);
+        if i.outcome != IntentOutcome::Extracted || withdrawn || !seen.insert(&i.request_id) {
             continue;
         }
         let (Some(c), crate::campaign::Offer::Credit(credit)) =

@@ -52,6 +52,7 @@ fn an_honest_run_is_clean_and_exercises_every_outcome() {
         ReplyOutcome::OrderPlaced,
         ReplyOutcome::OrderFailed,
         ReplyOutcome::Denied,
+        ReplyOutcome::Expired,
     ] {
         assert!(outcomes.contains(&o), "{o:?}");
     }
@@ -346,6 +347,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
     let mut emitted = Vec::new();
     for i in 0..3 {
         let grant = Record::Decision(schemas::CouponDecision {
+            deadline_ms: None,
             request_id: format!("r{i}"),
             session_id: String::new(),
             user_id: format!("u{i}"),

@@ -20,7 +20,11 @@ pub(super) fn verdict(
     report
         .checks
         .iter()
-        .filter(|c| !(c.ok || (cfg.zombies && c.name == "budget utilisation")))
+        .filter(|c| {
+            let excused =
+                (cfg.zombies || cfg.deadline_percent > 0) && c.name == "budget utilisation";
+            !(c.ok || excused)
+        })
         .map(|c| c.name)
         .collect()
 }

@@ -47,6 +47,13 @@ pub struct SimConfig {
     /// budget, but a zombie's stale denials can cost utilisation, so runs
     /// with zombies are not held to the utilisation check.
     pub zombies: bool,
+    /// Percent of requests with a deadline short enough to pass while they
+    /// wait (for a lease, stock, or a crashed stage's successor). A lease
+    /// that arrives for a request that has expired stays in its partition
+    /// until the partition's idle return, and in a budget of a few credits
+    /// that is more than the utilisation check's slack of one credit, so
+    /// runs with deadlines are not held to that check either.
+    pub deadline_percent: u32,
 }
 
 impl SimConfig {
@@ -66,6 +73,7 @@ impl SimConfig {
             fail_percent: rng.u32(0..20),
             steps: rng.usize(200..1_500),
             zombies: rng.bool(),
+            deadline_percent: if rng.bool() { 0 } else { rng.u32(1..=25) },
         }
     }
 }
@@ -344,7 +352,12 @@ impl World {
         let user = self.rng.usize(0..self.cfg.users);
         let p = (user % self.cfg.partitions as usize) as i32;
         let price = self.rng.i64(50..300);
+        // Some requests carry a deadline short enough to pass while they
+        // wait for a lease, a stock lease or a crashed stage's successor.
+        let deadline_ms = (self.rng.u32(0..100) < self.cfg.deadline_percent)
+            .then(|| self.now + self.rng.i64(0..5_000));
         let intent = IntentEvent {
+            deadline_ms,
             request_id: format!("r{}", self.made),
             session_id: String::new(),
             user_id: format!("u{user}"),
@@ -750,6 +763,7 @@ impl World {
                 if let Record::Intent(i) = r {
                     if requests.insert(i.request_id.clone()) {
                         logs.prompts.push(Prompt {
+                            deadline_ms: None,
                             request_id: i.request_id.clone(),
                             session_id: String::new(),
                             user_id: i.user_id.clone(),

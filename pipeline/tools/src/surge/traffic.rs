@@ -324,6 +324,7 @@ impl Traffic {
         Sent {
             delivery: Delivery {
                 prompt: Prompt {
+                    deadline_ms: None,
                     trace_id: request_id.clone(),
                     request_id,
                     session_id: format!("{run}-s{rank}"),
