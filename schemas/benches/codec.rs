@@ -67,6 +67,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "prompt",
             Record::Prompt(Prompt {
+                reply_partition: None,
                 deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
@@ -81,6 +82,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "intent",
             Record::Intent(IntentEvent {
+                reply_partition: None,
                 deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
@@ -100,6 +102,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "decision",
             Record::Decision(CouponDecision {
+                reply_partition: None,
                 deadline_ms: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
@@ -119,6 +122,7 @@ fn records() -> Vec<(&'static str, Record)> {
         (
             "order",
             Record::Order(OrderEvent {
+                reply_partition: None,
                 request_id: REQUEST.into(),
                 session_id: SESSION.into(),
                 user_id: USER.into(),

@@ -50,12 +50,13 @@ pub const TREASURY_SCHEMA: &str = include_str!("../avro/treasury.avsc");
 
 /// Earlier versions of the schemas, still read (resolved to the current
 /// ones) so that records written before an upgrade, and front-ends that
-/// still write them, decode. Version 1 had no `deadline_ms` and no
-/// `expired` reply.
-const EARLIER_SCHEMAS: [&str; 4] = [
+/// still write them, decode. Version 1 had no `deadline_ms`, no
+/// `reply_partition` and no `expired` reply.
+const EARLIER_SCHEMAS: [&str; 5] = [
     include_str!("../avro/v1/prompt.avsc"),
     include_str!("../avro/v1/intent.avsc"),
     include_str!("../avro/v1/decision.avsc"),
+    include_str!("../avro/v1/order.avsc"),
     include_str!("../avro/v1/reply.avsc"),
 ];
 

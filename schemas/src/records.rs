@@ -39,6 +39,11 @@ pub struct Prompt {
     /// nothing charged. `None`: no deadline.
     #[serde(default)]
     pub deadline_ms: Option<i64>,
+    /// The partition of `chat.gateway.replies` that a copy of the reply
+    /// goes to, set by the gateway instance that accepted the request so
+    /// that it alone reads the reply. `None`: `chat.replies` only.
+    #[serde(default)]
+    pub reply_partition: Option<i32>,
 }
 
 /// One line of an order: what, how many, and with which options.
@@ -81,6 +86,9 @@ pub struct IntentEvent {
     /// The prompt's deadline, carried along.
     #[serde(default)]
     pub deadline_ms: Option<i64>,
+    /// The prompt's reply partition, carried along.
+    #[serde(default)]
+    pub reply_partition: Option<i32>,
     pub outcome: IntentOutcome,
     pub items: Vec<Item>,
     /// A coupon code the person named, if any.
@@ -118,6 +126,9 @@ pub struct CouponDecision {
     /// The prompt's deadline, carried along.
     #[serde(default)]
     pub deadline_ms: Option<i64>,
+    /// The prompt's reply partition, carried along.
+    #[serde(default)]
+    pub reply_partition: Option<i32>,
     pub outcome: DecisionOutcome,
     pub items: Vec<Item>,
     pub total_cents: i64,
@@ -146,6 +157,9 @@ pub struct OrderEvent {
     pub event_time_ms: i64,
     pub prompt_time_ms: i64,
     pub locale: String,
+    /// The prompt's reply partition, carried along.
+    #[serde(default)]
+    pub reply_partition: Option<i32>,
     /// Derived from the request id, so a redelivered decision names the same order.
     pub order_id: String,
     pub outcome: OrderOutcome,

@@ -101,6 +101,7 @@ fn older_prompt_version_resolves_with_locale_none() {
     let mut bytes = header_of(PROMPT_V1);
     bytes.extend(v1_datum());
     let expected = Prompt {
+        reply_partition: None,
         deadline_ms: None,
         request_id: "req-old".into(),
         session_id: "sess-old".into(),
@@ -281,6 +282,7 @@ fn json_prompts() {
     assert_eq!(
         minimal,
         Prompt {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "r".into(),
             session_id: String::new(),

@@ -127,6 +127,7 @@ fn intents(n: usize, users: usize, run: usize) -> Vec<IntentEvent> {
         .map(|i| {
             let total = TOTALS[rng.usize(..TOTALS.len())];
             IntentEvent {
+                reply_partition: None,
                 deadline_ms: None,
                 request_id: format!("req-{run}-{i:08}"),
                 session_id: format!("sess-{i}"),

@@ -5,6 +5,7 @@ use schemas::Prompt;
 /// A prompt from `user`, with request id `request` and session `s-<user>`.
 pub fn prompt(request: impl Into<String>, user: &str, text: &str) -> Prompt {
     Prompt {
+        reply_partition: None,
         deadline_ms: None,
         request_id: request.into(),
         session_id: format!("s-{user}"),

@@ -27,6 +27,7 @@ pub fn campaigns_limited(limit: u32) -> Arc<Campaigns> {
 /// A decision of campaign `c` for `request` by `user`, crediting `credit`.
 pub fn decision(request: &str, user: &str, outcome: DecisionOutcome, credit: i64) -> Record {
     Record::Decision(CouponDecision {
+        reply_partition: None,
         deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),
@@ -87,6 +88,7 @@ pub fn item(sku: &str, quantity: i32) -> Item {
 /// An order of user `u` in campaign `c` for `request`.
 pub fn order(request: &str, outcome: OrderOutcome, items: Vec<Item>) -> Record {
     Record::Order(OrderEvent {
+        reply_partition: None,
         request_id: request.into(),
         session_id: String::new(),
         user_id: "u".into(),

@@ -221,7 +221,8 @@ pub async fn run(
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Reply => {
-                let stage = ReplyStage::new(catalog, Templates::built_in(), Arc::clone(&campaigns));
+                let stage = ReplyStage::new(catalog, Templates::built_in(), Arc::clone(&campaigns))
+                    .with_gateway_partitions(s.kafka.partitions);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Analytics => {

@@ -1,5 +1,6 @@
 //! Producing a stage's outputs: encoded, keyed by user, on the input's
-//! partition (0 for the one-partition treasury); and dead letters, a refused
+//! partition (0 for the one-partition treasury) unless the output names its
+//! own (a gateway's reply partition); and dead letters, a refused
 //! record unchanged with headers saying where it came from and why.
 
 use connectors::kafka::enqueue;
@@ -20,10 +21,10 @@ pub(super) async fn produce(
     let mut deliveries = Vec::with_capacity(emits.len());
     for emit in emits {
         let bytes = ctx.codec.encode(&emit.record)?;
-        let target = if emit.topic == Topic::Treasury {
-            0
-        } else {
-            partition
+        let target = match emit.partition {
+            Some(chosen) => chosen,
+            None if emit.topic == Topic::Treasury => 0,
+            None => partition,
         };
         let record = FutureRecord::to(ctx.topics.name(emit.topic))
             .partition(target)

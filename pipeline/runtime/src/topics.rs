@@ -7,7 +7,7 @@ use stages::Topic;
 /// Full topic names, with the configured prefix, computed once.
 #[derive(Debug, Clone)]
 pub struct TopicNames {
-    names: [String; 8],
+    names: [String; Topic::ALL.len()],
     partitions: i32,
 }
 

@@ -73,6 +73,7 @@ fn intents(n: usize, seed: u64) -> Vec<IntentEvent> {
         .map(|i| {
             let total = TOTALS[rng.usize(..TOTALS.len())];
             IntentEvent {
+                reply_partition: None,
                 deadline_ms: None,
                 request_id: format!("req-{seed}-{i:08}"),
                 session_id: format!("sess-{i}"),

@@ -19,11 +19,27 @@ use crate::topic::Topic;
 pub struct Emit {
     pub topic: Topic,
     pub record: Record,
+    /// The partition to write to, when not the one the runner picks (the
+    /// input's, or 0 for the treasury): a gateway's reply partition.
+    pub partition: Option<i32>,
 }
 
 impl Emit {
     pub fn new(topic: Topic, record: Record) -> Self {
-        Self { topic, record }
+        Self {
+            topic,
+            record,
+            partition: None,
+        }
+    }
+
+    /// An output for partition `partition` of `topic`.
+    pub fn to_partition(topic: Topic, partition: i32, record: Record) -> Self {
+        Self {
+            topic,
+            record,
+            partition: Some(partition),
+        }
     }
 }
 

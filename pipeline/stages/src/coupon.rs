@@ -222,6 +222,7 @@ impl CouponStage {
             return;
         }
         let release = CouponDecision {
+            reply_partition: order.reply_partition,
             deadline_ms: None,
             request_id: order.request_id,
             session_id: order.session_id,
@@ -277,6 +278,7 @@ fn decision(
     now_ms: i64,
 ) -> CouponDecision {
     CouponDecision {
+        reply_partition: intent.reply_partition,
         deadline_ms: intent.deadline_ms,
         request_id: intent.request_id.clone(),
         session_id: intent.session_id.clone(),

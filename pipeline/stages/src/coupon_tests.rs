@@ -8,6 +8,7 @@ use schemas::{Item, TreasuryKind};
 
 fn intent(request: &str, user: &str, total: i64) -> IntentEvent {
     IntentEvent {
+        reply_partition: None,
         deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),
@@ -247,6 +248,7 @@ fn a_failed_order_releases_its_credit_once() {
     deliver(&s, step.emits());
     s.polled(&mut st, 0);
     let failed = OrderEvent {
+        reply_partition: None,
         order_id: "o".into(),
         request_id: "r1".into(),
         session_id: String::new(),

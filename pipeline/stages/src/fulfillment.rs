@@ -223,6 +223,7 @@ impl FulfillmentStage {
 /// The order record for grant `d`: placed, or failed with `reason`.
 fn order(d: &CouponDecision, reason: Option<&str>, now_ms: i64) -> OrderEvent {
     OrderEvent {
+        reply_partition: d.reply_partition,
         order_id: order_id(&d.campaign_id, &d.request_id),
         request_id: d.request_id.clone(),
         session_id: d.session_id.clone(),

@@ -9,6 +9,7 @@ use schemas::{DecisionOutcome, Item};
 
 fn granted(request: &str, user: &str, items: Vec<Item>) -> Record {
     Record::Decision(CouponDecision {
+        reply_partition: None,
         deadline_ms: None,
         request_id: request.into(),
         session_id: String::new(),

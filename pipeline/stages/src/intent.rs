@@ -141,6 +141,7 @@ impl IntentStage {
             now_ms
         };
         IntentEvent {
+            reply_partition: prompt.reply_partition,
             deadline_ms: prompt.deadline_ms,
             request_id: prompt.request_id,
             session_id: prompt.session_id,
@@ -256,6 +257,7 @@ mod tests {
 
     fn prompt(text: &str) -> Prompt {
         Prompt {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "r1".into(),
             session_id: "s1".into(),

@@ -17,7 +17,7 @@ use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply,
 use serde::Deserialize;
 
 use crate::Topic;
-use crate::{Collector, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan};
+use crate::{Collector, Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, StatePlan};
 use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
 use ledger::recent::Recent;
@@ -137,6 +137,9 @@ pub struct ReplyStage {
     catalog: Catalog,
     templates: Templates,
     campaigns: Arc<Campaigns>,
+    /// Partitions of `chat.gateway.replies`: a route outside them is
+    /// ignored (the reply is still on `chat.replies`).
+    gateway_partitions: i32,
 }
 
 impl ReplyStage {
@@ -145,7 +148,28 @@ impl ReplyStage {
             catalog,
             templates,
             campaigns,
+            gateway_partitions: 0,
         }
+    }
+
+    /// Copies the replies of requests that name a reply partition below
+    /// `partitions` to that partition of `chat.gateway.replies`.
+    pub fn with_gateway_partitions(mut self, partitions: i32) -> Self {
+        self.gateway_partitions = partitions;
+        self
+    }
+
+    /// Where a copy of the reply to `record` goes, if anywhere.
+    fn route(&self, record: &Record) -> Option<i32> {
+        let route = match record {
+            Record::Intent(i) => i.reply_partition,
+            Record::Decision(d) => d.reply_partition,
+            Record::Order(o) => o.reply_partition,
+            _ => None,
+        }?;
+        (0..self.gateway_partitions)
+            .contains(&route)
+            .then_some(route)
     }
 
     /// The reply a terminal record calls for, or `None` when the record is
@@ -352,201 +376,22 @@ impl Stage for ReplyStage {
             },
             other => other,
         };
+        let route = self.route(&record);
         if let Some(reply) = self.answer(&mut st.answered, record, now_ms) {
+            // Both are acknowledged before the input's offset is stored.
+            // A crash after only the reply was written loses the copy
+            // (the restored state counts the request as answered); a
+            // repeated copy is harmless, gateways keep the first
+            // (docs/architecture.md, "The gateway").
+            if let Some(partition) = route {
+                let copy = Record::Reply(reply.clone());
+                out.extend([Emit::to_partition(Topic::GatewayReplies, partition, copy)]);
+            }
             out.emit(Topic::Replies, Record::Reply(reply));
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn items() -> Vec<Item> {
-        vec![Item {
-            sku: "milk-tea".into(),
-            quantity: 2,
-            options: Default::default(),
-            unit_price_cents: 1_500,
-        }]
-    }
-
-    /// Every outcome and every reason the pipeline produces renders in both
-    /// languages, with no placeholder left unfilled.
-    #[test]
-    fn every_template_renders_in_both_languages() {
-        let t = Templates::built_in();
-        let catalog = Catalog::built_in();
-        let cases: &[(ReplyOutcome, &[Option<&str>])] = &[
-            (ReplyOutcome::OrderPlaced, &[None]),
-            (ReplyOutcome::Expired, &[Some("expired")]),
-            (
-                ReplyOutcome::OrderFailed,
-                &[
-                    Some("out_of_stock"),
-                    Some("sku_unavailable"),
-                    Some("campaign_closed"),
-                    Some("something_new"),
-                ],
-            ),
-            (
-                ReplyOutcome::Denied,
-                &[
-                    Some("budget_exhausted"),
-                    Some("already_used"),
-                    Some("not_eligible"),
-                    Some("campaign_not_active"),
-                    Some("something_new"),
-                ],
-            ),
-            (
-                ReplyOutcome::Rejected,
-                &[
-                    Some("not_understood"),
-                    Some("not_a_purchase"),
-                    Some("quantity_limit"),
-                    Some("no_item"),
-                    Some("unknown_item"),
-                    Some("something_new"),
-                ],
-            ),
-        ];
-        let items = items();
-        for locale in ["zh", "en"] {
-            for (outcome, reasons) in cases {
-                for reason in *reasons {
-                    let answer = ReplyContent {
-                        outcome: *outcome,
-                        reason: *reason,
-                        order_id: Some("CC1"),
-                        items: &items,
-                        credit_cents: 2_000,
-                        to_pay_cents: 1_000,
-                    };
-                    let text = t.render(&catalog, locale, &answer);
-                    assert!(!text.is_empty());
-                    assert!(
-                        !text.contains('{'),
-                        "{locale} {outcome:?} {reason:?}: {text}"
-                    );
-                    let has_cjk = text.chars().any(|c| ('\u{4E00}'..='\u{9FFF}').contains(&c));
-                    assert_eq!(has_cjk, locale == "zh", "{text}");
-                    // Each reason the pipeline produces has words of its
-                    // own, not the fallback's (a misspelt key would fall
-                    // back silently).
-                    let lang = if locale == "zh" { &t.zh } else { &t.en };
-                    let table = match outcome {
-                        ReplyOutcome::OrderPlaced | ReplyOutcome::Expired => continue,
-                        ReplyOutcome::OrderFailed => &lang.order_failed,
-                        ReplyOutcome::Denied => &lang.denied,
-                        ReplyOutcome::Rejected => &lang.rejected,
-                    };
-                    if let Some(r) = reason.filter(|r| *r != "something_new") {
-                        assert!(table.contains_key(r), "{locale} {outcome:?}: no `{r}`");
-                    }
-                }
-            }
-        }
-        let placed = t.render(
-            &catalog,
-            "en",
-            &ReplyContent {
-                outcome: ReplyOutcome::OrderPlaced,
-                reason: None,
-                order_id: Some("CC1"),
-                items: &items,
-                credit_cents: 2_000,
-                to_pay_cents: 1_000,
-            },
-        );
-        assert!(
-            placed.contains("CC1")
-                && placed.contains("2 × milk tea")
-                && placed.contains("¥20.00")
-                && placed.contains("¥10.00"),
-            "{placed}"
-        );
-    }
-
-    #[test]
-    fn templates_without_fallback_are_refused() {
-        let broken = BUILT_IN
-            .replacen("[zh.denied]\n", "[zh.denied]\nx = \"\"\n", 1)
-            .replace(
-                "other = \"抱歉，这单无法使用活动优惠（{reason}），没有下单。\"",
-                "",
-            );
-        assert!(Templates::parse(&broken).unwrap_err().contains("zh.denied"));
-    }
-
-    #[test]
-    fn one_reply_per_request() {
-        let stage = ReplyStage::new(
-            Catalog::built_in(),
-            Templates::built_in(),
-            ledger::fixtures::campaigns_limited(1),
-        );
-        let mut answered = Recent::new(REPLY_WINDOW);
-        let intent = schemas::IntentEvent {
-            deadline_ms: None,
-            request_id: "r1".into(),
-            session_id: "s".into(),
-            user_id: "u".into(),
-            campaign_id: "c".into(),
-            trace_id: "t".into(),
-            event_time_ms: 5,
-            prompt_time_ms: 1,
-            locale: "en".into(),
-            outcome: IntentOutcome::Rejected,
-            items: vec![],
-            coupon_code: None,
-            total_cents: 0,
-            reason: Some("not_understood".into()),
-        };
-        let reply = stage
-            .answer(&mut answered, Record::Intent(intent.clone()), 11)
-            .unwrap();
-        assert_eq!(reply.latency_ms, 10);
-        assert_eq!(reply.outcome, ReplyOutcome::Rejected);
-        assert!(
-            stage
-                .answer(&mut answered, Record::Intent(intent), 12)
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn an_expired_request_is_answered_expired_with_nothing_charged() {
-        let stage = ReplyStage::new(
-            Catalog::built_in(),
-            Templates::built_in(),
-            ledger::fixtures::campaigns_limited(1),
-        );
-        let mut answered = Recent::new(REPLY_WINDOW);
-        let failed = schemas::OrderEvent {
-            request_id: "r1".into(),
-            session_id: "s".into(),
-            user_id: "u".into(),
-            campaign_id: "c".into(),
-            trace_id: "t".into(),
-            event_time_ms: 5,
-            prompt_time_ms: 1,
-            locale: "zh".into(),
-            order_id: "CC1".into(),
-            outcome: OrderOutcome::Failed,
-            items: items(),
-            total_cents: 3_000,
-            credit_cents: 2_000,
-            to_pay_cents: 0,
-            reason: Some(EXPIRED.into()),
-        };
-        let reply = stage
-            .answer(&mut answered, Record::Order(failed), 9)
-            .expect("a reply");
-        assert_eq!(reply.outcome, ReplyOutcome::Expired);
-        assert_eq!(reply.reason.as_deref(), Some(EXPIRED));
-        assert_eq!((reply.credit_cents, reply.to_pay_cents), (0, 0));
-        assert_eq!(reply.order_id, None);
-        assert!(reply.text.contains("没有下单"), "{}", reply.text);
-    }
-}
+#[path = "reply_tests.rs"]
+mod tests;

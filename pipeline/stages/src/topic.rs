@@ -5,6 +5,9 @@
 //! `campaign.treasury` is the exception: one partition, a single log order
 //! for leases of campaign budget and stock. `chatcart.checkpoints` holds
 //! images of stage state (the runner's checkpoints), not events.
+//! `chat.gateway.replies` holds copies of the replies to requests that came
+//! through a `chatcart gateway`, each on the partition its gateway instance
+//! reads, so no instance reads every reply.
 
 /// One of chatcart's topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,11 +20,12 @@ pub enum Topic {
     Treasury,
     Dlq,
     Checkpoints,
+    GatewayReplies,
 }
 
 impl Topic {
     /// Every topic, in flow order.
-    pub const ALL: [Topic; 8] = [
+    pub const ALL: [Topic; 9] = [
         Topic::Prompts,
         Topic::Intents,
         Topic::Decisions,
@@ -30,10 +34,12 @@ impl Topic {
         Topic::Treasury,
         Topic::Dlq,
         Topic::Checkpoints,
+        Topic::GatewayReplies,
     ];
 
-    /// The topics that carry events (every one but the checkpoints): what
-    /// analytics records and the auditor reads.
+    /// The topics that carry events (every one but the checkpoints and the
+    /// gateways' copies of replies): what analytics records and the auditor
+    /// reads.
     pub const EVENTS: [Topic; 7] = [
         Topic::Prompts,
         Topic::Intents,
@@ -55,6 +61,7 @@ impl Topic {
             Topic::Treasury => "campaign.treasury",
             Topic::Dlq => "chatcart.dlq",
             Topic::Checkpoints => "chatcart.checkpoints",
+            Topic::GatewayReplies => "chat.gateway.replies",
         }
     }
 

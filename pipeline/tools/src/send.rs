@@ -112,6 +112,7 @@ pub fn prompt(
         format!("cli-{now}-{}-{n}", std::process::id())
     });
     Prompt {
+        reply_partition: None,
         deadline_ms: None,
         session_id: format!("cli-{user_id}"),
         trace_id: request_id.clone(),

@@ -29,6 +29,7 @@ struct JsonPrompt {
     text: Option<String>,
     locale: Option<String>,
     deadline_ms: Option<i64>,
+    reply_partition: Option<i32>,
 }
 
 pub(super) fn prompt_from_json(json: &[u8]) -> Result<Prompt, CodecError> {
@@ -56,6 +57,7 @@ pub(super) fn prompt_from_json(json: &[u8]) -> Result<Prompt, CodecError> {
         event_time_ms: parsed.event_time_ms.unwrap_or(0),
         locale: parsed.locale,
         deadline_ms: parsed.deadline_ms,
+        reply_partition: parsed.reply_partition,
     })
 }
 

@@ -28,6 +28,7 @@ pub const PROMPT_V1: &str = r#"{
 
 pub fn prompt() -> Prompt {
     Prompt {
+        reply_partition: None,
         deadline_ms: None,
         request_id: "req-1".into(),
         session_id: "sess-9".into(),
@@ -69,6 +70,7 @@ pub fn all_records() -> Vec<Record> {
             ..prompt()
         }),
         Record::Intent(IntentEvent {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "req-1".into(),
             session_id: "sess-9".into(),
@@ -85,6 +87,7 @@ pub fn all_records() -> Vec<Record> {
             reason: None,
         }),
         Record::Intent(IntentEvent {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "req-2".into(),
             session_id: String::new(),
@@ -101,6 +104,7 @@ pub fn all_records() -> Vec<Record> {
             reason: Some("not_a_purchase".into()),
         }),
         Record::Decision(CouponDecision {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "req-1".into(),
             session_id: "sess-9".into(),
@@ -117,6 +121,7 @@ pub fn all_records() -> Vec<Record> {
             reason: Some("budget_exhausted".into()),
         }),
         Record::Order(OrderEvent {
+            reply_partition: None,
             request_id: "req-1".into(),
             session_id: "sess-9".into(),
             user_id: "user-42".into(),
@@ -213,6 +218,7 @@ pub fn prompt_datum(request_id: &str, text: &[u8]) -> Vec<u8> {
     put_str(&mut out, text);
     put_long(&mut out, 0); // locale: union branch 0, null
     put_long(&mut out, 0); // deadline_ms: null
+    put_long(&mut out, 0); // reply_partition: null
     out
 }
 

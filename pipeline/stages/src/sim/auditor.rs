@@ -347,6 +347,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
     let mut emitted = Vec::new();
     for i in 0..3 {
         let grant = Record::Decision(schemas::CouponDecision {
+            reply_partition: None,
             deadline_ms: None,
             request_id: format!("r{i}"),
             session_id: String::new(),

@@ -357,6 +357,7 @@ impl World {
         let deadline_ms = (self.rng.u32(0..100) < self.cfg.deadline_percent)
             .then(|| self.now + self.rng.i64(0..5_000));
         let intent = IntentEvent {
+            reply_partition: None,
             deadline_ms,
             request_id: format!("r{}", self.made),
             session_id: String::new(),
@@ -763,6 +764,7 @@ impl World {
                 if let Record::Intent(i) = r {
                     if requests.insert(i.request_id.clone()) {
                         logs.prompts.push(Prompt {
+                            reply_partition: None,
                             deadline_ms: None,
                             request_id: i.request_id.clone(),
                             session_id: String::new(),

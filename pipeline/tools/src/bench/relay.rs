@@ -42,6 +42,7 @@ pub const fn relay_name(from: Topic) -> &'static str {
         Topic::Treasury => "relay-campaign.treasury",
         Topic::Dlq => "relay-chatcart.dlq",
         Topic::Checkpoints => "relay-chatcart.checkpoints",
+        Topic::GatewayReplies => "relay-chat.gateway.replies",
     }
 }
 

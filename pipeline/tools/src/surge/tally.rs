@@ -386,6 +386,7 @@ mod tests {
     #[test]
     fn relayed_prompts_count_without_outcomes() {
         let prompt = Record::Prompt(schemas::Prompt {
+            reply_partition: None,
             deadline_ms: None,
             request_id: "x-1".into(),
             session_id: String::new(),

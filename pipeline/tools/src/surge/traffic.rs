@@ -324,6 +324,7 @@ impl Traffic {
         Sent {
             delivery: Delivery {
                 prompt: Prompt {
+                    reply_partition: None,
                     deadline_ms: None,
                     trace_id: request_id.clone(),
                     request_id,
