@@ -6,6 +6,8 @@
 //! - [`services`]: where the broker and ClickHouse under test are; logging.
 //! - [`namespace`]: a test's own topics, groups, database and folder.
 //! - [`fixtures`]: the prompts scenarios are built from.
+//! - [`gateway`]: `chatcart gateway` in-process, and an HTTP client for its
+//!   answers and event streams.
 //! - [`pipeline`]: stages running inside the test process.
 //! - [`child`]: `chatcart` as a child process (to SIGKILL or drain it),
 //!   and the configuration file it reads.
@@ -19,6 +21,7 @@
 pub mod checks;
 pub mod child;
 pub mod fixtures;
+pub mod gateway;
 pub mod namespace;
 pub mod pipeline;
 pub mod private_clickhouse;
@@ -28,6 +31,7 @@ pub mod topics;
 pub use checks::*;
 pub use child::*;
 pub use fixtures::*;
+pub use gateway::*;
 pub use namespace::*;
 pub use pipeline::*;
 pub use private_clickhouse::*;

@@ -292,7 +292,7 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
 /// Follows `campaign.treasury` from its start for the coupon and fulfillment
 /// stages, folding every record into `treasury`, until `shutdown` fires or
 /// the stages are gone.
-async fn follow_treasury(
+pub async fn follow_treasury(
     ctx: Context,
     treasury: Arc<TreasuryView>,
     shutdown: Shutdown,

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use ledger::campaign::{CampaignConfig, CampaignError, Campaigns};
 use llm::{LlmConfig, LlmConfigError};
 
+mod gateway;
+
+pub use gateway::GatewayConfig;
+
 /// Everything a chatcart process can be configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,6 +31,7 @@ pub struct Settings {
     pub intent: IntentConfig,
     pub runtime: RuntimeConfig,
     pub codec: CodecConfig,
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Settings {
@@ -40,6 +45,7 @@ impl Default for Settings {
             intent: IntentConfig::default(),
             runtime: RuntimeConfig::default(),
             codec: CodecConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -221,6 +227,7 @@ impl Settings {
             ));
         }
         self.intent.llm.validate()?;
+        self.gateway.validate(self.kafka.partitions)?;
         if !(1..=1_000_000).contains(&self.runtime.max_in_flight) {
             return Err(invalid(
                 "runtime.max_in_flight",

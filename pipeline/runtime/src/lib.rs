@@ -24,6 +24,8 @@
 //! - [`health`]: which parts of the process can do their work, and the
 //!   optional `GET /health` endpoint.
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
+//! - [`lag`]: each stage's backlog and rate per partition, read from its
+//!   group's committed offsets (the gateway's admission, operators).
 //! - [`app`]: wiring stages into a process; [`config`]: the settings;
 //!   [`topics`]: the topics' full names. The runner itself takes only the
 //!   `kafka` and `runtime` sections ([`Context`]).
@@ -33,6 +35,7 @@ pub mod app;
 pub mod checkpoint;
 pub mod config;
 pub mod health;
+pub mod lag;
 pub mod produce;
 pub mod rebalance;
 mod restore;

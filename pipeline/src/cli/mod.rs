@@ -4,6 +4,7 @@
 //! # Layout
 //! - `topics`, `run`, `relay`: create the topics; run stages, or the
 //!   benchmark's no-op relay, until SIGINT/SIGTERM.
+//! - `gateway`: the HTTP front door for chat front-ends.
 //! - `send`, `demo`, `extract`: try the pipeline by hand.
 //! - `surge`, `bench`: load and measure it.
 //! - `migrate`, `report`, `audit`: the analytics tables, a campaign's
@@ -13,6 +14,7 @@ mod audit;
 mod bench;
 mod demo;
 mod extract;
+mod gateway;
 mod migrate;
 mod relay;
 mod report;
@@ -48,6 +50,10 @@ enum Command {
     },
     /// Run one or more stages in this process until SIGINT/SIGTERM.
     Run(run::Args),
+    /// Serve the HTTP front door for chat front-ends until SIGINT/SIGTERM:
+    /// admits prompts by the pipeline's measured wait, publishes them and
+    /// streams each person a queued and a final answer.
+    Gateway(gateway::Args),
     /// Publish one prompt, as a chat front-end would.
     Send(send::Args),
     /// Create or update the analytics tables and views in ClickHouse
@@ -98,6 +104,7 @@ impl Cli {
         match self.command {
             Command::Topics { action } => topics::run(action, &config).await,
             Command::Run(args) => run::run(args, &config).await,
+            Command::Gateway(args) => gateway::run(args, &config).await,
             Command::Send(args) => send::run(args, &config).await,
             Command::Migrate => migrate::run(&config).await,
             Command::Audit(args) => audit::run(args, &config).await,

@@ -1,0 +1,226 @@
+//! Whether a new request is admitted, and the wait it is promised: pure
+//! arithmetic over the stages' lags ([`runtime::lag::Lags`]), so it is
+//! tested without a broker.
+//!
+//! A request joins the queue of its partition at every stage in turn, so
+//! its wait is the sum, over the stages, of the backlog a stage has on
+//! that partition divided by the rate it works that partition at, plus the
+//! pipeline's own latency when nothing is queued. Committed offsets trail
+//! the work by up to one commit interval, so a stage's backlog is first
+//! reduced by what it does in that interval. A stage that has a backlog on
+//! the partition and has not moved for `stall` is stalled: no wait can be
+//! promised, and the request is shed.
+
+use std::time::Duration;
+
+use runtime::lag::{Lags, STAGES};
+
+/// How often stages commit (the runner's auto-commit interval).
+const COMMIT_INTERVAL_SECS: f64 = 1.0;
+
+/// What the gateway says to a new request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Admission {
+    /// Publish it. `position` requests are ahead of it at the first stage;
+    /// `wait` is the estimate.
+    Admit { position: i64, wait: Duration },
+    /// Answer `429`: the estimate is over the limit (`wait`), or a stage is
+    /// stalled (`wait` is `None`). Try again after `retry_after`.
+    Shed {
+        wait: Option<Duration>,
+        retry_after: Duration,
+    },
+}
+
+/// The limits admission works within.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_wait: Duration,
+    pub stall: Duration,
+}
+
+/// Decides for a request on `partition`, with `ahead` requests this
+/// gateway admitted there since the lags were read, given `base`, the
+/// pipeline's latency when nothing is queued.
+pub fn admit(
+    lags: &Lags,
+    partition: usize,
+    ahead: i64,
+    base: Duration,
+    limits: Limits,
+) -> Admission {
+    let mut wait = base.as_secs_f64();
+    for stage in 0..STAGES.len() {
+        let extra = if stage == 0 { ahead } else { 0 };
+        let lag = lags.lag(stage, partition) + extra;
+        if lag == 0 {
+            continue;
+        }
+        let Some(progress) = lags.progress(stage, partition) else {
+            continue;
+        };
+        if lags.stalled_for(stage, partition) >= limits.stall {
+            return Admission::Shed {
+                wait: None,
+                retry_after: limits.max_wait,
+            };
+        }
+        if progress.rate <= 0.0 {
+            // Idle until now: the backlog just appeared, nothing to divide by.
+            continue;
+        }
+        let queued = (lag as f64 - progress.rate * COMMIT_INTERVAL_SECS).max(0.0);
+        wait += queued / progress.rate;
+    }
+    let wait = Duration::from_secs_f64(wait.min(1e6));
+    if wait > limits.max_wait {
+        // By then the backlog ahead has shrunk to what the limit allows.
+        let retry_after = (wait - limits.max_wait).clamp(Duration::from_secs(1), limits.max_wait);
+        return Admission::Shed {
+            wait: Some(wait),
+            retry_after,
+        };
+    }
+    Admission::Admit {
+        position: lags.lag(0, partition) + ahead,
+        wait,
+    }
+}
+
+/// The pipeline's latency when nothing is queued, learnt from the answers
+/// to requests that were admitted without a queue.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseLatency {
+    secs: f64,
+}
+
+impl Default for BaseLatency {
+    fn default() -> Self {
+        Self { secs: 0.5 }
+    }
+}
+
+impl BaseLatency {
+    /// Folds in one observed latency (moving average; a stray outlier of a
+    /// minute moves it by at most a few seconds, and it stays within 10 s).
+    pub fn observe(&mut self, latency: Duration) {
+        let x = latency.as_secs_f64().min(60.0);
+        self.secs = (0.95 * self.secs + 0.05 * x).clamp(0.0, 10.0);
+    }
+
+    pub fn get(self) -> Duration {
+        Duration::from_secs_f64(self.secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use runtime::lag::{LagSample, Position};
+
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_wait: Duration::from_secs(20),
+        stall: Duration::from_secs(5),
+    };
+
+    /// Lags after `secs` one-second samples in which the intent stage
+    /// committed `rate`/s on partition 0 while `backlog` stayed queued.
+    fn lags(secs: u64, rate: i64, backlog: i64) -> Lags {
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for s in 0..=secs {
+            let committed = rate * s as i64;
+            let mut stages = vec![vec![Position::default(); 2]; STAGES.len()];
+            stages[0][0] = Position {
+                committed,
+                end: committed + backlog,
+            };
+            lags.push(LagSample {
+                at: t0 + Duration::from_secs(s),
+                stages,
+            });
+        }
+        lags
+    }
+
+    #[test]
+    fn the_wait_is_the_backlog_over_the_rate_beyond_one_commit_interval() {
+        let base = Duration::from_millis(500);
+        // 1,100 queued at 100/s: 100 of them are committed-offset lag.
+        match admit(&lags(6, 100, 1_100), 0, 0, base, LIMITS) {
+            Admission::Admit { position, wait } => {
+                assert_eq!(position, 1_100);
+                assert!((wait.as_secs_f64() - 10.5).abs() < 1e-6, "{wait:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // This gateway's own admissions since the sample count too.
+        let Admission::Admit { position, wait } = admit(&lags(6, 100, 1_100), 0, 500, base, LIMITS)
+        else {
+            panic!("admitted");
+        };
+        assert_eq!(position, 1_600);
+        assert!((wait.as_secs_f64() - 15.5).abs() < 1e-6, "{wait:?}");
+        // Another partition has nothing queued: the base latency.
+        assert_eq!(
+            admit(&lags(6, 100, 1_100), 1, 0, base, LIMITS),
+            Admission::Admit {
+                position: 0,
+                wait: base
+            }
+        );
+    }
+
+    #[test]
+    fn over_the_limit_or_stalled_is_shed() {
+        let base = Duration::from_millis(500);
+        match admit(&lags(6, 100, 3_100), 0, 0, base, LIMITS) {
+            Admission::Shed {
+                wait: Some(wait),
+                retry_after,
+            } => {
+                assert!((wait.as_secs_f64() - 30.5).abs() < 1e-6);
+                assert!((retry_after.as_secs_f64() - 10.5).abs() < 1e-6);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A backlog that has not moved for the stall time: shed, whatever
+        // its size.
+        assert_eq!(
+            admit(&lags(6, 0, 10), 0, 0, base, LIMITS),
+            Admission::Shed {
+                wait: None,
+                retry_after: LIMITS.max_wait
+            }
+        );
+        // Not moving, but only just queued (an idle stage): admitted.
+        let mut idle = lags(6, 0, 0);
+        let last = idle.latest().cloned().expect("samples");
+        let mut stages = last.stages.clone();
+        stages[0][0].end += 1;
+        idle.push(LagSample {
+            at: last.at + Duration::from_millis(100),
+            stages,
+        });
+        assert!(matches!(
+            admit(&idle, 0, 0, base, LIMITS),
+            Admission::Admit { position: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn the_base_latency_follows_what_is_observed_within_bounds() {
+        let mut b = BaseLatency::default();
+        for _ in 0..200 {
+            b.observe(Duration::from_millis(200));
+        }
+        assert!((b.get().as_secs_f64() - 0.2).abs() < 0.01, "{:?}", b.get());
+        for _ in 0..500 {
+            b.observe(Duration::from_secs(3_600));
+        }
+        assert!(b.get() <= Duration::from_secs(10));
+    }
+}

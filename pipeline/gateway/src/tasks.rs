@@ -1,0 +1,240 @@
+//! What runs beside the HTTP server: the reader of this instance's reply
+//! partition, the lag sampler, the treasury follower and the forgetting of
+//! old requests; and the listener that bounds open connections.
+
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use runtime::lag::LagSampler;
+use runtime::{Settings, Shutdown};
+use schemas::Record;
+use stages::Topic;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::Gateway;
+
+/// How many of the newest records of the reply partition a starting
+/// instance reads back, so it can answer resumes of what its predecessor
+/// accepted.
+const READ_BACK: i64 = 50_000;
+
+/// Runs the server and its tasks until `shutdown` fires or one fails.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    runtime::app::check_topics_of(
+        &settings,
+        &[Topic::Prompts, Topic::GatewayReplies, Topic::Treasury],
+    )
+    .await?;
+    tracing::info!(listen = %listener.local_addr()?, instance = gw.config.instance, "gateway ready");
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    tasks.spawn(read_replies(
+        Arc::clone(&gw),
+        settings.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(sample_lag(
+        Arc::clone(&gw),
+        settings.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(forget_old(Arc::clone(&gw), shutdown.clone()));
+    let ctx = runtime::Context::new(
+        settings.kafka.clone(),
+        settings.runtime.clone(),
+        schemas::Codec::new(),
+        Arc::default(),
+    );
+    tasks.spawn(runtime::app::follow_treasury(
+        ctx,
+        Arc::clone(&gw.treasury),
+        shutdown.clone(),
+    ));
+    let listener = Bounded {
+        listener,
+        permits: Arc::new(Semaphore::new(gw.config.max_connections)),
+    };
+    let app = crate::http::router(Arc::clone(&gw));
+    let mut stop = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+            .context("serving HTTP")
+    });
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+            tracing::error!(error = %format!("{e:#}"), "gateway task failed; stopping");
+            first_error.get_or_insert(e);
+            tasks.abort_all();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Reads this instance's partition of `chat.gateway.replies` and hands each
+/// reply to the request waiting for it.
+async fn read_replies(
+    gw: Arc<Gateway>,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let topic = gw.topics.name(Topic::GatewayReplies).to_owned();
+        let p = gw.config.instance;
+        let end = connectors::kafka::end_offset(&settings.kafka, &topic, p)?;
+        let tail = connectors::kafka::Tail::new(&settings.kafka, &topic)?;
+        tail.assign(&[(p, (end - READ_BACK).max(0))])?;
+        while !shutdown.is_fired() {
+            let Some(message) = tail.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let payload = rdkafka::Message::payload(&message?)
+                .unwrap_or_default()
+                .to_vec();
+            match gw.codec.decode(&payload) {
+                Ok(Record::Reply(reply)) => {
+                    if let Some((took, None)) = gw.requests.answer(reply, Instant::now()) {
+                        gw.base
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .observe(took);
+                    }
+                }
+                _ => tracing::warn!(topic, "skipped a record that is not a reply"),
+            }
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// Reads every stage's lag every `gateway.sample_ms`.
+async fn sample_lag(
+    gw: Arc<Gateway>,
+    settings: Settings,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        let sampler = LagSampler::new(&settings)?;
+        let mut failures = 0u64;
+        while !shutdown.is_fired() {
+            let started = Instant::now();
+            match sampler.sample() {
+                Ok(sample) => {
+                    let mut lags = gw.lags.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut ahead = gw.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+                    lags.push(sample);
+                    ahead.iter_mut().for_each(|n| *n = 0);
+                }
+                Err(error) => {
+                    failures += 1;
+                    // Admission keeps using the last reading meanwhile.
+                    tracing::warn!(%error, failures, "reading the stages' lag failed");
+                }
+            }
+            std::thread::sleep(gw.config.sample_every().saturating_sub(started.elapsed()));
+        }
+        Ok(())
+    })
+    .await?
+}
+
+/// Forgets answers kept long enough and requests given up on, every second.
+async fn forget_old(gw: Arc<Gateway>, mut shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => gw.requests.evict(Instant::now()),
+            () = shutdown.wait() => return Ok(()),
+        }
+    }
+}
+
+/// A listener that holds at most `permits` connections open; the next
+/// waits in the kernel's backlog until one closes.
+struct Bounded {
+    listener: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl axum::serve::Listener for Bounded {
+    type Io = Counted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                // The semaphore is never closed.
+                continue;
+            };
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        Counted {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather
+                    // than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> tokio::io::Result<Self::Addr> {
+        self.listener.local_addr()
+    }
+}
+
+/// A connection that gives its permit back when it closes.
+struct Counted {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}

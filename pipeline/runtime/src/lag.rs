@@ -1,0 +1,311 @@
+//! How far each stage is behind, per partition, and how fast it is moving:
+//! the numbers the gateway's admission estimates a wait from and an
+//! operator scales by.
+//!
+//! A [`LagSampler`] reads, for every stage's consumer group, the committed
+//! offset of each input partition and the partition's end (its high
+//! watermark), without joining the group. A [`Lags`] keeps the last
+//! samples and turns them into backlogs and rates; it is pure, so the
+//! arithmetic is tested without a broker.
+//!
+//! Two things to know when reading the numbers. Committed offsets trail
+//! what a stage has handled by up to one auto-commit interval (1 s), so a
+//! busy stage always shows about a second of traffic as lag. And on Tansu
+//! 0.6 a partition's end, as ListOffsets reports it, is the first offset of
+//! its last batch, so lag is a lower bound by up to one batch.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use connectors::ConnectorError;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use stages::{StageId, Topic};
+
+use crate::Settings;
+use crate::topics::TopicNames;
+
+/// The stages whose lag is sampled, in flow order, with their inputs.
+pub const STAGES: [(StageId, &[Topic]); 4] = [
+    (StageId::Intent, &[Topic::Prompts]),
+    (StageId::Coupon, &[Topic::Intents, Topic::Orders]),
+    (StageId::Fulfillment, &[Topic::Decisions]),
+    (
+        StageId::Reply,
+        &[Topic::Intents, Topic::Decisions, Topic::Orders],
+    ),
+];
+
+/// One reading of every stage's position, partition by partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagSample {
+    /// When it was read.
+    pub at: Instant,
+    /// Per stage of [`STAGES`], per partition: offsets committed (summed
+    /// over the stage's inputs), and where those inputs end.
+    pub stages: Vec<Vec<Position>>,
+}
+
+/// Where a stage stands on one partition (summed over its inputs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub committed: i64,
+    pub end: i64,
+}
+
+impl Position {
+    /// Records not yet committed: the backlog.
+    pub fn lag(self) -> i64 {
+        (self.end - self.committed).max(0)
+    }
+}
+
+/// Reads [`LagSample`]s. Blocking: call [`LagSampler::sample`] from a
+/// blocking thread.
+pub struct LagSampler {
+    partitions: i32,
+    topics: TopicNames,
+    /// One client per stage group (it never joins: it only fetches the
+    /// group's committed offsets), and one for the watermarks.
+    groups: Vec<BaseConsumer>,
+    watermarks: BaseConsumer,
+    timeout: Duration,
+}
+
+impl LagSampler {
+    pub fn new(settings: &Settings) -> Result<Self, ConnectorError> {
+        let kafka = &settings.kafka;
+        let groups = STAGES
+            .iter()
+            .map(|(stage, _)| {
+                let mut cfg = kafka.client_config();
+                cfg.set(
+                    "group.id",
+                    format!("{}.{}", kafka.group_prefix, stage.name()),
+                )
+                .set("enable.auto.commit", "false");
+                cfg.create().map_err(ConnectorError::from)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            partitions: kafka.partitions,
+            topics: TopicNames::new(kafka),
+            groups,
+            watermarks: kafka.client_config().create()?,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// Reads every stage's committed offsets and every input's end.
+    pub fn sample(&self) -> Result<LagSample, ConnectorError> {
+        let inputs = [
+            Topic::Prompts,
+            Topic::Intents,
+            Topic::Decisions,
+            Topic::Orders,
+        ];
+        let mut ends = Vec::with_capacity(inputs.len());
+        for topic in inputs {
+            let name = self.topics.name(topic);
+            let mut per = Vec::with_capacity(self.partitions as usize);
+            for p in 0..self.partitions {
+                per.push(self.watermarks.fetch_watermarks(name, p, self.timeout)?.1);
+            }
+            ends.push((topic, per));
+        }
+        let end_of = |topic: Topic, p: usize| {
+            ends.iter()
+                .find(|(t, _)| *t == topic)
+                .map_or(0, |(_, per)| per[p])
+        };
+        let mut stages = Vec::with_capacity(STAGES.len());
+        for ((_, inputs), group) in STAGES.iter().zip(&self.groups) {
+            let mut tpl = TopicPartitionList::new();
+            for topic in *inputs {
+                for p in 0..self.partitions {
+                    tpl.add_partition(self.topics.name(*topic), p);
+                }
+            }
+            let committed = group.committed_offsets(tpl, self.timeout)?;
+            let mut per = vec![Position::default(); self.partitions as usize];
+            for topic in *inputs {
+                let name = self.topics.name(*topic);
+                for (p, at) in per.iter_mut().enumerate() {
+                    // A group that never committed starts at the beginning.
+                    let offset = committed
+                        .find_partition(name, p as i32)
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        })
+                        .unwrap_or(0);
+                    at.committed += offset;
+                    at.end += end_of(*topic, p);
+                }
+            }
+            stages.push(per);
+        }
+        Ok(LagSample {
+            at: Instant::now(),
+            stages,
+        })
+    }
+}
+
+/// The last samples, turned into backlogs and rates.
+#[derive(Debug, Clone)]
+pub struct Lags {
+    samples: VecDeque<LagSample>,
+    /// Rates are measured over about this long.
+    window: Duration,
+}
+
+impl Lags {
+    /// Rates over `window` (a few commit intervals smooths the steps
+    /// committed offsets move in).
+    pub fn new(window: Duration) -> Self {
+        Self {
+            samples: VecDeque::new(),
+            window,
+        }
+    }
+
+    /// Adds a sample; keeps only those needed for the window.
+    pub fn push(&mut self, sample: LagSample) {
+        self.samples.push_back(sample);
+        while self.samples.len() > 2
+            && self.samples[1].at + self.window
+                <= self.samples.back().map_or(self.samples[1].at, |s| s.at)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// The newest sample.
+    pub fn latest(&self) -> Option<&LagSample> {
+        self.samples.back()
+    }
+
+    /// How many partitions the samples cover.
+    pub fn partitions(&self) -> usize {
+        self.latest()
+            .and_then(|s| s.stages.first())
+            .map_or(0, Vec::len)
+    }
+
+    /// Backlog of stage `stage` (an index of [`STAGES`]) on partition `p`.
+    pub fn lag(&self, stage: usize, p: usize) -> i64 {
+        self.latest()
+            .and_then(|s| s.stages.get(stage)?.get(p).copied())
+            .map_or(0, Position::lag)
+    }
+
+    /// Records per second stage `stage` committed on partition `p` over the
+    /// window, and how long ago its committed offset last moved (`None`
+    /// with fewer than two samples).
+    pub fn progress(&self, stage: usize, p: usize) -> Option<Progress> {
+        let newest = self.samples.back()?;
+        let oldest = self.samples.front()?;
+        let at = |s: &LagSample| s.stages.get(stage)?.get(p).copied();
+        let (now, then) = (at(newest)?, at(oldest)?);
+        let secs = newest.at.duration_since(oldest.at).as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let rate = (now.committed - then.committed).max(0) as f64 / secs;
+        // The newest sample whose offset differs from the latest one marks
+        // the last movement; none means it has not moved in the window.
+        let moved = self
+            .samples
+            .iter()
+            .rev()
+            .find(|s| at(s).is_some_and(|x| x.committed != now.committed))
+            .map(|s| newest.at.duration_since(s.at));
+        Some(Progress {
+            rate,
+            still_for: moved.unwrap_or_else(|| newest.at.duration_since(oldest.at)),
+        })
+    }
+}
+
+impl Lags {
+    /// How long stage `stage` has had a backlog on partition `p` without
+    /// its committed offset moving (zero when it has none or it moved in
+    /// the newest sample). An idle stage that just received a record is
+    /// not stalled.
+    pub fn stalled_for(&self, stage: usize, p: usize) -> Duration {
+        let at = |s: &LagSample| s.stages.get(stage)?.get(p).copied();
+        let Some(newest) = self.samples.back() else {
+            return Duration::ZERO;
+        };
+        let Some(now) = at(newest) else {
+            return Duration::ZERO;
+        };
+        let mut since = newest.at;
+        for s in self.samples.iter().rev() {
+            match at(s) {
+                Some(x) if x.committed == now.committed && x.lag() > 0 => since = s.at,
+                _ => break,
+            }
+        }
+        newest.at.duration_since(since)
+    }
+}
+
+/// How a stage moves on one partition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Records committed per second over the window.
+    pub rate: f64,
+    /// How long the committed offset has not moved (at most the window).
+    pub still_for: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at: Instant, committed: i64, end: i64) -> LagSample {
+        LagSample {
+            at,
+            stages: vec![vec![Position { committed, end }]; STAGES.len()],
+        }
+    }
+
+    #[test]
+    fn rates_and_stillness_come_from_the_window() {
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(3));
+        lags.push(sample(t0, 0, 100));
+        assert_eq!(lags.progress(0, 0), None, "one sample is no rate");
+        lags.push(sample(t0 + Duration::from_secs(1), 100, 300));
+        lags.push(sample(t0 + Duration::from_secs(2), 300, 500));
+        let p = lags.progress(0, 0).expect("a rate");
+        assert!((p.rate - 150.0).abs() < 1e-9, "{p:?}");
+        assert_eq!(p.still_for, Duration::from_secs(1));
+        assert_eq!(lags.lag(0, 0), 200);
+        // Stalled: the offset stays while the end grows.
+        for s in 3..=6 {
+            lags.push(sample(
+                t0 + Duration::from_secs(s),
+                300,
+                500 + 100 * s as i64,
+            ));
+        }
+        let p = lags.progress(0, 0).expect("a rate");
+        assert_eq!(p.rate, 0.0);
+        assert!(p.still_for >= Duration::from_secs(3), "{p:?}");
+        assert_eq!(lags.lag(0, 0), 800);
+        assert_eq!(lags.stalled_for(0, 0), Duration::from_secs(3));
+        assert!(lags.samples.len() <= 5, "bounded by the window");
+        // A committed offset past a (lower-bound) end is no negative lag.
+        assert_eq!(
+            Position {
+                committed: 10,
+                end: 7
+            }
+            .lag(),
+            0
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! `chatcart gateway` under test: in this process (on a port of its own)
+//! or as a child process (to SIGKILL it), and an HTTP client that reads
+//! its answers, JSON bodies and event streams alike.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use runtime::Settings;
+use runtime::shutdown::Trigger;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+/// A gateway running in this process.
+pub struct GatewayUnderTest {
+    pub addr: SocketAddr,
+    trigger: Trigger,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl GatewayUnderTest {
+    /// Starts instance `instance` of the gateway for `settings` on a free
+    /// loopback port, and waits until it answers.
+    pub async fn start(settings: &Settings, instance: i32) -> Self {
+        let mut settings = settings.clone();
+        settings.gateway.instance = instance;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (trigger, shutdown) = runtime::Shutdown::new();
+        let codec = runtime::app::codec(&settings).expect("the codec");
+        let task = tokio::spawn(::gateway::serve(listener, settings, codec, shutdown));
+        wait_until_serving(addr).await;
+        Self {
+            addr,
+            trigger,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops it as SIGTERM would.
+    pub async fn stop(self) {
+        self.trigger.fire();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "the gateway did not stop cleanly: {stopped:?}"
+        );
+    }
+}
+
+/// Waits until something answers HTTP on `addr` (a `404` for an unknown
+/// request is an answer).
+pub async fn wait_until_serving(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("http://{addr}/v1/prompts/none-such");
+    while Instant::now() < deadline {
+        if reqwest::get(&url).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway at {addr} did not answer within 60 s");
+}
+
+/// A free loopback port (bound and released: another process could take
+/// it in between, which on a test machine does not happen in practice).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An answer read whole: the status, `Retry-After`, and the JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: Value,
+}
+
+/// `POST url` with `body`, read as one JSON answer (use `?wait=`).
+pub async fn post_json(url: &str, body: &[u8]) -> Answer {
+    let r = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("the gateway answers");
+    answer_of(r).await
+}
+
+/// `GET url`, read as one JSON answer.
+pub async fn get_json(url: &str) -> Answer {
+    answer_of(reqwest::get(url).await.expect("the gateway answers")).await
+}
+
+async fn answer_of(r: reqwest::Response) -> Answer {
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// One event of a stream, and how long after the request it came.
+#[derive(Debug, Clone)]
+pub struct StreamEvent {
+    pub name: String,
+    pub data: Value,
+    pub after: Duration,
+}
+
+/// `POST url` with `body` (or `GET url` when `body` is `None`) as an event
+/// stream, read to its end (at most `timeout`). A non-stream answer comes
+/// back as `Err`.
+pub async fn stream(
+    url: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<Vec<StreamEvent>, Answer> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let request = match body {
+        Some(b) => client.post(url).body(b.to_vec()),
+        None => client.get(url),
+    };
+    let mut r = request.send().await.expect("the gateway answers");
+    let is_stream = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if !is_stream {
+        return Err(answer_of(r).await);
+    }
+    let mut events = Vec::new();
+    let mut buffer = String::new();
+    let deadline = started + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = match tokio::time::timeout(left, r.chunk()).await {
+            Ok(Ok(Some(chunk))) => chunk,
+            Ok(Ok(None)) => break,
+            Ok(Err(e)) => panic!("reading the stream: {e}"),
+            Err(_) => panic!("the stream did not end within {timeout:?}: {events:?}"),
+        };
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let (mut name, mut data) = (String::new(), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    name = v.trim().to_owned();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            if !name.is_empty() {
+                events.push(StreamEvent {
+                    name,
+                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
+                    after: started.elapsed(),
+                });
+            }
+        }
+    }
+    Ok(events)
+}
+
+/// A prompt's JSON body.
+pub fn prompt_body(request_id: &str, user_id: &str, text: &str) -> Vec<u8> {
+    serde_json::json!({"request_id": request_id, "user_id": user_id, "text": text})
+        .to_string()
+        .into_bytes()
+}
