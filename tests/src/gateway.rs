@@ -9,6 +9,7 @@ use runtime::Settings;
 use runtime::shutdown::Trigger;
 use serde_json::Value;
 use tokio::task::JoinHandle;
+use tools::gateway_client::{Answered, request};
 
 /// A gateway running in this process.
 pub struct GatewayUnderTest {
@@ -84,38 +85,6 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// `POST url` with `body`, read as one JSON answer (use `?wait=`).
-pub async fn post_json(url: &str, body: &[u8]) -> Answer {
-    let r = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("the gateway answers");
-    answer_of(r).await
-}
-
-/// `GET url`, read as one JSON answer.
-pub async fn get_json(url: &str) -> Answer {
-    answer_of(reqwest::get(url).await.expect("the gateway answers")).await
-}
-
-async fn answer_of(r: reqwest::Response) -> Answer {
-    let status = r.status().as_u16();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer {
-        status,
-        retry_after,
-        body,
-    }
-}
-
 /// One event of a stream, and how long after the request it came.
 #[derive(Debug, Clone)]
 pub struct StreamEvent {
@@ -124,61 +93,53 @@ pub struct StreamEvent {
     pub after: Duration,
 }
 
-/// `POST url` with `body` (or `GET url` when `body` is `None`) as an event
-/// stream, read to its end (at most `timeout`). A non-stream answer comes
-/// back as `Err`.
+/// `POST url` with `body` (or `GET url` when `body` is `None`), read to
+/// its end (at most `timeout`): the events of a stream, or a JSON answer
+/// as `Err`.
 pub async fn stream(
     url: &str,
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<Vec<StreamEvent>, Answer> {
-    let client = reqwest::Client::new();
     let started = Instant::now();
-    let request = match body {
-        Some(b) => client.post(url).body(b.to_vec()),
-        None => client.get(url),
-    };
-    let mut r = request.send().await.expect("the gateway answers");
-    let is_stream = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_stream {
-        return Err(answer_of(r).await);
+    let client = reqwest::Client::new();
+    let answered = request(&client, url, body.map(<[u8]>::to_vec), timeout)
+        .await
+        .expect("the gateway answers");
+    match answered {
+        Answered::Stream(events) => Ok(events
+            .into_iter()
+            .map(|e| StreamEvent {
+                name: e.name,
+                data: e.data,
+                after: e.at.saturating_duration_since(started),
+            })
+            .collect()),
+        Answered::Body {
+            status,
+            retry_after,
+            body,
+            ..
+        } => Err(Answer {
+            status,
+            retry_after,
+            body,
+        }),
     }
-    let mut events = Vec::new();
-    let mut buffer = String::new();
-    let deadline = started + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = match tokio::time::timeout(left, r.chunk()).await {
-            Ok(Ok(Some(chunk))) => chunk,
-            Ok(Ok(None)) => break,
-            Ok(Err(e)) => panic!("reading the stream: {e}"),
-            Err(_) => panic!("the stream did not end within {timeout:?}: {events:?}"),
-        };
-        buffer.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buffer.find("\n\n") {
-            let block: String = buffer.drain(..end + 2).collect();
-            let (mut name, mut data) = (String::new(), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    name = v.trim().to_owned();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            if !name.is_empty() {
-                events.push(StreamEvent {
-                    name,
-                    data: serde_json::from_str(&data).unwrap_or(Value::String(data)),
-                    after: started.elapsed(),
-                });
-            }
-        }
-    }
-    Ok(events)
+}
+
+/// `POST url` with `body`, read as one JSON answer (use `?wait=`).
+pub async fn post_json(url: &str, body: &[u8]) -> Answer {
+    stream(url, Some(body), Duration::from_secs(120))
+        .await
+        .expect_err("a JSON answer, not a stream")
+}
+
+/// `GET url`, read as one JSON answer.
+pub async fn get_json(url: &str) -> Answer {
+    stream(url, None, Duration::from_secs(120))
+        .await
+        .expect_err("a JSON answer, not a stream")
 }
 
 /// A prompt's JSON body.

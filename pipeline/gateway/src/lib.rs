@@ -152,6 +152,12 @@ impl Gateway {
         if let (Admission::Admit { .. }, Some(n)) = (admission, ahead.get_mut(p)) {
             *n += 1;
         }
+        if let Admission::Shed { .. } = admission {
+            let stages: Vec<_> = (0..runtime::lag::STAGES.len())
+                .map(|s| (lags.lag(s, p), lags.progress(s, p), lags.stalled_for(s, p)))
+                .collect();
+            tracing::debug!(partition, ?admission, ?stages, "shed");
+        }
         admission
     }
 

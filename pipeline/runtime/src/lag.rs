@@ -200,33 +200,37 @@ impl Lags {
             .map_or(0, Position::lag)
     }
 
-    /// Records per second stage `stage` committed on partition `p` over the
-    /// window, and how long ago its committed offset last moved (`None`
-    /// with fewer than two samples).
+    /// How fast stage `stage` works partition `p` and how fast records
+    /// arrive there (`None` with fewer than two samples).
     pub fn progress(&self, stage: usize, p: usize) -> Option<Progress> {
-        let newest = self.samples.back()?;
-        let oldest = self.samples.front()?;
         let at = |s: &LagSample| s.stages.get(stage)?.get(p).copied();
-        let (now, then) = (at(newest)?, at(oldest)?);
-        let secs = newest.at.duration_since(oldest.at).as_secs_f64();
-        if secs <= 0.0 {
-            return None;
-        }
-        let rate = (now.committed - then.committed).max(0) as f64 / secs;
-        // The newest sample whose offset differs from the latest one marks
-        // the last movement; none means it has not moved in the window.
-        let moved = self
-            .samples
-            .iter()
-            .rev()
-            .find(|s| at(s).is_some_and(|x| x.committed != now.committed))
-            .map(|s| newest.at.duration_since(s.at));
+        let newest = self.samples.back()?;
+        let now = at(newest)?;
+        // Per second between the newest sample and the newest one at least
+        // `over` older (or the oldest kept).
+        let per_sec = |over: Duration, of: fn(Position) -> i64| {
+            let then = self
+                .samples
+                .iter()
+                .rev()
+                .find(|s| newest.at.duration_since(s.at) >= over)
+                .or(self.samples.front())?;
+            let secs = newest.at.duration_since(then.at).as_secs_f64();
+            let before = at(then)?;
+            (secs > 0.0).then(|| (of(now) - of(before)).max(0) as f64 / secs)
+        };
         Some(Progress {
-            rate,
-            still_for: moved.unwrap_or_else(|| newest.at.duration_since(oldest.at)),
+            rate: per_sec(RATE_OVER, |x| x.committed)?,
+            arrival: per_sec(ARRIVAL_OVER, |x| x.end)?,
         })
     }
 }
+
+/// Committed offsets move in steps of the commit interval (1 s), so a rate
+/// of work is read over two of them.
+const RATE_OVER: Duration = Duration::from_secs(2);
+/// Ends move with every record, so the arrival rate is read over a second.
+const ARRIVAL_OVER: Duration = Duration::from_secs(1);
 
 impl Lags {
     /// How long stage `stage` has had a backlog on partition `p` without
@@ -255,10 +259,10 @@ impl Lags {
 /// How a stage moves on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
-    /// Records committed per second over the window.
+    /// Records committed per second (over the last two seconds).
     pub rate: f64,
-    /// How long the committed offset has not moved (at most the window).
-    pub still_for: Duration,
+    /// Records arriving per second (over the last second).
+    pub arrival: f64,
 }
 
 #[cfg(test)]
@@ -279,23 +283,23 @@ mod tests {
         lags.push(sample(t0, 0, 100));
         assert_eq!(lags.progress(0, 0), None, "one sample is no rate");
         lags.push(sample(t0 + Duration::from_secs(1), 100, 300));
-        lags.push(sample(t0 + Duration::from_secs(2), 300, 500));
+        lags.push(sample(t0 + Duration::from_secs(2), 300, 600));
         let p = lags.progress(0, 0).expect("a rate");
-        assert!((p.rate - 150.0).abs() < 1e-9, "{p:?}");
-        assert_eq!(p.still_for, Duration::from_secs(1));
-        assert_eq!(lags.lag(0, 0), 200);
+        assert!((p.rate - 150.0).abs() < 1e-9, "over two seconds: {p:?}");
+        assert!((p.arrival - 300.0).abs() < 1e-9, "over one second: {p:?}");
+        assert_eq!(lags.lag(0, 0), 300);
+        assert_eq!(lags.stalled_for(0, 0), Duration::ZERO, "it moved");
         // Stalled: the offset stays while the end grows.
         for s in 3..=6 {
             lags.push(sample(
                 t0 + Duration::from_secs(s),
                 300,
-                500 + 100 * s as i64,
+                600 + 100 * s as i64,
             ));
         }
         let p = lags.progress(0, 0).expect("a rate");
         assert_eq!(p.rate, 0.0);
-        assert!(p.still_for >= Duration::from_secs(3), "{p:?}");
-        assert_eq!(lags.lag(0, 0), 800);
+        assert_eq!(lags.lag(0, 0), 900);
         assert_eq!(lags.stalled_for(0, 0), Duration::from_secs(3));
         assert!(lags.samples.len() <= 5, "bounded by the window");
         // A committed offset past a (lower-bound) end is no negative lag.

@@ -28,11 +28,30 @@ pub struct Args {
     /// Print the report as JSON on stdout instead of a table.
     #[arg(long)]
     json: bool,
+    /// Send through `chatcart gateway` at this base URL (e.g.
+    /// http://127.0.0.1:8080) instead of straight to Kafka, timing each
+    /// request's first event and final answer.
+    #[arg(long, value_name = "URL")]
+    via_gateway: Option<String>,
+    /// Through a gateway: requests open at once (each holds a connection).
+    #[arg(long, default_value_t = 8_000)]
+    max_open: usize,
+    /// Through a gateway: the pipeline's capacity in answers/s, to hold the
+    /// goodput against (e.g. from `chatcart bench` or a surge below it).
+    #[arg(long, value_name = "PER_SEC")]
+    capacity: Option<f64>,
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
     let settings = config.settings()?;
     let secs = now_ms() / 1000;
+    let via_gateway = args.via_gateway.map(|url| surge::via_gateway::ViaGateway {
+        url,
+        max_open: args.max_open.max(1),
+        timeout: settings.gateway.max_stream() + Duration::from_secs(10),
+        capacity: args.capacity,
+        implicit_promise_ms: settings.gateway.queued_after_ms,
+    });
     let report = surge::run(
         &settings,
         surge::Surge {
@@ -42,6 +61,7 @@ pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
             run: args.run.unwrap_or_else(|| format!("surge-{secs}")),
             drain_timeout: args.drain_timeout,
             progress: true,
+            via_gateway,
         },
     )
     .await?;

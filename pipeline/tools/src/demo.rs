@@ -125,6 +125,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
             run: run_id,
             drain_timeout: options.timeout,
             progress: options.progress,
+            via_gateway: None,
         },
     )
     .await?;

@@ -5,7 +5,8 @@
 //! - [`send`]: publish one prompt as a front-end would, and wait for its
 //!   reply.
 //! - [`surge`]: seeded campaign traffic at a rate profile, and what came
-//!   back.
+//!   back; straight to Kafka or through `chatcart gateway`
+//!   ([`gateway_client`]: its HTTP client).
 //! - [`bench`](mod@bench): the repeatable benchmark of the broker, a no-op
 //!   relay and the pipeline, and its relay.
 //! - [`report`]: a campaign's figures from ClickHouse, as text or HTML.
@@ -19,6 +20,7 @@
 pub mod audit;
 pub mod bench;
 pub mod demo;
+pub mod gateway_client;
 pub mod procs;
 pub mod report;
 pub mod send;

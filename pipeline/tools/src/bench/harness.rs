@@ -180,6 +180,7 @@ impl Bench<'_> {
             run: format!("{}-{run}", self.base),
             drain_timeout: self.options.drain_timeout,
             progress: self.options.progress,
+            via_gateway: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Runs a surge against a live pipeline: one task sends prompts on the
 //! profile's schedule, one thread reads `chat.replies` and tallies what
-//! comes back, and a progress bar shows both.
+//! comes back, and a progress bar shows both. Through a gateway
+//! (`via_gateway`), each prompt is an HTTP request instead, whose answer
+//! comes back on its own stream ([`super::via_gateway`]).
 //!
 //! The schedule is open-loop: request `n` is due at the profile's
 //! `due_at(n)` whatever happened to earlier ones, and its prompt carries
@@ -25,6 +27,7 @@ use super::profile::Profile;
 use super::report::{Behind, Sending, SurgeReport};
 use super::tally::{SeenAnswer, Tally};
 use super::traffic::{Kind, Mix, Traffic, seq_of};
+use super::via_gateway::{Sender, ViaGateway};
 use extract::catalog::Catalog;
 use runtime::app;
 use runtime::config::Settings;
@@ -51,11 +54,13 @@ pub struct Surge {
     pub drain_timeout: Duration,
     /// Draw a live progress bar on stderr (hidden when it is not a terminal).
     pub progress: bool,
+    /// Send through `chatcart gateway` instead of straight to Kafka.
+    pub via_gateway: Option<ViaGateway>,
 }
 
 /// What the sender and the reader share while the surge runs.
 struct Shared {
-    tally: Mutex<Tally>,
+    tally: Arc<Mutex<Tally>>,
     /// Distinct requests made; `u64::MAX` until the last one is sent.
     expected: AtomicU64,
     stop: AtomicBool,
@@ -85,7 +90,10 @@ pub struct LiveSurge {
     settings: Settings,
     surge: Surge,
     shared: Arc<Shared>,
-    reader: std::thread::JoinHandle<anyhow::Result<()>>,
+    /// Reads `chat.replies`; none through a gateway, whose answers come on
+    /// the requests' own streams.
+    reader: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    gateway: Option<Sender>,
     start_ms: i64,
     sending: Option<Sending>,
     bars: Bars,
@@ -106,21 +114,27 @@ impl LiveSurge {
                 .context("reading where chat.replies ends")?;
         let start_ms = now_ms();
         let shared = Arc::new(Shared {
-            tally: Mutex::new(Tally::new(start_ms)),
+            tally: Arc::new(Mutex::new(Tally::new(start_ms))),
             expected: AtomicU64::new(u64::MAX),
             stop: AtomicBool::new(false),
         });
-        let reader = {
+        let reader = if surge.via_gateway.is_some() {
+            None
+        } else {
             let (shared, run) = (Arc::clone(&shared), surge.run.clone());
-            std::thread::Builder::new()
-                .name("surge-answers".into())
-                .spawn(move || read_answers(&kafka, &replies, &starts, &codec, &run, &shared))
-                .context("starting the reader thread")?
+            Some(
+                std::thread::Builder::new()
+                    .name("surge-answers".into())
+                    .spawn(move || read_answers(&kafka, &replies, &starts, &codec, &run, &shared))
+                    .context("starting the reader thread")?,
+            )
         };
+        let gateway = surge.via_gateway.as_ref().map(Sender::new).transpose()?;
         Ok(Self {
             settings: settings.clone(),
             shared,
             reader,
+            gateway,
             start_ms,
             sending: None,
             bars: Bars::new(surge.profile.total(), surge.progress),
@@ -138,6 +152,7 @@ impl LiveSurge {
     pub async fn send(&mut self) -> anyhow::Result<()> {
         let (settings, surge, shared, bars) =
             (&self.settings, &self.surge, &self.shared, &self.bars);
+        let mut gateway = self.gateway.as_mut();
         let catalog =
             Catalog::load(settings.intent.catalog.as_deref()).context("loading the catalog")?;
         let mut traffic = Traffic::new(&catalog, surge.mix.clone(), &surge.run, surge.seed)?;
@@ -175,6 +190,16 @@ impl LiveSurge {
             };
             let delivery = traffic.next(intended);
             *kinds.entry(delivery.kind).or_default() += 1;
+            if let Some(gw) = gateway.as_mut() {
+                let due_at = started + due;
+                gw.send(delivery, due_at, Arc::clone(&shared.tally)).await?;
+                shared.tally().sent(now_ms());
+                if last_draw.elapsed() > Duration::from_millis(100) {
+                    bars.draw(n + 1, shared);
+                    last_draw = Instant::now();
+                }
+                continue;
+            }
             let payload = codec.encode(&Record::Prompt(delivery.prompt.clone()))?;
             let record = FutureRecord::to(&prompts)
                 .key(delivery.prompt.user_id.as_str())
@@ -217,30 +242,48 @@ impl LiveSurge {
             surge,
             shared,
             reader,
+            gateway,
             sending,
             bars,
             ..
         } = self;
         let sending = sending.context("finish() before send()")?;
-        let drain_deadline = Instant::now() + surge.drain_timeout;
-        while !reader.is_finished() && Instant::now() < drain_deadline {
-            bars.draw(sending.sent, &shared);
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut front = None;
+        if let Some(gw) = gateway {
+            let tally = Arc::clone(&gw.front);
+            gw.finish(surge.drain_timeout).await;
+            let secs = shared
+                .tally()
+                .last_answer_after_ms()
+                .map_or(sending.send_secs, |ms| ms as f64 / 1e3);
+            let via = surge.via_gateway.as_ref();
+            let report = tally
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .report(secs, via.and_then(|v| v.capacity));
+            front = Some(report);
         }
-        shared.stop.store(true, Ordering::Release);
-        let read = tokio::task::spawn_blocking(move || reader.join())
-            .await?
-            .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+        if let Some(reader) = reader {
+            let drain_deadline = Instant::now() + surge.drain_timeout;
+            while !reader.is_finished() && Instant::now() < drain_deadline {
+                bars.draw(sending.sent, &shared);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            shared.stop.store(true, Ordering::Release);
+            let read = tokio::task::spawn_blocking(move || reader.join())
+                .await?
+                .map_err(|_| anyhow::anyhow!("the reader thread panicked"))?;
+            read.context("reading chat.replies")?;
+        }
         bars.finish(&shared);
-        read.context("reading chat.replies")?;
         let tally = shared.tally();
-        Ok(SurgeReport::new(
-            &surge.run,
-            &surge.profile,
-            &settings,
-            &tally,
-            sending,
-        ))
+        let mut report = SurgeReport::new(&surge.run, &surge.profile, &settings, &tally, sending);
+        if let Some(front) = front {
+            // Through a gateway, only admitted requests are owed an answer.
+            report.unanswered = front.unanswered_admitted + front.lost;
+            report.front_door = Some(front);
+        }
+        Ok(report)
     }
 }
 

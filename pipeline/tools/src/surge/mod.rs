@@ -7,15 +7,19 @@
 //! - [`traffic`]: what people type: heavy-tailed (Zipf) senders, Chinese and
 //!   English prompts worded from the catalog so the extractor reads them as
 //!   meant, chatter, unknown items, repeats and duplicate deliveries.
-//! - [`drive`]: sends on schedule and reads the answers, with a progress bar.
+//! - [`drive`]: sends on schedule and reads the answers, with a progress bar;
+//!   [`via_gateway`]: sends through `chatcart gateway` instead.
+//! - [`front_door`]: what the gateway admitted, shed and promised.
 //! - [`tally`]: counts answers and latencies (from the intended send time).
 //! - [`report`]: the figures, as a table or JSON.
 
 pub mod drive;
+pub mod front_door;
 pub mod profile;
 pub mod report;
 pub mod tally;
 pub mod traffic;
+pub mod via_gateway;
 
 use std::time::Duration;
 

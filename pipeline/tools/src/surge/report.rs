@@ -7,6 +7,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::front_door::FrontDoorReport;
 use super::profile::Profile;
 use super::tally::{MinuteLatency, Quantiles, Second, Tally};
 use super::traffic::Kind;
@@ -75,6 +76,8 @@ pub struct SurgeReport {
     pub seconds: Vec<Second>,
     /// Latency by the minute the requests were due.
     pub minutes: Vec<MinuteLatency>,
+    /// Through a gateway: what was admitted, shed and promised.
+    pub front_door: Option<FrontDoorReport>,
 }
 
 impl SurgeReport {
@@ -111,6 +114,7 @@ impl SurgeReport {
             },
             seconds: tally.seconds(),
             minutes: tally.minutes(),
+            front_door: None,
         }
     }
 
@@ -193,6 +197,9 @@ impl fmt::Display for SurgeReport {
             "  latency (ms)      p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
             q.p50, q.p90, q.p99, q.p999, q.max
         )?;
+        if let Some(front) = &self.front_door {
+            write!(f, "{front}")?;
+        }
         let b = &self.budget;
         writeln!(
             f,
