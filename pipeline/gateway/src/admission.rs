@@ -69,15 +69,20 @@ pub fn admit(
             // Idle until now: the backlog just appeared, nothing to divide by.
             continue;
         }
-        // What the stage did in the last commit interval is not committed
-        // yet. While it keeps up it works at the arrival rate, which the
-        // rate of commits over two seconds trails when traffic rises (from
-        // idle, by far), so up to a second of arrivals counts as done. When
-        // arrivals outpace the stage this takes (arrival − rate) × 1 s too
-        // many; behind a gateway, admission keeps arrivals near the rate.
-        let pace = progress.rate.max(progress.arrival);
-        let queued = (lag as f64 - pace * COMMIT_INTERVAL_SECS).max(0.0);
-        wait += queued / progress.rate;
+        // What a stage did in the last commit interval is not committed
+        // yet. While it keeps up, its lag is no more than that: about a
+        // second of arrivals (the rate of commits over five seconds trails
+        // the arrivals when traffic rises, from idle by far). Beyond that
+        // it is behind, works at its rate, and the lag less one second of
+        // that rate is its queue.
+        let keeping_up =
+            lag as f64 <= 1.5 * progress.arrival.max(progress.rate) * COMMIT_INTERVAL_SECS;
+        if keeping_up {
+            continue;
+        }
+        let rate = progress.rate.min(fair_share(lags, stage));
+        let queued = (lag as f64 - rate * COMMIT_INTERVAL_SECS).max(0.0);
+        wait += queued / rate.max(f64::MIN_POSITIVE);
     }
     let wait = Duration::from_secs_f64(wait.min(1e6));
     if wait > limits.max_wait {
@@ -92,6 +97,28 @@ pub fn admit(
         position: lags.lag(0, partition) + ahead,
         wait,
     }
+}
+
+/// A stage's rate over all partitions, shared among those it is behind
+/// on. One partition's own rate is noisy (a stage works its partitions in
+/// bursts), and admitting where the noise happens to be high would promise
+/// too little; the share is steadier, and the lower of the two is used.
+fn fair_share(lags: &Lags, stage: usize) -> f64 {
+    let (mut total, mut behind) = (0.0, 0usize);
+    for p in 0..lags.partitions() {
+        let Some(progress) = lags.progress(stage, p) else {
+            continue;
+        };
+        total += progress.rate;
+        let lag = lags.lag(stage, p) as f64;
+        if lag > 1.5 * progress.arrival.max(progress.rate) * COMMIT_INTERVAL_SECS {
+            behind += 1;
+        }
+    }
+    if behind == 0 {
+        return f64::INFINITY;
+    }
+    total / behind as f64
 }
 
 /// The pipeline's latency when nothing is queued, learnt from the answers
@@ -179,6 +206,60 @@ mod tests {
             admit(&lags(6, 100, 1_100), 1, 0, base, LIMITS),
             Admission::Admit {
                 position: 0,
+                wait: base
+            }
+        );
+    }
+
+    #[test]
+    fn a_partition_worked_in_a_burst_is_held_to_its_share_of_the_stage() {
+        // Partition 0 happened to get 300/s, partition 1 100/s: both are
+        // behind, so each can count on the stage's 400/s halved.
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for s in 0..=6i64 {
+            let mut stages = vec![vec![Position::default(); 2]; STAGES.len()];
+            stages[0][0] = Position {
+                committed: 300 * s,
+                end: 300 * s + 2_200,
+            };
+            stages[0][1] = Position {
+                committed: 100 * s,
+                end: 100 * s + 2_200,
+            };
+            lags.push(LagSample {
+                at: t0 + Duration::from_secs(s as u64),
+                stages,
+            });
+        }
+        let Admission::Admit { wait, .. } = admit(&lags, 0, 0, Duration::ZERO, LIMITS) else {
+            panic!("admitted");
+        };
+        assert!(
+            (wait.as_secs_f64() - 10.0).abs() < 1e-6,
+            "(2,200 − 200) / 200: {wait:?}"
+        );
+    }
+
+    #[test]
+    fn a_lag_of_about_a_second_of_arrivals_is_no_queue() {
+        // Traffic just rose: commits over two seconds trail the arrivals,
+        // and the lag is what the last commit interval hides.
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for (s, committed, end) in [(0, 0, 0), (1, 0, 0), (2, 20, 60), (3, 80, 120)] {
+            let mut stages = vec![vec![Position::default(); 1]; STAGES.len()];
+            stages[0][0] = Position { committed, end };
+            lags.push(LagSample {
+                at: t0 + Duration::from_secs(s),
+                stages,
+            });
+        }
+        let base = Duration::from_millis(300);
+        assert_eq!(
+            admit(&lags, 0, 0, base, LIMITS),
+            Admission::Admit {
+                position: 40,
                 wait: base
             }
         );

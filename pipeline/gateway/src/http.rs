@@ -67,7 +67,9 @@ async fn post_prompt(
     let lang = wire::language(&prompt);
     let id = prompt.request_id.clone();
     let handle = match gw.requests.claim(&id, &prompt.user_id, Instant::now()) {
-        Claim::Known(handle) => return Ok(answer(&gw, &id, handle, query.wait, permit).await),
+        Claim::Known(handle) => {
+            return Ok(answer(&gw, &id, handle, query.wait, permit, None).await);
+        }
         Claim::OtherUser => {
             return Err(Refusal::new(
                 StatusCode::CONFLICT,
@@ -125,8 +127,14 @@ async fn post_prompt(
         ));
     }
     gw.counters.admitted(queued.is_some());
+    let late = queued.is_none().then(|| Late {
+        gw: Arc::clone(&gw),
+        partition,
+        lang,
+        used_up,
+    });
     let handle = Handle { queued, ..handle };
-    Ok(answer(&gw, &id, handle, query.wait, permit).await)
+    Ok(answer(&gw, &id, handle, query.wait, permit, late).await)
 }
 
 async fn get_prompt(
@@ -143,7 +151,7 @@ async fn get_prompt(
             "this gateway instance does not know the request: it was answered more than gateway.keep_answers_secs ago or sent to another instance; post it again with the same request_id (no second order is made)",
         ));
     };
-    Ok(answer(&gw, &id, handle, query.wait, permit).await)
+    Ok(answer(&gw, &id, handle, query.wait, permit, None).await)
 }
 
 /// Reads the body within the size and time limits.
@@ -186,6 +194,44 @@ pub(crate) fn unavailable(message: &str) -> Refusal {
     )
 }
 
+/// A request admitted without a `queued` event: if its answer is not there
+/// shortly before `gateway.queued_after_ms`, it is told its place then, so
+/// everyone hears something within that time even when the estimate was
+/// too low.
+struct Late {
+    gw: Arc<Gateway>,
+    partition: i32,
+    lang: &'static str,
+    used_up: bool,
+}
+
+impl Late {
+    /// How long the answer is waited for before the notice: a quarter
+    /// second short of `queued_after_ms`, for the network and the client.
+    fn after(&self) -> Duration {
+        self.gw
+            .config
+            .queued_after()
+            .saturating_sub(Duration::from_millis(250))
+    }
+
+    /// The `queued` event for `id` now, recorded for a resume.
+    fn notice(&self, id: &str) -> Value {
+        let (position, wait) = match self.gw.estimate(self.partition) {
+            Admission::Admit { position, wait } => (position, wait),
+            Admission::Shed { wait, .. } => (0, wait.unwrap_or(self.gw.config.max_wait())),
+        };
+        let q = Queued {
+            position,
+            wait,
+            used_up: self.used_up,
+            lang: self.lang,
+        };
+        self.gw.requests.set_queued(id, q);
+        wire::queued(id, position, wait, self.lang, self.used_up)
+    }
+}
+
 /// Answers with a stream, or with `?wait=` one JSON body. A repeated or
 /// resumed request gets what the first was told, then the answer.
 async fn answer(
@@ -194,6 +240,7 @@ async fn answer(
     handle: Handle,
     wait: Option<u64>,
     permit: OwnedSemaphorePermit,
+    late: Option<Late>,
 ) -> Response {
     let limit = gw.config.max_stream();
     let url = wire::url_of(id);
@@ -219,7 +266,7 @@ async fn answer(
     let first = handle
         .queued
         .map(|q| wire::queued(id, q.position, q.wait, q.lang, q.used_up));
-    let stream = events(first, handle, limit, id.to_owned(), url, permit);
+    let stream = events(first, late, handle, limit, id.to_owned(), url, permit);
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -230,6 +277,7 @@ async fn answer(
 /// stream ends.
 fn events(
     first: Option<Value>,
+    late: Option<Late>,
     handle: Handle,
     limit: Duration,
     id: String,
@@ -241,22 +289,29 @@ fn events(
         Last,
         Done,
     }
-    let state = (Step::First, first, handle.answer, Some(permit));
-    futures::stream::unfold(state, move |(step, first, mut rx, permit)| {
+    let state = (Step::First, first, late, handle.answer, Some(permit));
+    futures::stream::unfold(state, move |(step, first, late, mut rx, permit)| {
         let (id, url) = (id.clone(), url.clone());
         async move {
             match step {
                 Step::First => {
                     if let Some(q) = first {
                         let event = sse(EventKind::Queued, &q);
-                        return Some((Ok(event), (Step::Last, None, rx, permit)));
+                        return Some((Ok(event), (Step::Last, None, None, rx, permit)));
+                    }
+                    if let Some(late) = late {
+                        let soon = tokio::time::timeout(late.after(), rx.wait_for(Option::is_some));
+                        if soon.await.is_err() {
+                            let event = sse(EventKind::Queued, &late.notice(&id));
+                            return Some((Ok(event), (Step::Last, None, None, rx, permit)));
+                        }
                     }
                     let event = last(&mut rx, limit, &id, &url).await;
-                    Some((Ok(event), (Step::Done, None, rx, None)))
+                    Some((Ok(event), (Step::Done, None, None, rx, None)))
                 }
                 Step::Last => {
                     let event = last(&mut rx, limit, &id, &url).await;
-                    Some((Ok(event), (Step::Done, None, rx, None)))
+                    Some((Ok(event), (Step::Done, None, None, rx, None)))
                 }
                 Step::Done => None,
             }

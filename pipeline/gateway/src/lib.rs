@@ -135,9 +135,26 @@ impl Gateway {
     /// Admission for a request on `partition`; counts it as ahead of the
     /// next ones when admitted.
     fn admit(&self, partition: i32) -> Admission {
+        let admission = self.estimate(partition);
+        let p = usize::try_from(partition).unwrap_or(0);
+        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        if let (Admission::Admit { .. }, Some(n)) = (admission, ahead.get_mut(p)) {
+            *n += 1;
+        }
+        admission
+    }
+
+    /// What admission would say now for a request on `partition`.
+    fn estimate(&self, partition: i32) -> Admission {
         let p = usize::try_from(partition).unwrap_or(0);
         let lags = self.lags.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut ahead = self.ahead.lock().unwrap_or_else(PoisonError::into_inner);
+        let ahead = self
+            .ahead
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(p)
+            .copied()
+            .unwrap_or(0);
         let base = self
             .base
             .lock()
@@ -147,16 +164,12 @@ impl Gateway {
             max_wait: self.config.max_wait(),
             stall: self.config.stall(),
         };
-        let admission =
-            admission::admit(&lags, p, ahead.get(p).copied().unwrap_or(0), base, limits);
-        if let (Admission::Admit { .. }, Some(n)) = (admission, ahead.get_mut(p)) {
-            *n += 1;
-        }
+        let admission = admission::admit(&lags, p, ahead, base, limits);
         if let Admission::Shed { .. } = admission {
             let stages: Vec<_> = (0..runtime::lag::STAGES.len())
                 .map(|s| (lags.lag(s, p), lags.progress(s, p), lags.stalled_for(s, p)))
                 .collect();
-            tracing::debug!(partition, ?admission, ?stages, "shed");
+            tracing::debug!(partition, ?admission, ?stages, "over the limit");
         }
         admission
     }

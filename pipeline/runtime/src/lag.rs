@@ -226,9 +226,10 @@ impl Lags {
     }
 }
 
-/// Committed offsets move in steps of the commit interval (1 s), so a rate
-/// of work is read over two of them.
-const RATE_OVER: Duration = Duration::from_secs(2);
+/// Committed offsets move in steps of the commit interval (1 s), and a
+/// stage serving several partitions works each in bursts, so a rate of work
+/// is read over five seconds (or the whole window, if shorter).
+const RATE_OVER: Duration = Duration::from_secs(5);
 /// Ends move with every record, so the arrival rate is read over a second.
 const ARRIVAL_OVER: Duration = Duration::from_secs(1);
 
@@ -259,7 +260,7 @@ impl Lags {
 /// How a stage moves on one partition.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
-    /// Records committed per second (over the last two seconds).
+    /// Records committed per second (over the last five seconds).
     pub rate: f64,
     /// Records arriving per second (over the last second).
     pub arrival: f64,
@@ -285,7 +286,7 @@ mod tests {
         lags.push(sample(t0 + Duration::from_secs(1), 100, 300));
         lags.push(sample(t0 + Duration::from_secs(2), 300, 600));
         let p = lags.progress(0, 0).expect("a rate");
-        assert!((p.rate - 150.0).abs() < 1e-9, "over two seconds: {p:?}");
+        assert!((p.rate - 150.0).abs() < 1e-9, "over the window: {p:?}");
         assert!((p.arrival - 300.0).abs() < 1e-9, "over one second: {p:?}");
         assert_eq!(lags.lag(0, 0), 300);
         assert_eq!(lags.stalled_for(0, 0), Duration::ZERO, "it moved");

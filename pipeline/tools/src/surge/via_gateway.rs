@@ -141,17 +141,20 @@ fn heard(
             let Some(first) = events.first() else {
                 return (Heard::Lost, None);
             };
-            let promised_ms = events
-                .iter()
-                .find(|e| e.name == "queued")
-                .and_then(|e| e.data["estimated_wait_secs"].as_u64())
-                .map(|s| s * 1_000);
+            // A promise counts from when it was made (a late `queued`
+            // event promises from its own time).
+            let promised_ms = events.iter().find(|e| e.name == "queued").and_then(|e| {
+                Some(since(sent, e.at) + e.data["estimated_wait_secs"].as_u64()? * 1_000)
+            });
             let last = events.iter().find(|e| e.name == "final");
             let reply = last.and_then(|e| serde_json::from_value::<Reply>(e.data.clone()).ok());
             let heard = Heard::Admitted {
                 first_ms: since(due, first.at),
                 promised_ms,
                 final_ms: last.map(|e| since(sent, e.at)),
+                expired: reply
+                    .as_ref()
+                    .is_some_and(|r| r.outcome == schemas::ReplyOutcome::Expired),
             };
             (heard, reply)
         }
