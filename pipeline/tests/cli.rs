@@ -215,3 +215,27 @@ fn demo_refuses_a_stock_it_cannot_use() {
         assert!(stderr.contains(expected), "--stock {stock}: {stderr}");
     }
 }
+
+/// The demo through the gateway: every prompt an HTTP request with its
+/// event stream, every admitted one answered once, the audit clean.
+#[test]
+fn demo_through_the_gateway_answers_every_admitted_request() {
+    let out = chatcart(&[])
+        .args([
+            "demo",
+            "--requests",
+            "300",
+            "--rate",
+            "300",
+            "--via-gateway",
+        ])
+        .output()
+        .unwrap();
+    let stdout = succeeded("chatcart demo --via-gateway", out);
+    assert!(stdout.contains("front door        offered 300"), "{stdout}");
+    assert!(
+        stdout.contains("met     every admitted request answered once"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("clean"), "{stdout}");
+}

@@ -36,6 +36,10 @@ pub struct Args {
     /// Give up waiting for replies after this many seconds.
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// Send the prompts through `chatcart gateway` (run in this process),
+    /// as HTTP requests with their event streams, instead of to Kafka.
+    #[arg(long)]
+    via_gateway: bool,
 }
 
 /// Runs the demo with its own flags only: it reads neither `--config` nor
@@ -51,6 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         clickhouse_url: args.clickhouse_url,
         seed: args.seed,
         timeout: Duration::from_secs(args.timeout),
+        gateway: args.via_gateway,
     })
     .await?;
     println!("{summary}\n");

@@ -2,7 +2,9 @@
 //! installed. It starts librdkafka's in-process mock cluster, creates the
 //! topics, runs every stage, sends a surge through the same generator as
 //! `chatcart surge` (at a constant rate, with its progress bar), waits for
-//! every reply, audits the topics and reports what happened.
+//! every reply, audits the topics and reports what happened. With
+//! `gateway`, the surge goes through `chatcart gateway`, run in the same
+//! process, as a chat front-end's requests would.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct DemoOptions {
     pub timeout: Duration,
     /// Draw the surge generator's progress bar.
     pub progress: bool,
+    /// Send through the gateway (in this process) instead of to Kafka.
+    pub gateway: bool,
 }
 
 /// What the demo saw.
@@ -85,6 +89,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     }
 
     let (trigger, shutdown) = Shutdown::new();
+    let (gateway_trigger, gateway_shutdown) = Shutdown::new();
     let ready = Arc::new(Ready::default());
     let stages = app::stage_count(&[StageName::All], &settings);
     let mut pipeline = tokio::spawn(app::run(
@@ -113,25 +118,58 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     // A little over `requests / rate` seconds, so rounding cannot drop the last one.
     let duration =
         Duration::from_secs_f64((options.requests as f64 + 0.5) / options.rate.max(1e-3));
+    let via_gateway = if options.gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port for the gateway")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let codec = app::codec(&settings)?;
+        tokio::spawn(gateway::serve(
+            listener,
+            settings.clone(),
+            codec,
+            gateway_shutdown,
+        ));
+        Some(crate::surge::via_gateway::ViaGateway {
+            url,
+            max_open: 4_000,
+            timeout: settings.gateway.max_stream(),
+            capacity: None,
+            implicit_promise_ms: settings.gateway.queued_after_ms,
+        })
+    } else {
+        None
+    };
     let surge = crate::surge::run(
         &settings,
         Surge {
             profile: Profile::constant(options.rate, duration)?,
-            mix: Mix {
-                users: (options.requests as u64 * 3 / 5).max(1),
-                ..Mix::default()
+            // Through the gateway, a person with a request in flight is
+            // refused the next, so there people send less often each.
+            mix: if options.gateway {
+                Mix {
+                    users: (options.requests as u64 * 5).max(1),
+                    zipf_exponent: 0.5,
+                    ..Mix::default()
+                }
+            } else {
+                Mix {
+                    users: (options.requests as u64 * 3 / 5).max(1),
+                    ..Mix::default()
+                }
             },
             seed: options.seed,
             run: run_id,
             drain_timeout: options.timeout,
             progress: options.progress,
-            via_gateway: None,
+            via_gateway,
         },
     )
     .await?;
     if settings.clickhouse.enabled() {
         await_analytics(&settings, &topics, options.timeout).await?;
     }
+    gateway_trigger.fire();
     trigger.fire();
     pipeline.await??;
     let audit = crate::audit::run(&settings, Duration::from_secs(60)).await?;
