@@ -110,19 +110,7 @@ impl FrontDoor {
     /// The figures, with goodput over `secs` and, when known, the
     /// pipeline's capacity to hold it against.
     pub fn report(&self, secs: f64, capacity: Option<f64>) -> FrontDoorReport {
-        let q = |h: &Histogram<u64>| {
-            if h.is_empty() {
-                return Quantiles::default();
-            }
-            Quantiles {
-                p50: h.value_at_quantile(0.5),
-                p90: h.value_at_quantile(0.9),
-                p99: h.value_at_quantile(0.99),
-                p999: h.value_at_quantile(0.999),
-                max: h.max(),
-                mean: h.mean(),
-            }
-        };
+        let q = |h: &Histogram<u64>| Quantiles::of(h, h.max());
         // Expired answers keep the promise but do nothing for the person.
         let goodput = (self.finals - self.expired) as f64 / secs.max(1e-3);
         FrontDoorReport {

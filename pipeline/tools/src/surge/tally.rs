@@ -77,6 +77,24 @@ pub struct Quantiles {
     pub mean: f64,
 }
 
+impl Quantiles {
+    /// The quantiles of `h`, whose exact maximum is `max` (all zero when
+    /// `h` is empty).
+    pub fn of(h: &Histogram<u64>, max: u64) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max,
+            mean: h.mean(),
+        }
+    }
+}
+
 /// One second of the run: deliveries sent and requests first answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Second {
@@ -215,18 +233,7 @@ impl Tally {
 
     /// Latency quantiles of the answered requests.
     pub fn quantiles(&self) -> Quantiles {
-        let h = &self.latency;
-        if h.is_empty() {
-            return Quantiles::default();
-        }
-        Quantiles {
-            p50: h.value_at_quantile(0.5),
-            p90: h.value_at_quantile(0.9),
-            p99: h.value_at_quantile(0.99),
-            p999: h.value_at_quantile(0.999),
-            max: self.max_ms,
-            mean: h.mean(),
-        }
+        Quantiles::of(&self.latency, self.max_ms)
     }
 
     /// Answers by outcome code, then reason (empty for orders placed).
