@@ -170,6 +170,25 @@ impl ChildProcess {
         false
     }
 
+    /// SIGSTOP: the process holds its partitions and does nothing, as a
+    /// stage that is stuck would.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`ChildProcess::pause`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([which, &self.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill {which} {} failed", self.id());
+    }
+
     /// SIGKILL: no drain, no commit, no leaving the consumer group.
     pub fn kill9(self) -> ExitStatus {
         self.0.kill().expect("killing a child")

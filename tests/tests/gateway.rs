@@ -235,14 +235,7 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
 
     // Held back: requests queue until the stage counts as stalled, then
     // are refused at once with when to retry.
-    let pid = intent.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    intent.pause();
     let started = Instant::now();
     let mut admitted = Vec::new();
     let shed = loop {
@@ -286,13 +279,7 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
             && before.keys().all(|k| k.starts_with("held-") || k == "ok-0")
     );
 
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    intent.resume();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let a = t::post_json(
@@ -388,26 +375,13 @@ async fn a_deadline_passing_while_the_coupon_stage_is_held_back_ends_expired_wit
         "{}",
         coupon.log_text()
     );
-    let pid = coupon.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-STOP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    coupon.pause();
     let mut prompt = t::prompt("dl-1", "dora", "帮我买2杯奶茶");
     prompt.deadline_ms = Some(runtime::now_ms() + 1_500);
     t::publish(&settings, &[prompt]).await;
     t::await_caught_up(&settings, "intent", Topic::Prompts, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-CONT", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    coupon.resume();
     let replies = t::await_replies(&settings, 1, Duration::from_secs(60)).await;
     assert_eq!(replies.len(), 1);
     assert_eq!(replies[0].outcome, schemas::ReplyOutcome::Expired);
