@@ -26,7 +26,8 @@ use std::hint::black_box;
 use apache_avro::GenericSingleObjectReader;
 use apache_avro::schema::ResolvedSchema;
 use chatcart_schemas::codec::{
-    DECISION_SCHEMA, INTENT_SCHEMA, ORDER_SCHEMA, PROMPT_SCHEMA, REPLY_SCHEMA, TREASURY_SCHEMA,
+    DECISION_SCHEMA, GATEWAY_DECISION_SCHEMA, INTENT_SCHEMA, ORDER_SCHEMA, PROMPT_SCHEMA,
+    REPLY_SCHEMA, TREASURY_SCHEMA,
 };
 use chatcart_schemas::*;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -273,6 +274,7 @@ fn bench_codec(c: &mut Criterion) {
             Record::Order(r) => bench_kind(c, kind, &record, r, ORDER_SCHEMA),
             Record::Reply(r) => bench_kind(c, kind, &record, r, REPLY_SCHEMA),
             Record::Treasury(r) => bench_kind(c, kind, &record, r, TREASURY_SCHEMA),
+            Record::Gateway(r) => bench_kind(c, kind, &record, r, GATEWAY_DECISION_SCHEMA),
         }
     }
 

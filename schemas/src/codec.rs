@@ -47,6 +47,8 @@ pub const ORDER_SCHEMA: &str = include_str!("../avro/order.avsc");
 pub const REPLY_SCHEMA: &str = include_str!("../avro/reply.avsc");
 /// Avro schema of [`TreasuryRecord`](crate::TreasuryRecord) (`chatcart.TreasuryRecord`).
 pub const TREASURY_SCHEMA: &str = include_str!("../avro/treasury.avsc");
+/// Avro schema of [`GatewayDecision`](crate::GatewayDecision) (`chatcart.GatewayDecision`).
+pub const GATEWAY_DECISION_SCHEMA: &str = include_str!("../avro/gateway_decision.avsc");
 
 /// Earlier versions of the schemas, still read (resolved to the current
 /// ones) so that records written before an upgrade, and front-ends that
@@ -85,16 +87,18 @@ enum Kind {
     Order,
     Reply,
     Treasury,
+    Gateway,
 }
 
 impl Kind {
-    const ALL: [Kind; 6] = [
+    const ALL: [Kind; 7] = [
         Kind::Prompt,
         Kind::Intent,
         Kind::Decision,
         Kind::Order,
         Kind::Reply,
         Kind::Treasury,
+        Kind::Gateway,
     ];
 
     fn index(self) -> usize {
@@ -109,6 +113,7 @@ impl Kind {
             Kind::Order => ORDER_SCHEMA,
             Kind::Reply => REPLY_SCHEMA,
             Kind::Treasury => TREASURY_SCHEMA,
+            Kind::Gateway => GATEWAY_DECISION_SCHEMA,
         }
     }
 
@@ -121,6 +126,7 @@ impl Kind {
             Kind::Order => "OrderEvent",
             Kind::Reply => "Reply",
             Kind::Treasury => "TreasuryRecord",
+            Kind::Gateway => "GatewayDecision",
         }
     }
 
@@ -132,6 +138,7 @@ impl Kind {
             Record::Order(_) => Kind::Order,
             Record::Reply(_) => Kind::Reply,
             Record::Treasury(_) => Kind::Treasury,
+            Record::Gateway(_) => Kind::Gateway,
         }
     }
 
@@ -288,6 +295,7 @@ impl Codec {
             Record::Order(r) => current.write(r, out),
             Record::Reply(r) => current.write(r, out),
             Record::Treasury(r) => current.write(r, out),
+            Record::Gateway(r) => current.write(r, out),
         }
     }
 
@@ -302,6 +310,7 @@ impl Codec {
             Kind::Order => self.read(writer, datum).map(Record::Order),
             Kind::Reply => self.read(writer, datum).map(Record::Reply),
             Kind::Treasury => self.read(writer, datum).map(Record::Treasury),
+            Kind::Gateway => self.read(writer, datum).map(Record::Gateway),
         }
     }
 

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`records`]: the Rust types of every record (prompt, intent, decision,
-//!   order, reply, treasury), mirrored by the `.avsc` files in `avro/`.
+//!   order, reply, treasury, gateway decision), mirrored by the `.avsc` files in `avro/`.
 //! - [`codec`]: encoding to Avro single-object encoding (used on every internal
 //!   topic), and decoding of prompts from the three encodings front-ends may
 //!   use: Avro single-object, Confluent wire format, or JSON.

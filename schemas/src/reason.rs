@@ -1,6 +1,7 @@
 //! Every reason code the pipeline gives, spelt once: why an intent was
-//! rejected, why a grant was denied, why an order failed. They travel on
-//! `commerce.intents`, `commerce.decisions` and `commerce.orders`, are
+//! rejected, why a grant was denied, why an order failed, why a gateway
+//! shed a request. They travel on `commerce.intents`, `commerce.decisions`,
+//! `commerce.orders` and `chat.gateway.decisions`, are
 //! counted by the analytics views and pick the reply's template, so a reader
 //! of any topic, and every crate that writes one, agree on them.
 
@@ -77,6 +78,14 @@ pub const EXPIRED: &str = "expired";
 pub fn is_expired(deadline_ms: Option<i64>, now_ms: i64) -> bool {
     deadline_ms.is_some_and(|d| now_ms > d)
 }
+
+/// Gateway, shed: the estimated wait was over `gateway.max_wait_secs`.
+pub const OVER_MAX_WAIT: &str = "over_max_wait";
+/// Gateway, shed: a stage made no progress for `gateway.stall_secs`.
+pub const PIPELINE_STALLED: &str = "pipeline_stalled";
+/// Gateway, admitted: the person was told at once that the campaign's free
+/// orders are all handed out.
+pub const FREE_ORDERS_USED_UP: &str = "free_orders_used_up";
 
 /// Order failed: a SKU of the order has no stock left anywhere.
 pub const OUT_OF_STOCK: &str = "out_of_stock";

@@ -251,6 +251,43 @@ pub struct TreasuryRecord {
     pub amount: i64,
 }
 
+/// Whether a gateway published a request it was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GatewayOutcome {
+    /// Published to `chat.prompts`; the pipeline answers it.
+    Admitted,
+    /// Answered `429` at once and not published.
+    Shed,
+}
+
+/// What a `chatcart gateway` instance did with one request, on
+/// `chat.gateway.decisions`: the record of the front door's load, read by
+/// analytics only (no stage and no audit reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayDecision {
+    pub request_id: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub campaign_id: String,
+    pub trace_id: String,
+    /// When the gateway decided (Unix milliseconds).
+    pub event_time_ms: i64,
+    /// The gateway instance (`gateway.instance`).
+    pub instance: i32,
+    pub outcome: GatewayOutcome,
+    /// Shed: [`OVER_MAX_WAIT`](crate::reason::OVER_MAX_WAIT) or
+    /// [`PIPELINE_STALLED`](crate::reason::PIPELINE_STALLED); admitted:
+    /// [`FREE_ORDERS_USED_UP`](crate::reason::FREE_ORDERS_USED_UP) when the
+    /// person was told so at once.
+    pub reason: Option<String>,
+    /// Requests ahead of this one at the first stage.
+    pub position: i64,
+    /// Admitted: the wait promised. Shed: the estimate that was over the
+    /// limit, `None` when a stalled stage left no estimate.
+    pub estimated_wait_ms: Option<i64>,
+}
+
 /// The `snake_case` code of an outcome or kind (`granted`, `order_placed`,
 /// `lease_credit`, …): the text it has in JSON and in the analytics tables.
 pub fn code(value: impl Serialize) -> String {
@@ -269,6 +306,7 @@ pub enum Record {
     Order(OrderEvent),
     Reply(Reply),
     Treasury(TreasuryRecord),
+    Gateway(GatewayDecision),
 }
 
 impl Record {
@@ -281,6 +319,7 @@ impl Record {
             Record::Order(r) => &r.request_id,
             Record::Reply(r) => &r.request_id,
             Record::Treasury(r) => &r.request_id,
+            Record::Gateway(r) => &r.request_id,
         }
     }
 
@@ -293,6 +332,7 @@ impl Record {
             Record::Order(r) => &r.user_id,
             Record::Reply(r) => &r.user_id,
             Record::Treasury(r) => &r.user_id,
+            Record::Gateway(r) => &r.user_id,
         }
     }
 
@@ -305,6 +345,7 @@ impl Record {
             Record::Order(_) => "OrderEvent",
             Record::Reply(_) => "Reply",
             Record::Treasury(_) => "TreasuryRecord",
+            Record::Gateway(_) => "GatewayDecision",
         }
     }
 }

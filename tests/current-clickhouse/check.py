@@ -22,7 +22,9 @@ VALUES
     ('d', 0, 1, 'r2', 'u2', 'c1', 'coupon', 'CouponDecision', 'denied', 'budget_exhausted', 0, 1700000061000, 100, [], [], ''),
     ('o', 0, 0, 'r1', 'u1', 'c1', 'fulfillment', 'OrderEvent', 'placed', '', 500, 1700000002000, 300, ['egg'], [2], ''),
     ('o', 0, 1, 'L1', '', 'c1', 'fulfillment', 'TreasuryRecord', 'lease_credit', '', 10, 1700000002000, 0, [], [], 'stock:egg'),
-    ('r', 0, 0, 'r1', 'u1', 'c1', 'reply', 'Reply', 'order_placed', '', 500, 1700000003000, 3000, [], [], '')"""
+    ('r', 0, 0, 'r1', 'u1', 'c1', 'reply', 'Reply', 'order_placed', '', 500, 1700000003000, 3000, [], [], ''),
+    ('g', 0, 0, 'r1', 'u1', 'c1', 'gateway', 'GatewayDecision', 'admitted', '', 0, 1700000000000, 2000, [], [], ''),
+    ('g', 0, 1, 'r3', 'u3', 'c1', 'gateway', 'GatewayDecision', 'shed', 'over_max_wait', 0, 1700000000500, 30000, [], [], '')"""
 
 VIEWS = [
     "funnel_per_second",
@@ -33,6 +35,9 @@ VIEWS = [
     "budget_status",
     "stock_by_sku",
     "top_users",
+    "front_door_per_second",
+    "kept_promises",
+    "promises_per_minute",
 ]
 
 

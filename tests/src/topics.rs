@@ -142,10 +142,10 @@ pub async fn records(settings: &Settings, topic: Topic) -> Vec<Record> {
         .collect()
 }
 
-/// Total records in every chatcart topic, as of now.
+/// Total records in every topic the analytics sink stores, as of now.
 pub async fn total_records(settings: &Settings) -> u64 {
     let mut total = 0;
-    for t in Topic::EVENTS {
+    for t in Topic::ANALYTICS {
         total += read_topic(settings, t).await.len() as u64;
     }
     total

@@ -82,6 +82,9 @@ async fn migrations_apply_once_and_refuse_edited_or_unmanaged_schemas() {
         "budget_status",
         "stock_by_sku",
         "top_users",
+        "front_door_per_second",
+        "kept_promises",
+        "promises_per_minute",
     ] {
         query(&settings, &format!("SELECT * FROM {view} LIMIT 1"))
             .await

@@ -52,7 +52,10 @@ fn migrations_and_views_run_on_a_current_clickhouse() {
     assert_eq!(figures["latency_per_minute"], "1");
     assert_eq!(figures["budget_status"], "1");
     assert_eq!(figures["stock_by_sku"], "1");
-    assert_eq!(figures["top_users"], "2");
+    assert_eq!(figures["top_users"], "3");
+    assert_eq!(figures["front_door_per_second"], "1");
+    assert_eq!(figures["kept_promises"], "1");
+    assert_eq!(figures["promises_per_minute"], "1");
     assert_eq!(
         figures["deduplicated"], "1",
         "a repeated token inserted twice"

@@ -202,10 +202,17 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
     let mut intent = ChildProcess::spawn("intent", &config, &["run", "intent"]);
     let rest = Running::start(
         &settings,
-        &[StageName::Coupon, StageName::Fulfillment, StageName::Reply],
+        &[
+            StageName::Coupon,
+            StageName::Fulfillment,
+            StageName::Reply,
+            StageName::Analytics,
+        ],
     );
     let gw = GatewayUnderTest::start(&settings, 0).await;
     rest.ready().await;
+    // What the gateway decided, as its clients saw it.
+    let (mut admissions, mut sheds) = (1, 0);
     assert!(
         intent
             .wait_for_log("partitions assigned", Duration::from_secs(60))
@@ -247,9 +254,11 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
         )
         .await;
         if a.status == 429 {
+            sheds += 1;
             break a;
         }
         assert_eq!(a.status, 202, "{a:?}");
+        admissions += 1;
         admitted.push(id);
         assert!(started.elapsed() < Duration::from_secs(30), "never shed");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -288,9 +297,11 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
         )
         .await;
         if a.status == 200 {
+            admissions += 1;
             break;
         }
         assert_eq!(a.status, 429, "{a:?}");
+        sheds += 1;
         assert!(Instant::now() < deadline, "never admitted again");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -299,6 +310,37 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
         let a = t::get_json(&gw.url(&format!("/v1/prompts/{id}?wait=60"))).await;
         assert_eq!(a.status, 200, "{id}: {a:?}");
     }
+    // The analytics views count the same decisions, and a promise for
+    // every admitted request answered.
+    let client = settings.clickhouse.client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counted = loop {
+        let counted = client
+            .query("SELECT toUInt64(sum(admitted)), toUInt64(sum(shed)), toUInt64(sum(shed_stalled)) FROM front_door_per_second")
+            .fetch_one::<(u64, u64, u64)>()
+            .await
+            .unwrap_or_default();
+        let promised = client
+            .query("SELECT count() FROM kept_promises")
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or_default();
+        if (counted.0, counted.1, promised) == (admissions, sheds, admissions)
+            || Instant::now() > deadline
+        {
+            break (counted, promised);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        counted,
+        ((admissions, sheds, counted.0.2), admissions),
+        "(admitted, shed, stalled), promises"
+    );
+    assert!(
+        counted.0.2 >= 1,
+        "no shed for the stalled stage: {counted:?}"
+    );
     gw.stop().await;
     rest.stop().await.expect("stages drain");
     intent.terminate(Duration::from_secs(30));

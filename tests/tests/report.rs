@@ -296,3 +296,90 @@ fn distinct_requests(summary: &str) -> usize {
         .and_then(|n| n.replace(',', "").parse().ok())
         .unwrap_or_else(|| panic!("no `sent … requests` line in the demo's summary:\n{summary}"))
 }
+
+/// The first figure after `label` in section `title` (`305` of
+/// `admitted (published)   305 (100.0%)`).
+fn first_figure<'a>(text: &'a str, title: &str, label: &str) -> &'a str {
+    let section = text
+        .split("\n\n")
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("no section `{title}` in:\n{text}"));
+    section
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no `{label}` in section `{title}`:\n{section}"))
+}
+
+/// A demo through the gateway: the report's front door holds what the
+/// demo's clients saw: as many shed, one admission per prompt published,
+/// and one promise kept or broken per admitted request.
+#[test]
+fn report_shows_what_the_front_door_admitted_shed_and_promised() {
+    let clickhouse = t::clickhouse();
+    let demo = Command::new(t::chatcart_bin())
+        .args([
+            "demo",
+            "--requests",
+            "600",
+            "--rate",
+            "600",
+            "--via-gateway",
+        ])
+        .args(["--clickhouse-url", &clickhouse])
+        .output()
+        .expect("running chatcart demo");
+    let summary = succeeded("chatcart demo --via-gateway", &demo);
+    // `front door  offered 600, admitted 470 (… queued first), shed 0, refused […], …`
+    let line = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("front door"))
+        .unwrap_or_else(|| panic!("no front door line in the demo's summary:\n{summary}"));
+    let after = |word: &str| -> String {
+        line.split(", ")
+            .find_map(|part| part.trim().strip_prefix(word))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no `{word}` in `{line}`"))
+            .to_owned()
+    };
+    // The demo repeats some deliveries; a repeat is answered as the first
+    // was, without a second decision, so admissions are counted from the
+    // prompts published and sheds from the clients' 429s.
+    let shed = after("shed ");
+    assert_ne!(after("admitted "), "0", "{line}");
+    let command = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("report"))
+        .unwrap_or_else(|| panic!("no report command in the demo's summary:\n{summary}"));
+    let args: Vec<&str> = command
+        .split_whitespace()
+        .skip(2)
+        .take_while(|a| *a != "--html")
+        .collect();
+    let report = Command::new(t::chatcart_bin())
+        .arg("report")
+        .args(&args)
+        .output()
+        .expect("running chatcart report");
+    let text = succeeded("chatcart report", &report);
+    let door = "Front door: requests offered";
+    let number = |s: &str| -> usize { s.replace(',', "").parse().expect("a count") };
+    let admitted = first_figure(&text, door, "admitted (published)");
+    assert_eq!(admitted, first_figure(&text, "Funnel", "prompts"), "{text}");
+    assert_eq!(
+        first_figure(&text, door, "shed (429, not published)"),
+        count_text(number(&shed)),
+        "{text}"
+    );
+    assert_eq!(
+        first_figure(&text, door, "offered"),
+        count_text(number(admitted) + number(&shed)),
+        "{text}"
+    );
+    // Every admitted request was answered, so each has its promise row.
+    assert_eq!(
+        first_figure(&text, "Front door: promised", "whole range"),
+        admitted,
+        "{text}"
+    );
+}

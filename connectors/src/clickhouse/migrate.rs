@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "surge_views",
         sql: include_str!("../../migrations/0003_surge_views.sql"),
     },
+    Migration {
+        version: 4,
+        name: "front_door_views",
+        sql: include_str!("../../migrations/0004_front_door_views.sql"),
+    },
 ];
 
 /// A server's `version()`, e.g. `18.16.1` or `24.8.4.13`.

@@ -26,7 +26,9 @@ pub enum Admission {
     Admit { position: i64, wait: Duration },
     /// Answer `429`: the estimate is over the limit (`wait`), or a stage is
     /// stalled (`wait` is `None`). Try again after `retry_after`.
+    /// `position` requests were ahead of it at the first stage.
     Shed {
+        position: i64,
         wait: Option<Duration>,
         retry_after: Duration,
     },
@@ -50,6 +52,7 @@ pub fn admit(
     limits: Limits,
 ) -> Admission {
     let mut wait = base.as_secs_f64();
+    let position = lags.lag(0, partition) + ahead;
     for stage in 0..STAGES.len() {
         let extra = if stage == 0 { ahead } else { 0 };
         let lag = lags.lag(stage, partition) + extra;
@@ -58,6 +61,7 @@ pub fn admit(
         }
         if lags.stalled_for(stage, partition) >= limits.stall {
             return Admission::Shed {
+                position,
                 wait: None,
                 retry_after: limits.max_wait,
             };
@@ -89,14 +93,12 @@ pub fn admit(
         // By then the backlog ahead has shrunk to what the limit allows.
         let retry_after = (wait - limits.max_wait).clamp(Duration::from_secs(1), limits.max_wait);
         return Admission::Shed {
+            position,
             wait: Some(wait),
             retry_after,
         };
     }
-    Admission::Admit {
-        position: lags.lag(0, partition) + ahead,
-        wait,
-    }
+    Admission::Admit { position, wait }
 }
 
 /// A stage's rate over all partitions, shared among those it is behind
@@ -270,9 +272,11 @@ mod tests {
         let base = Duration::from_millis(500);
         match admit(&lags(6, 100, 3_100), 0, 0, base, LIMITS) {
             Admission::Shed {
+                position,
                 wait: Some(wait),
                 retry_after,
             } => {
+                assert_eq!(position, 3_100);
                 assert!((wait.as_secs_f64() - 30.5).abs() < 1e-6);
                 assert!((retry_after.as_secs_f64() - 10.5).abs() < 1e-6);
             }
@@ -283,6 +287,7 @@ mod tests {
         assert_eq!(
             admit(&lags(6, 0, 10), 0, 0, base, LIMITS),
             Admission::Shed {
+                position: 10,
                 wait: None,
                 retry_after: LIMITS.max_wait
             }

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::Gateway;
 use crate::admission::Admission;
 use crate::requests::{Claim, Handle, Queued};
 use crate::wire::{self, EventKind, Refusal};
+use crate::{Decision, Gateway};
 
 /// The routes, over `gateway`.
 pub fn router(gateway: Arc<Gateway>) -> axum::Router {
@@ -98,9 +98,14 @@ async fn post_prompt(
     let partition = stages::topic::shard_of(prompt.user_id.as_bytes(), gw.partitions);
     let (position, wait) = match gw.admit(partition) {
         Admission::Admit { position, wait } => (position, wait),
-        Admission::Shed { wait, retry_after } => {
+        Admission::Shed {
+            position,
+            wait,
+            retry_after,
+        } => {
             gw.requests.abandon(&id);
             gw.counters.shed(wait.is_none());
+            gw.record(&prompt, now_ms, Decision::Shed { position, wait });
             return Err(wire::busy(wait, retry_after, gw.config.max_wait(), lang));
         }
     };
@@ -127,6 +132,15 @@ async fn post_prompt(
         ));
     }
     gw.counters.admitted(queued.is_some());
+    gw.record(
+        &prompt,
+        now_ms,
+        Decision::Admitted {
+            position,
+            wait,
+            used_up,
+        },
+    );
     let late = queued.is_none().then(|| Late {
         gw: Arc::clone(&gw),
         partition,

@@ -40,7 +40,7 @@ use runtime::Settings;
 use runtime::config::GatewayConfig;
 use runtime::lag::Lags;
 use runtime::topics::TopicNames;
-use schemas::{Codec, Prompt, Record};
+use schemas::{Codec, GatewayDecision, GatewayOutcome, Prompt, Record};
 use stages::Topic;
 use stages::leases::TreasuryView;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -56,6 +56,9 @@ pub struct Counters {
     pub queued: AtomicU64,
     pub shed_over_wait: AtomicU64,
     pub shed_stalled: AtomicU64,
+    /// Decisions not recorded on `chat.gateway.decisions` because the
+    /// producer's queue was full.
+    pub decisions_dropped: AtomicU64,
 }
 
 impl Counters {
@@ -74,6 +77,21 @@ impl Counters {
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// What the gateway did with a request, as recorded on
+/// `chat.gateway.decisions`.
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Admitted {
+        position: i64,
+        wait: Duration,
+        used_up: bool,
+    },
+    Shed {
+        position: i64,
+        wait: Option<Duration>,
+    },
 }
 
 /// One gateway instance's shared state.
@@ -183,6 +201,77 @@ impl Gateway {
             campaign
         };
         self.treasury.read().exhausted_of(id, BUDGET)
+    }
+
+    /// Records what the gateway did with `prompt` on
+    /// `chat.gateway.decisions`, without waiting: the answer to the person
+    /// does not wait for the record. A full producer queue drops it
+    /// (counted) rather than holding the answer; the broker's acks and the
+    /// producer's retries carry the rest.
+    /// `at_ms` is when the request arrived.
+    fn record(&self, prompt: &Prompt, at_ms: i64, decision: Decision) {
+        let (outcome, reason, position, wait) = match decision {
+            Decision::Admitted {
+                position,
+                wait,
+                used_up,
+            } => (
+                GatewayOutcome::Admitted,
+                used_up.then_some(schemas::reason::FREE_ORDERS_USED_UP),
+                position,
+                Some(wait),
+            ),
+            Decision::Shed { position, wait } => (
+                GatewayOutcome::Shed,
+                Some(if wait.is_some() {
+                    schemas::reason::OVER_MAX_WAIT
+                } else {
+                    schemas::reason::PIPELINE_STALLED
+                }),
+                position,
+                wait,
+            ),
+        };
+        let record = Record::Gateway(GatewayDecision {
+            request_id: prompt.request_id.clone(),
+            session_id: prompt.session_id.clone(),
+            user_id: prompt.user_id.clone(),
+            campaign_id: prompt.campaign_id.clone(),
+            trace_id: prompt.trace_id.clone(),
+            event_time_ms: at_ms,
+            instance: self.config.instance,
+            outcome,
+            reason: reason.map(str::to_owned),
+            position,
+            estimated_wait_ms: wait.map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX)),
+        });
+        let bytes = match self.codec.encode(&record) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::warn!(error = %e, "encoding a gateway decision failed");
+                return;
+            }
+        };
+        let sent = self.producer.send_result(
+            FutureRecord::to(self.topics.name(Topic::GatewayDecisions))
+                .key(prompt.user_id.as_bytes())
+                .payload(&bytes[..]),
+        );
+        // The delivery future is dropped: the record is still delivered.
+        if sent.is_err() {
+            let before = self
+                .counters
+                .decisions_dropped
+                .fetch_add(1, Ordering::Relaxed);
+            // One line per thousand: a full queue under a surge would
+            // otherwise log as fast as requests come.
+            if before % 1_000 == 0 {
+                tracing::warn!(
+                    dropped = before + 1,
+                    "the producer's queue is full: gateway decisions are not being recorded"
+                );
+            }
+        }
     }
 
     /// Publishes `prompt` to `partition` of `chat.prompts` and waits for

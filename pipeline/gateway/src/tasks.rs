@@ -33,7 +33,12 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     runtime::app::check_topics_of(
         &settings,
-        &[Topic::Prompts, Topic::GatewayReplies, Topic::Treasury],
+        &[
+            Topic::Prompts,
+            Topic::GatewayReplies,
+            Topic::GatewayDecisions,
+            Topic::Treasury,
+        ],
     )
     .await?;
     tracing::info!(listen = %listener.local_addr()?, instance = gw.config.instance, "gateway ready");

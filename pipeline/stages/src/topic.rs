@@ -7,7 +7,8 @@
 //! images of stage state (the runner's checkpoints), not events.
 //! `chat.gateway.replies` holds copies of the replies to requests that came
 //! through a `chatcart gateway`, each on the partition its gateway instance
-//! reads, so no instance reads every reply.
+//! reads, so no instance reads every reply. `chat.gateway.decisions` holds
+//! what the gateways admitted and shed: analytics reads it, no stage does.
 
 /// One of chatcart's topics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,11 +22,12 @@ pub enum Topic {
     Dlq,
     Checkpoints,
     GatewayReplies,
+    GatewayDecisions,
 }
 
 impl Topic {
     /// Every topic, in flow order.
-    pub const ALL: [Topic; 9] = [
+    pub const ALL: [Topic; 10] = [
         Topic::Prompts,
         Topic::Intents,
         Topic::Decisions,
@@ -35,11 +37,24 @@ impl Topic {
         Topic::Dlq,
         Topic::Checkpoints,
         Topic::GatewayReplies,
+        Topic::GatewayDecisions,
     ];
 
-    /// The topics that carry events (every one but the checkpoints and the
-    /// gateways' copies of replies): what analytics records and the auditor
-    /// reads.
+    /// What the analytics sink stores: the events and the gateways'
+    /// decisions.
+    pub const ANALYTICS: [Topic; 8] = [
+        Topic::Prompts,
+        Topic::Intents,
+        Topic::Decisions,
+        Topic::Orders,
+        Topic::Replies,
+        Topic::Treasury,
+        Topic::Dlq,
+        Topic::GatewayDecisions,
+    ];
+
+    /// The topics that carry the pipeline's events (every one but the
+    /// checkpoints and the gateways' topics): what the auditor reads.
     pub const EVENTS: [Topic; 7] = [
         Topic::Prompts,
         Topic::Intents,
@@ -62,6 +77,7 @@ impl Topic {
             Topic::Dlq => "chatcart.dlq",
             Topic::Checkpoints => "chatcart.checkpoints",
             Topic::GatewayReplies => "chat.gateway.replies",
+            Topic::GatewayDecisions => "chat.gateway.decisions",
         }
     }
 

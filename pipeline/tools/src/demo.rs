@@ -192,7 +192,7 @@ async fn await_analytics(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let kafka = settings.kafka.clone();
-    let layout: Vec<(String, i32)> = Topic::EVENTS
+    let layout: Vec<(String, i32)> = Topic::ANALYTICS
         .iter()
         .map(|t| {
             (
@@ -213,7 +213,7 @@ async fn await_analytics(
     let client = settings.clickhouse.client();
     let deadline = Instant::now() + timeout;
     loop {
-        let names: Vec<&str> = Topic::EVENTS.iter().map(|t| topics.name(*t)).collect();
+        let names: Vec<&str> = Topic::ANALYTICS.iter().map(|t| topics.name(*t)).collect();
         let held = client
             .query("SELECT uniqExact(topic, partition, offset) FROM events WHERE has(?, topic)")
             .bind(names)

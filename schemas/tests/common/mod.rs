@@ -183,6 +183,32 @@ pub fn all_records() -> Vec<Record> {
             partition: 11,
             amount: i64::MAX,
         }),
+        Record::Gateway(GatewayDecision {
+            request_id: "req-3".into(),
+            session_id: "s".into(),
+            user_id: "user-44".into(),
+            campaign_id: "double-11".into(),
+            trace_id: "t".into(),
+            event_time_ms: 1_700_000_000_700,
+            instance: 2,
+            outcome: GatewayOutcome::Admitted,
+            reason: Some("free_orders_used_up".into()),
+            position: 1_234,
+            estimated_wait_ms: Some(4_500),
+        }),
+        Record::Gateway(GatewayDecision {
+            request_id: "req-4".into(),
+            session_id: String::new(),
+            user_id: "user-45".into(),
+            campaign_id: String::new(),
+            trace_id: String::new(),
+            event_time_ms: 1_700_000_000_800,
+            instance: 0,
+            outcome: GatewayOutcome::Shed,
+            reason: Some("pipeline_stalled".into()),
+            position: 0,
+            estimated_wait_ms: None,
+        }),
     ]
 }
 
@@ -266,6 +292,7 @@ pub fn written_with(schema_json: &str, record: &Record) -> Vec<u8> {
         Record::Order(r) => apache_avro::to_value(r),
         Record::Reply(r) => apache_avro::to_value(r),
         Record::Treasury(r) => apache_avro::to_value(r),
+        Record::Gateway(r) => apache_avro::to_value(r),
     }
     .expect("record converts to an Avro value");
     let Value::Record(fields) = value else {

@@ -1,5 +1,9 @@
 //! The `events` row for one Kafka record, and the `campaigns` rows for the
 //! configured campaigns. Prompt text and reply text are never stored.
+//!
+//! `latency_ms` is a wait: for a reply, how long the person waited; for a
+//! gateway's decision, the wait it estimated (and, if it admitted the
+//! request, promised).
 
 use connectors::{CampaignRow, EventRow};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -17,6 +21,7 @@ fn stage_of(record: &Record) -> &'static str {
         Record::Decision(_) | Record::Treasury(_) => "coupon",
         Record::Order(_) => "fulfillment",
         Record::Reply(_) => "reply",
+        Record::Gateway(_) => "gateway",
     }
 }
 
@@ -129,6 +134,22 @@ pub fn row(ctx: &Context, default_campaign: &str, message: &BorrowedMessage<'_>)
                 r.event_time_ms,
                 r.prompt_time_ms,
             )
+        }
+        Record::Gateway(r) => {
+            row.outcome = code(r.outcome);
+            row.reason = r.reason.clone().unwrap_or_default();
+            // The one wait a decision has is the estimate; the reply's row
+            // holds the wait that happened.
+            row.latency_ms = r.estimated_wait_ms.unwrap_or_default().max(0);
+            let campaign = if r.campaign_id.is_empty() {
+                default_campaign
+            } else {
+                r.campaign_id.as_str()
+            };
+            row.campaign_id = campaign.to_owned();
+            row.trace_id = r.trace_id.clone();
+            row.event_time_ms = r.event_time_ms;
+            return row;
         }
         Record::Treasury(r) => {
             row.outcome = code(r.kind);

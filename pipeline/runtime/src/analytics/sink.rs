@@ -139,7 +139,7 @@ pub async fn run_sink(
         .consumer_config(PART)
         .create_with_context(Rebalances::new(PART, Arc::clone(&ctx.ready), None))
         .context("creating consumer")?;
-    let topics: Vec<String> = Topic::EVENTS
+    let topics: Vec<String> = Topic::ANALYTICS
         .iter()
         .map(|t| ctx.topics.name(*t).to_owned())
         .collect();

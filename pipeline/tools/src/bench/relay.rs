@@ -43,6 +43,7 @@ pub const fn relay_name(from: Topic) -> &'static str {
         Topic::Dlq => "relay-chatcart.dlq",
         Topic::Checkpoints => "relay-chatcart.checkpoints",
         Topic::GatewayReplies => "relay-chat.gateway.replies",
+        Topic::GatewayDecisions => "relay-chat.gateway.decisions",
     }
 }
 

@@ -7,6 +7,7 @@
 //! than a single point.
 
 use super::data::{CampaignReport, Funnel, Latency};
+use super::front_door::Offered;
 use super::scale::short_number;
 use super::svg::{Bar, BarChart, LineChart, Marker, Series};
 use super::{Secs, format_clock, format_time};
@@ -23,6 +24,7 @@ const ORANGE: &str = "#ea580c";
 const PURPLE: &str = "#9333ea";
 const RED: &str = "#dc2626";
 const GREY: &str = "#6b7280";
+const TEAL: &str = "#0d9488";
 
 /// Every chart as `(data-chart, heading, svg)`.
 pub fn all(report: &CampaignReport) -> Vec<(&'static str, String, String)> {
@@ -108,24 +110,44 @@ pub fn throughput(report: &CampaignReport) -> LineChart {
             segments: vec![histogram(&buckets, report.step, lo, hi)],
         }
     };
+    let mut gateway = Vec::new();
+    if let Some(door) = &report.front_door {
+        let line = |name, label: &str, colour, f: fn(&Offered) -> u64| {
+            let buckets: Vec<(Secs, f64)> =
+                door.offered.iter().map(|b| (b.time, f(b) as f64)).collect();
+            Series {
+                name,
+                label: label.to_owned(),
+                colour,
+                segments: vec![histogram(&buckets, report.step, lo, hi)],
+            }
+        };
+        gateway = vec![
+            line("offered", "offered to the gateways", TEAL, |b| b.offered),
+            line("shed", "shed (429)", RED, |b| b.shed),
+        ];
+    }
     LineChart {
         chart: CHARTS[0],
         title: format!("Throughput by stage (requests per {})", per(report.step)),
         y_label: format!("requests per {}", per(report.step)),
         x: (lo, hi),
-        series: vec![
-            series("prompts", "prompts", BLUE, |b| b.prompts),
-            series("intents", "intents", PURPLE, |b| {
-                b.intents_extracted + b.intents_rejected
-            }),
-            series("decisions", "grants + denials", ORANGE, |b| {
-                b.grants + b.denials
-            }),
-            series("orders", "orders", GREEN, |b| {
-                b.orders_placed + b.orders_failed
-            }),
-            series("replies", "replies", GREY, |b| b.replies),
-        ],
+        series: gateway
+            .into_iter()
+            .chain([
+                series("prompts", "prompts", BLUE, |b| b.prompts),
+                series("intents", "intents", PURPLE, |b| {
+                    b.intents_extracted + b.intents_rejected
+                }),
+                series("decisions", "grants + denials", ORANGE, |b| {
+                    b.grants + b.denials
+                }),
+                series("orders", "orders", GREEN, |b| {
+                    b.orders_placed + b.orders_failed
+                }),
+                series("replies", "replies", GREY, |b| b.replies),
+            ])
+            .collect(),
         markers: Vec::new(),
         y_format: short_number,
         y_at_least: 0.0,

@@ -1,5 +1,6 @@
 //! What the report shows, read from the analytics views
-//! (`connectors/migrations/0003_surge_views.sql`) for one campaign and one
+//! (`connectors/migrations/0003_surge_views.sql`, and the front door's in
+//! [`super::front_door`]) for one campaign and one
 //! time range. Every value reaches the SQL as a bound parameter, and every
 //! column is cast to the type its field has, since rows are read by
 //! position (RowBinary).
@@ -221,6 +222,9 @@ pub struct CampaignReport {
     pub limited_skus: Vec<String>,
     pub outcomes: Vec<OutcomeCount>,
     pub top_users: Vec<User>,
+    /// What the gateways admitted and shed; `None` when no request came
+    /// through one.
+    pub front_door: Option<super::front_door::FrontDoor>,
 }
 
 /// Reads the report for `request` from the configured ClickHouse.
@@ -452,6 +456,7 @@ async fn read(client: &Client, report: &mut CampaignReport) -> clickhouse::error
         .bind(TOP_USERS)
         .fetch_all()
         .await?;
+    report.front_door = super::front_door::read(client, report).await?;
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! - this file: the time range (`--from`, `--to`) and the number formats
 //!   every output shares;
 //! - [`data`]: the queries, and the [`CampaignReport`] they fill;
+//! - [`front_door`]: what the gateways admitted and shed, and the waits
+//!   they promised against the waits that happened;
 //! - [`tables`]: the key figures as tables;
 //! - [`text`]: tables laid out as plain text for the terminal;
 //! - [`scale`]: scales and ticks for the charts' axes;
@@ -15,6 +17,7 @@
 
 pub mod charts;
 pub mod data;
+pub mod front_door;
 pub mod html;
 pub mod scale;
 pub mod svg;

@@ -81,12 +81,9 @@ pub fn all(report: &CampaignReport) -> Vec<Table> {
         budget(report),
         peak(report),
     ];
-    tables.extend([
-        latency(report),
-        stock(report),
-        reasons(report),
-        users(report),
-    ]);
+    tables.extend([latency(report)]);
+    tables.extend(super::front_door::tables(report));
+    tables.extend([stock(report), reasons(report), users(report)]);
     tables
 }
 
