@@ -14,7 +14,9 @@ SELECT
     count() AS offered,
     countIf(outcome = 'admitted') AS admitted,
     countIf(outcome = 'shed') AS shed,
+    countIf(outcome = 'shed' AND reason = 'over_max_wait') AS shed_over_max_wait,
     countIf(outcome = 'shed' AND reason = 'pipeline_stalled') AS shed_stalled,
+    countIf(outcome = 'shed' AND reason = 'no_estimate_yet') AS shed_no_estimate,
     countIf(outcome = 'admitted' AND reason = 'free_orders_used_up') AS told_used_up,
     maxIf(latency_ms, outcome = 'admitted') AS max_promised_ms
 FROM events

@@ -83,6 +83,9 @@ pub fn is_expired(deadline_ms: Option<i64>, now_ms: i64) -> bool {
 pub const OVER_MAX_WAIT: &str = "over_max_wait";
 /// Gateway, shed: a stage made no progress for `gateway.stall_secs`.
 pub const PIPELINE_STALLED: &str = "pipeline_stalled";
+/// Gateway, shed: a stage idle until now has a backlog and has not yet
+/// committed, so its wait cannot be told (the first second of a surge).
+pub const NO_ESTIMATE_YET: &str = "no_estimate_yet";
 /// Gateway, admitted: the person was told at once that the campaign's free
 /// orders are all handed out.
 pub const FREE_ORDERS_USED_UP: &str = "free_orders_used_up";

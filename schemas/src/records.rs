@@ -276,15 +276,16 @@ pub struct GatewayDecision {
     /// The gateway instance (`gateway.instance`).
     pub instance: i32,
     pub outcome: GatewayOutcome,
-    /// Shed: [`OVER_MAX_WAIT`](crate::reason::OVER_MAX_WAIT) or
-    /// [`PIPELINE_STALLED`](crate::reason::PIPELINE_STALLED); admitted:
+    /// Shed: [`OVER_MAX_WAIT`](crate::reason::OVER_MAX_WAIT),
+    /// [`PIPELINE_STALLED`](crate::reason::PIPELINE_STALLED) or
+    /// [`NO_ESTIMATE_YET`](crate::reason::NO_ESTIMATE_YET); admitted:
     /// [`FREE_ORDERS_USED_UP`](crate::reason::FREE_ORDERS_USED_UP) when the
     /// person was told so at once.
     pub reason: Option<String>,
     /// Requests ahead of this one at the first stage.
     pub position: i64,
     /// Admitted: the wait promised. Shed: the estimate that was over the
-    /// limit, `None` when a stalled stage left no estimate.
+    /// limit, `None` when there was none.
     pub estimated_wait_ms: Option<i64>,
 }
 

@@ -9,29 +9,72 @@
 //! the work by up to one commit interval, so a stage's backlog is first
 //! reduced by what it does in that interval. A stage that has a backlog on
 //! the partition and has not moved for `stall` is stalled: no wait can be
-//! promised, and the request is shed.
+//! promised, and the request is shed. So is one behind a stage that was
+//! idle until a moment ago and has more than a few requests queued: until
+//! it commits, nothing tells how fast it works.
+//!
+//! What the sum cannot see (a stage's uneven pace, lease waits, the LLM
+//! fallback) is learnt from the answers: [`Overrun`] adds to each promise
+//! with a queue what recent answers needed beyond their estimates.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
-use runtime::lag::{Lags, STAGES};
+use runtime::lag::{Lags, Progress, STAGES};
 
 /// How often stages commit (the runner's auto-commit interval).
 const COMMIT_INTERVAL_SECS: f64 = 1.0;
+/// The most a partition's backlog may be at a stage that has not committed
+/// for the whole rate window and still be promised the base latency.
+const IDLE_BACKLOG: i64 = 20;
 
 /// What the gateway says to a new request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Admission {
     /// Publish it. `position` requests are ahead of it at the first stage;
-    /// `wait` is the estimate.
-    Admit { position: i64, wait: Duration },
-    /// Answer `429`: the estimate is over the limit (`wait`), or a stage is
-    /// stalled (`wait` is `None`). Try again after `retry_after`.
+    /// `wait` is the estimate, `margin` of it learnt from earlier answers.
+    Admit {
+        position: i64,
+        wait: Duration,
+        margin: Duration,
+    },
+    /// Answer `429`, for `why`, and say to try again after `retry_after`.
     /// `position` requests were ahead of it at the first stage.
     Shed {
         position: i64,
-        wait: Option<Duration>,
+        why: Overload,
         retry_after: Duration,
     },
+}
+
+/// Why a request is shed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Overload {
+    /// The estimated wait is over `gateway.max_wait_secs`.
+    OverMaxWait(Duration),
+    /// A stage with a backlog has not moved for `gateway.stall_secs`.
+    Stalled,
+    /// A stage idle until now has a backlog and no rate to tell its wait.
+    NoEstimateYet,
+}
+
+impl Overload {
+    /// The estimate, when there is one.
+    pub fn wait(self) -> Option<Duration> {
+        match self {
+            Overload::OverMaxWait(wait) => Some(wait),
+            Overload::Stalled | Overload::NoEstimateYet => None,
+        }
+    }
+
+    /// The reason code recorded for it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Overload::OverMaxWait(_) => schemas::reason::OVER_MAX_WAIT,
+            Overload::Stalled => schemas::reason::PIPELINE_STALLED,
+            Overload::NoEstimateYet => schemas::reason::NO_ESTIMATE_YET,
+        }
+    }
 }
 
 /// The limits admission works within.
@@ -43,15 +86,18 @@ pub struct Limits {
 
 /// Decides for a request on `partition`, with `ahead` requests this
 /// gateway admitted there since the lags were read, given `base`, the
-/// pipeline's latency when nothing is queued.
+/// pipeline's latency when nothing is queued, and `margin`, what answers
+/// have recently needed beyond their estimates when there was a queue.
 pub fn admit(
     lags: &Lags,
     partition: usize,
     ahead: i64,
     base: Duration,
+    margin: Duration,
     limits: Limits,
 ) -> Admission {
     let mut wait = base.as_secs_f64();
+    let mut behind = false;
     let position = lags.lag(0, partition) + ahead;
     for stage in 0..STAGES.len() {
         let extra = if stage == 0 { ahead } else { 0 };
@@ -62,43 +108,63 @@ pub fn admit(
         if lags.stalled_for(stage, partition) >= limits.stall {
             return Admission::Shed {
                 position,
-                wait: None,
+                why: Overload::Stalled,
                 retry_after: limits.max_wait,
             };
         }
-        let Some(progress) = lags.progress(stage, partition) else {
-            continue;
+        let progress = lags.progress(stage, partition);
+        let Some(progress) = progress.filter(|p| p.rate > 0.0) else {
+            // Idle until now: the backlog just appeared and there is no
+            // rate to divide by. A few requests are the traffic of a quiet
+            // moment; more are the start of a surge from idle, whose wait
+            // nobody can tell until the stage's first commit (within a
+            // second): promising the base latency would be a lie.
+            if lag <= IDLE_BACKLOG {
+                continue;
+            }
+            return Admission::Shed {
+                position,
+                why: Overload::NoEstimateYet,
+                retry_after: Duration::from_secs(1),
+            };
         };
-        if progress.rate <= 0.0 {
-            // Idle until now: the backlog just appeared, nothing to divide by.
-            continue;
-        }
-        // What a stage did in the last commit interval is not committed
-        // yet. While it keeps up, its lag is no more than that: about a
-        // second of arrivals (the rate of commits over five seconds trails
-        // the arrivals when traffic rises, from idle by far). Beyond that
-        // it is behind, works at its rate, and the lag less one second of
-        // that rate is its queue.
-        let keeping_up =
-            lag as f64 <= 1.5 * progress.arrival.max(progress.rate) * COMMIT_INTERVAL_SECS;
-        if keeping_up {
+        if keeping_up(lag, progress) {
             continue;
         }
         let rate = progress.rate.min(fair_share(lags, stage));
         let queued = (lag as f64 - rate * COMMIT_INTERVAL_SECS).max(0.0);
         wait += queued / rate.max(f64::MIN_POSITIVE);
+        behind = true;
     }
+    // The margin was learnt behind a queue; the base latency already
+    // covers an answer without one.
+    let margin = if behind { margin } else { Duration::ZERO };
+    wait += margin.as_secs_f64();
     let wait = Duration::from_secs_f64(wait.min(1e6));
     if wait > limits.max_wait {
         // By then the backlog ahead has shrunk to what the limit allows.
         let retry_after = (wait - limits.max_wait).clamp(Duration::from_secs(1), limits.max_wait);
         return Admission::Shed {
             position,
-            wait: Some(wait),
+            why: Overload::OverMaxWait(wait),
             retry_after,
         };
     }
-    Admission::Admit { position, wait }
+    Admission::Admit {
+        position,
+        wait,
+        margin,
+    }
+}
+
+/// What a stage did in the last commit interval is not committed yet.
+/// While it keeps up, its lag is no more than that: a second of its work
+/// now (the two-second rate: the five-second one trails when traffic
+/// rises). Beyond that it is behind, works at its rate, and the lag less
+/// one second of that rate is its queue. Arrivals are no measure of the
+/// work: at the start of a surge they are many times what a stage can do.
+fn keeping_up(lag: i64, progress: Progress) -> bool {
+    lag as f64 <= 1.5 * progress.recent.max(progress.rate) * COMMIT_INTERVAL_SECS
 }
 
 /// A stage's rate over all partitions, shared among those it is behind
@@ -112,8 +178,7 @@ fn fair_share(lags: &Lags, stage: usize) -> f64 {
             continue;
         };
         total += progress.rate;
-        let lag = lags.lag(stage, p) as f64;
-        if lag > 1.5 * progress.arrival.max(progress.rate) * COMMIT_INTERVAL_SECS {
+        if !keeping_up(lags.lag(stage, p), progress) {
             behind += 1;
         }
     }
@@ -149,6 +214,81 @@ impl BaseLatency {
 
     pub fn get(self) -> Duration {
         Duration::from_secs_f64(self.secs)
+    }
+}
+
+/// Answers an [`Overrun`] learns from.
+const OVERRUNS: usize = 1_024;
+/// Older answers say little about the pipeline now.
+const OVERRUN_AGE: Duration = Duration::from_secs(30);
+/// Fewer answers than this teach nothing yet.
+const OVERRUN_MIN: usize = 20;
+/// How much later than estimated the answers to queued requests came,
+/// learnt from the last [`OVERRUNS`] of them within [`OVERRUN_AGE`]. The
+/// margin it gives is their 99th percentile: added to a promise, it leaves
+/// about one answer in a hundred late. (Less a second's allowance, the
+/// 99th percentile of lateness at ten times the capacity was 3.2 s in one
+/// run; without it, 2.1 s: the margin trails the pipeline by the length of
+/// its queue, so what it allows for is spent already.)
+/// Shortfalls are measured against the estimate without the margin, so the
+/// margin does not feed on itself.
+#[derive(Debug, Default)]
+pub struct Overrun {
+    /// When each answer came, and how many seconds after its estimate
+    /// (negative when early); oldest first.
+    recent: VecDeque<(Instant, f64)>,
+    margin: Duration,
+    /// Answers since the margin was last worked out.
+    fresh: usize,
+}
+
+impl Overrun {
+    /// Folds in an answer at `now` that came `shortfall` seconds after
+    /// its estimate.
+    pub fn observe(&mut self, now: Instant, shortfall: f64) {
+        if self.recent.len() == OVERRUNS {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((now, shortfall.clamp(-3_600.0, 3_600.0)));
+        self.fresh += 1;
+        // Sorting a thousand numbers every 32 answers costs nothing next
+        // to the answers.
+        if self.fresh >= 32 {
+            self.update(now);
+        }
+    }
+
+    /// The margin to add to a promise made at `now`.
+    pub fn margin(&mut self, now: Instant) -> Duration {
+        if self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > OVERRUN_AGE)
+        {
+            self.update(now);
+        }
+        self.margin
+    }
+
+    fn update(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > OVERRUN_AGE)
+        {
+            self.recent.pop_front();
+        }
+        self.fresh = 0;
+        if self.recent.len() < OVERRUN_MIN {
+            self.margin = Duration::ZERO;
+            return;
+        }
+        let mut shortfalls: Vec<f64> = self.recent.iter().map(|(_, s)| *s).collect();
+        shortfalls.sort_by(f64::total_cmp);
+        let at = (shortfalls.len() * 99).div_ceil(100) - 1;
+        let q99 = shortfalls[at];
+        self.margin = Duration::from_secs_f64(q99.clamp(0.0, 3_600.0));
     }
 }
 
@@ -189,15 +329,16 @@ mod tests {
     fn the_wait_is_the_backlog_over_the_rate_beyond_one_commit_interval() {
         let base = Duration::from_millis(500);
         // 1,100 queued at 100/s: 100 of them are committed-offset lag.
-        match admit(&lags(6, 100, 1_100), 0, 0, base, LIMITS) {
-            Admission::Admit { position, wait } => {
+        match admit(&lags(6, 100, 1_100), 0, 0, base, Duration::ZERO, LIMITS) {
+            Admission::Admit { position, wait, .. } => {
                 assert_eq!(position, 1_100);
                 assert!((wait.as_secs_f64() - 10.5).abs() < 1e-6, "{wait:?}");
             }
             other => panic!("{other:?}"),
         }
         // This gateway's own admissions since the sample count too.
-        let Admission::Admit { position, wait } = admit(&lags(6, 100, 1_100), 0, 500, base, LIMITS)
+        let Admission::Admit { position, wait, .. } =
+            admit(&lags(6, 100, 1_100), 0, 500, base, Duration::ZERO, LIMITS)
         else {
             panic!("admitted");
         };
@@ -205,12 +346,72 @@ mod tests {
         assert!((wait.as_secs_f64() - 15.5).abs() < 1e-6, "{wait:?}");
         // Another partition has nothing queued: the base latency.
         assert_eq!(
-            admit(&lags(6, 100, 1_100), 1, 0, base, LIMITS),
+            admit(&lags(6, 100, 1_100), 1, 0, base, Duration::ZERO, LIMITS),
             Admission::Admit {
                 position: 0,
-                wait: base
+                wait: base,
+                margin: Duration::ZERO
             }
         );
+    }
+
+    #[test]
+    fn a_learnt_margin_is_added_behind_a_queue_only() {
+        let base = Duration::from_millis(500);
+        let margin = Duration::from_secs(3);
+        let Admission::Admit {
+            wait, margin: m, ..
+        } = admit(&lags(6, 100, 1_100), 0, 0, base, margin, LIMITS)
+        else {
+            panic!("admitted");
+        };
+        assert_eq!(m, margin);
+        assert!((wait.as_secs_f64() - 13.5).abs() < 1e-6, "{wait:?}");
+        // Nothing queued: the base latency alone.
+        assert_eq!(
+            admit(&lags(6, 100, 1_100), 1, 0, base, margin, LIMITS),
+            Admission::Admit {
+                position: 0,
+                wait: base,
+                margin: Duration::ZERO
+            }
+        );
+        // The margin counts against the limit: 10.5 s + 10 s is over 20 s.
+        assert!(matches!(
+            admit(
+                &lags(6, 100, 1_100),
+                0,
+                0,
+                base,
+                Duration::from_secs(10),
+                LIMITS
+            ),
+            Admission::Shed { .. }
+        ));
+    }
+
+    #[test]
+    fn the_margin_is_the_99th_percentile_shortfall_and_forgets() {
+        let t0 = Instant::now();
+        let mut o = Overrun::default();
+        assert_eq!(o.margin(t0), Duration::ZERO);
+        // Answers 0.5 s early, but one in fifty 4 s late.
+        for i in 0..1_000 {
+            o.observe(t0, if i % 50 == 0 { 4.0 } else { -0.5 });
+        }
+        let m = o.margin(t0).as_secs_f64();
+        assert!((m - 4.0).abs() < 1e-9, "{m}");
+        // Always early: no margin.
+        for _ in 0..1_024 {
+            o.observe(t0, -0.5);
+        }
+        assert_eq!(o.margin(t0), Duration::ZERO);
+        for _ in 0..64 {
+            o.observe(t0, 2.5);
+        }
+        assert!(o.margin(t0) > Duration::ZERO);
+        // Half a minute without answers behind a queue: nothing to go on.
+        assert_eq!(o.margin(t0 + Duration::from_secs(31)), Duration::ZERO);
     }
 
     #[test]
@@ -234,7 +435,9 @@ mod tests {
                 stages,
             });
         }
-        let Admission::Admit { wait, .. } = admit(&lags, 0, 0, Duration::ZERO, LIMITS) else {
+        let Admission::Admit { wait, .. } =
+            admit(&lags, 0, 0, Duration::ZERO, Duration::ZERO, LIMITS)
+        else {
             panic!("admitted");
         };
         assert!(
@@ -244,9 +447,9 @@ mod tests {
     }
 
     #[test]
-    fn a_lag_of_about_a_second_of_arrivals_is_no_queue() {
-        // Traffic just rose: commits over two seconds trail the arrivals,
-        // and the lag is what the last commit interval hides.
+    fn a_lag_of_about_a_second_of_work_is_no_queue() {
+        // Traffic just rose: commits over five seconds trail the work of
+        // the last two, and the lag is what the last commit interval hides.
         let t0 = Instant::now();
         let mut lags = Lags::new(Duration::from_secs(8));
         for (s, committed, end) in [(0, 0, 0), (1, 0, 0), (2, 20, 60), (3, 80, 120)] {
@@ -259,21 +462,70 @@ mod tests {
         }
         let base = Duration::from_millis(300);
         assert_eq!(
-            admit(&lags, 0, 0, base, LIMITS),
+            admit(&lags, 0, 0, base, Duration::ZERO, LIMITS),
             Admission::Admit {
                 position: 40,
-                wait: base
+                wait: base,
+                margin: Duration::ZERO
             }
         );
     }
 
     #[test]
+    fn a_surge_from_idle_is_no_second_of_work_and_has_no_estimate_before_a_commit() {
+        // 400 arrived in the last second, the stage did 100 of them: less
+        // than a second of arrivals queued, but seconds of its work.
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for (s, committed, end) in [(0, 0, 0), (1, 0, 0), (2, 0, 0), (3, 100, 400)] {
+            let mut stages = vec![vec![Position::default(); 1]; STAGES.len()];
+            stages[0][0] = Position { committed, end };
+            lags.push(LagSample {
+                at: t0 + Duration::from_secs(s),
+                stages,
+            });
+        }
+        let Admission::Admit { wait, .. } =
+            admit(&lags, 0, 0, Duration::ZERO, Duration::ZERO, LIMITS)
+        else {
+            panic!("admitted");
+        };
+        assert!(wait > Duration::from_secs(5), "{wait:?}");
+        // Before the stage's first commit: no estimate, come back in a
+        // second; a handful is a quiet moment's traffic and is admitted.
+        let cold = |end| {
+            let mut lags = Lags::new(Duration::from_secs(8));
+            for s in 0..3 {
+                let mut stages = vec![vec![Position::default(); 1]; STAGES.len()];
+                stages[0][0] = Position {
+                    committed: 0,
+                    end: if s == 2 { end } else { 0 },
+                };
+                lags.push(LagSample {
+                    at: t0 + Duration::from_millis(250 * s),
+                    stages,
+                });
+            }
+            admit(&lags, 0, 0, Duration::ZERO, Duration::ZERO, LIMITS)
+        };
+        assert_eq!(
+            cold(500),
+            Admission::Shed {
+                position: 500,
+                why: Overload::NoEstimateYet,
+                retry_after: Duration::from_secs(1)
+            }
+        );
+        assert!(matches!(cold(5), Admission::Admit { .. }));
+    }
+
+    #[test]
     fn over_the_limit_or_stalled_is_shed() {
         let base = Duration::from_millis(500);
-        match admit(&lags(6, 100, 3_100), 0, 0, base, LIMITS) {
+        match admit(&lags(6, 100, 3_100), 0, 0, base, Duration::ZERO, LIMITS) {
             Admission::Shed {
                 position,
-                wait: Some(wait),
+                why: Overload::OverMaxWait(wait),
                 retry_after,
             } => {
                 assert_eq!(position, 3_100);
@@ -285,10 +537,10 @@ mod tests {
         // A backlog that has not moved for the stall time: shed, whatever
         // its size.
         assert_eq!(
-            admit(&lags(6, 0, 10), 0, 0, base, LIMITS),
+            admit(&lags(6, 0, 10), 0, 0, base, Duration::ZERO, LIMITS),
             Admission::Shed {
                 position: 10,
-                wait: None,
+                why: Overload::Stalled,
                 retry_after: LIMITS.max_wait
             }
         );
@@ -302,7 +554,7 @@ mod tests {
             stages,
         });
         assert!(matches!(
-            admit(&idle, 0, 0, base, LIMITS),
+            admit(&idle, 0, 0, base, Duration::ZERO, LIMITS),
             Admission::Admit { position: 1, .. }
         ));
     }

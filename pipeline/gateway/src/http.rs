@@ -96,23 +96,29 @@ async fn post_prompt(
         Claim::New(handle) => handle,
     };
     let partition = stages::topic::shard_of(prompt.user_id.as_bytes(), gw.partitions);
-    let (position, wait) = match gw.admit(partition) {
-        Admission::Admit { position, wait } => (position, wait),
-        Admission::Shed {
+    let (position, wait, margin) = match gw.admit(partition) {
+        Admission::Admit {
             position,
             wait,
+            margin,
+        } => (position, wait, margin),
+        Admission::Shed {
+            position,
+            why,
             retry_after,
         } => {
             gw.requests.abandon(&id);
-            gw.counters.shed(wait.is_none());
-            gw.record(&prompt, now_ms, Decision::Shed { position, wait });
-            return Err(wire::busy(wait, retry_after, gw.config.max_wait(), lang));
+            gw.counters.shed(why);
+            gw.record(&prompt, now_ms, Decision::Shed { position, why });
+            return Err(wire::busy(why, retry_after, gw.config.max_wait(), lang));
         }
     };
     let used_up = gw.used_up(&prompt.campaign_id);
     let queued = (wait > gw.config.queued_after() || used_up).then_some(Queued {
         position,
         wait,
+        margin,
+        told_after: Duration::ZERO,
         used_up,
         lang,
     });
@@ -143,6 +149,7 @@ async fn post_prompt(
     );
     let late = queued.is_none().then(|| Late {
         gw: Arc::clone(&gw),
+        admitted_at: Instant::now(),
         partition,
         lang,
         used_up,
@@ -214,6 +221,7 @@ pub(crate) fn unavailable(message: &str) -> Refusal {
 /// too low.
 struct Late {
     gw: Arc<Gateway>,
+    admitted_at: Instant,
     partition: i32,
     lang: &'static str,
     used_up: bool,
@@ -231,13 +239,23 @@ impl Late {
 
     /// The `queued` event for `id` now, recorded for a resume.
     fn notice(&self, id: &str) -> Value {
-        let (position, wait) = match self.gw.estimate(self.partition) {
-            Admission::Admit { position, wait } => (position, wait),
-            Admission::Shed { wait, .. } => (0, wait.unwrap_or(self.gw.config.max_wait())),
+        let (position, wait, margin) = match self.gw.estimate(self.partition) {
+            Admission::Admit {
+                position,
+                wait,
+                margin,
+            } => (position, wait, margin),
+            Admission::Shed { why, .. } => (
+                0,
+                why.wait().unwrap_or(self.gw.config.max_wait()),
+                Duration::ZERO,
+            ),
         };
         let q = Queued {
             position,
             wait,
+            margin,
+            told_after: self.admitted_at.elapsed(),
             used_up: self.used_up,
             lang: self.lang,
         };

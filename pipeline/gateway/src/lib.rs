@@ -45,7 +45,7 @@ use stages::Topic;
 use stages::leases::TreasuryView;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::admission::{Admission, BaseLatency, Limits};
+use crate::admission::{Admission, BaseLatency, Limits, Overload, Overrun};
 use crate::requests::Requests;
 use crate::wire::Refusal;
 
@@ -56,6 +56,7 @@ pub struct Counters {
     pub queued: AtomicU64,
     pub shed_over_wait: AtomicU64,
     pub shed_stalled: AtomicU64,
+    pub shed_no_estimate: AtomicU64,
     /// Decisions not recorded on `chat.gateway.decisions` because the
     /// producer's queue was full.
     pub decisions_dropped: AtomicU64,
@@ -69,11 +70,11 @@ impl Counters {
         }
     }
 
-    fn shed(&self, stalled: bool) {
-        let c = if stalled {
-            &self.shed_stalled
-        } else {
-            &self.shed_over_wait
+    fn shed(&self, why: Overload) {
+        let c = match why {
+            Overload::OverMaxWait(_) => &self.shed_over_wait,
+            Overload::Stalled => &self.shed_stalled,
+            Overload::NoEstimateYet => &self.shed_no_estimate,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -90,7 +91,7 @@ enum Decision {
     },
     Shed {
         position: i64,
-        wait: Option<Duration>,
+        why: Overload,
     },
 }
 
@@ -109,6 +110,7 @@ pub struct Gateway {
     /// Per partition: requests admitted since the lags were last read.
     ahead: Mutex<Vec<i64>>,
     base: Mutex<BaseLatency>,
+    overrun: Mutex<Overrun>,
     open: Arc<Semaphore>,
     pub counters: Counters,
 }
@@ -138,6 +140,7 @@ impl Gateway {
             lags: Mutex::new(Lags::new(window)),
             ahead: Mutex::new(vec![0; usize::try_from(partitions).unwrap_or(0)]),
             base: Mutex::default(),
+            overrun: Mutex::default(),
             open: Arc::new(Semaphore::new(config.max_open_requests)),
             counters: Counters::default(),
             config,
@@ -182,7 +185,12 @@ impl Gateway {
             max_wait: self.config.max_wait(),
             stall: self.config.stall(),
         };
-        let admission = admission::admit(&lags, p, ahead, base, limits);
+        let margin = self
+            .overrun
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .margin(std::time::Instant::now());
+        let admission = admission::admit(&lags, p, ahead, base, margin, limits);
         if let Admission::Shed { .. } = admission {
             let stages: Vec<_> = (0..runtime::lag::STAGES.len())
                 .map(|s| (lags.lag(s, p), lags.progress(s, p), lags.stalled_for(s, p)))
@@ -221,15 +229,11 @@ impl Gateway {
                 position,
                 Some(wait),
             ),
-            Decision::Shed { position, wait } => (
+            Decision::Shed { position, why } => (
                 GatewayOutcome::Shed,
-                Some(if wait.is_some() {
-                    schemas::reason::OVER_MAX_WAIT
-                } else {
-                    schemas::reason::PIPELINE_STALLED
-                }),
+                Some(why.reason()),
                 position,
-                wait,
+                why.wait(),
             ),
         };
         let record = Record::Gateway(GatewayDecision {

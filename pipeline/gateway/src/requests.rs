@@ -23,6 +23,12 @@ pub struct Queued {
     pub position: i64,
     /// The wait it was promised.
     pub wait: Duration,
+    /// The part of `wait` learnt from earlier answers
+    /// ([`Overrun`](crate::admission::Overrun)).
+    pub margin: Duration,
+    /// How long after it was admitted it was told (zero when told at
+    /// once).
+    pub told_after: Duration,
     /// Whether it was told the campaign's free orders are used up.
     pub used_up: bool,
     /// The language it was told in: `zh` or `en`.

@@ -110,11 +110,24 @@ async fn read_replies(
                 .to_vec();
             match gw.codec.decode(&payload) {
                 Ok(Record::Reply(reply)) => {
-                    if let Some((took, None)) = gw.requests.answer(reply, Instant::now()) {
-                        gw.base
+                    let now = Instant::now();
+                    match gw.requests.answer(reply, now) {
+                        Some((took, None)) => gw
+                            .base
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .observe(took);
+                            .observe(took),
+                        // Measured against the estimate it was told, less
+                        // the margin, so the margin does not feed on itself.
+                        Some((took, Some(q))) => {
+                            let since_told = took.saturating_sub(q.told_after).as_secs_f64();
+                            let estimate = q.wait.saturating_sub(q.margin).as_secs_f64();
+                            gw.overrun
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .observe(now, since_told - estimate);
+                        }
+                        None => {}
                     }
                 }
                 _ => tracing::warn!(topic, "skipped a record that is not a reply"),

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use schemas::{Codec, CodecError, Prompt, Reply};
+
+use crate::admission::Overload;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -186,29 +188,49 @@ pub fn final_answer(reply: &Reply) -> Value {
 }
 
 /// The `429` refusal: too busy to queue the request, and when to retry.
-pub fn busy(
-    wait: Option<Duration>,
-    retry_after: Duration,
-    max_wait: Duration,
-    lang: &str,
-) -> Refusal {
+pub fn busy(why: Overload, retry_after: Duration, max_wait: Duration, lang: &str) -> Refusal {
     let (retry, max) = (secs(retry_after), secs(max_wait));
-    let text = match (wait.is_some(), lang == "zh") {
-        (true, true) => format!(
-            "活动太火爆了，现在排队预计要超过 {max} 秒，这次没有为您排队。请 {retry} 秒后再试。"
+    let zh = lang == "zh";
+    let (text, message) = match why {
+        Overload::OverMaxWait(_) if zh => (
+            format!(
+                "活动太火爆了，现在排队预计要超过 {max} 秒，这次没有为您排队。请 {retry} 秒后再试。"
+            ),
+            "not admitted: the estimated wait is over gateway.max_wait_secs; retry after Retry-After seconds",
         ),
-        (true, false) => format!(
-            "The campaign is very busy: the wait would be over {max} s, so your request was not queued. Please try again in {retry} s."
+        Overload::OverMaxWait(_) => (
+            format!(
+                "The campaign is very busy: the wait would be over {max} s, so your request was not queued. Please try again in {retry} s."
+            ),
+            "not admitted: the estimated wait is over gateway.max_wait_secs; retry after Retry-After seconds",
         ),
-        (false, true) => format!("下单处理暂时停滞，这次没有为您排队。请 {retry} 秒后再试。"),
-        (false, false) => format!(
-            "Orders are held up for the moment, so your request was not queued. Please try again in {retry} s."
+        Overload::Stalled if zh => (
+            format!("下单处理暂时停滞，这次没有为您排队。请 {retry} 秒后再试。"),
+            "not admitted: a stage has made no progress for gateway.stall_secs; retry after Retry-After seconds",
+        ),
+        Overload::Stalled => (
+            format!(
+                "Orders are held up for the moment, so your request was not queued. Please try again in {retry} s."
+            ),
+            "not admitted: a stage has made no progress for gateway.stall_secs; retry after Retry-After seconds",
+        ),
+        Overload::NoEstimateYet if zh => (
+            format!(
+                "请求刚刚大量涌入，还无法估计等待时间，这次没有为您排队。请 {retry} 秒后再试。"
+            ),
+            "not admitted: requests just began pouring in and the wait cannot be estimated yet; retry after Retry-After seconds",
+        ),
+        Overload::NoEstimateYet => (
+            format!(
+                "Requests have just begun pouring in and the wait cannot be told yet, so your request was not queued. Please try again in {retry} s."
+            ),
+            "not admitted: requests just began pouring in and the wait cannot be estimated yet; retry after Retry-After seconds",
         ),
     };
-    let mut r = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_busy", None, "not admitted: the estimated wait is over gateway.max_wait_secs; retry after Retry-After seconds")
+    let mut r = Refusal::new(StatusCode::TOO_MANY_REQUESTS, "too_busy", None, message)
         .with("retry_after_secs", json!(retry))
         .with("text", json!(text));
-    if let Some(wait) = wait {
+    if let Some(wait) = why.wait() {
         r = r.with("estimated_wait_secs", json!(secs(wait)));
     }
     r
@@ -341,7 +363,7 @@ mod tests {
                 .is_some_and(|t| t.contains("120") && t.contains("8 秒") && t.contains("免单"))
         );
         let b = busy(
-            Some(Duration::from_secs(31)),
+            Overload::OverMaxWait(Duration::from_secs(31)),
             Duration::from_secs(11),
             Duration::from_secs(20),
             "en",
@@ -352,6 +374,20 @@ mod tests {
                 .as_str()
                 .is_some_and(|t| t.contains("20 s") && t.contains("11 s"))
         );
+        assert_eq!(b.body()["estimated_wait_secs"], 31);
+        // Without an estimate, each reason says its own thing in each
+        // language, and no wait is made up.
+        let mut texts = std::collections::BTreeSet::new();
+        for why in [Overload::Stalled, Overload::NoEstimateYet] {
+            for lang in ["zh", "en"] {
+                let b = busy(why, Duration::from_secs(1), Duration::from_secs(20), lang);
+                assert!(b.body().get("estimated_wait_secs").is_none());
+                let text = b.body()["text"].as_str().expect("a text").to_owned();
+                assert!(text.contains('1'), "{text}");
+                texts.insert(text);
+            }
+        }
+        assert_eq!(texts.len(), 4);
         assert_eq!(url_of("a b/é"), "/v1/prompts/a%20b%2F%C3%A9");
     }
 }

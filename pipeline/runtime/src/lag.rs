@@ -221,6 +221,7 @@ impl Lags {
         };
         Some(Progress {
             rate: per_sec(RATE_OVER, |x| x.committed)?,
+            recent: per_sec(RECENT_OVER, |x| x.committed)?,
             arrival: per_sec(ARRIVAL_OVER, |x| x.end)?,
         })
     }
@@ -230,6 +231,8 @@ impl Lags {
 /// stage serving several partitions works each in bursts, so a rate of work
 /// is read over five seconds (or the whole window, if shorter).
 const RATE_OVER: Duration = Duration::from_secs(5);
+/// The rate of work just now: two commit intervals, so at least one commit.
+const RECENT_OVER: Duration = Duration::from_secs(2);
 /// Ends move with every record, so the arrival rate is read over a second.
 const ARRIVAL_OVER: Duration = Duration::from_secs(1);
 
@@ -262,6 +265,9 @@ impl Lags {
 pub struct Progress {
     /// Records committed per second (over the last five seconds).
     pub rate: f64,
+    /// Records committed per second over the last two seconds: sooner to
+    /// follow a change, noisier.
+    pub recent: f64,
     /// Records arriving per second (over the last second).
     pub arrival: f64,
 }
@@ -287,6 +293,7 @@ mod tests {
         lags.push(sample(t0 + Duration::from_secs(2), 300, 600));
         let p = lags.progress(0, 0).expect("a rate");
         assert!((p.rate - 150.0).abs() < 1e-9, "over the window: {p:?}");
+        assert!((p.recent - 150.0).abs() < 1e-9, "over two seconds: {p:?}");
         assert!((p.arrival - 300.0).abs() < 1e-9, "over one second: {p:?}");
         assert_eq!(lags.lag(0, 0), 300);
         assert_eq!(lags.stalled_for(0, 0), Duration::ZERO, "it moved");

@@ -456,7 +456,14 @@ async fn read(client: &Client, report: &mut CampaignReport) -> clickhouse::error
         .bind(TOP_USERS)
         .fetch_all()
         .await?;
-    report.front_door = super::front_door::read(client, report).await?;
+    let span = super::front_door::Span {
+        campaign,
+        from,
+        to,
+        step,
+        max_points: MAX_POINTS,
+    };
+    report.front_door = super::front_door::read(client, span).await?;
     Ok(())
 }
 

@@ -2,15 +2,13 @@
 //! and shed (`front_door_per_second`), and the waits they promised against
 //! the waits that happened (`kept_promises`, `promises_per_minute`), from
 //! `connectors/migrations/0004_front_door_views.sql`. A campaign whose
-//! requests never came through a gateway has no front door, and the report
-//! says so.
+//! requests never came through a gateway has no front door. Its tables are
+//! in [`super::tables`].
 
 use clickhouse::{Client, Row};
 use serde::Deserialize;
 
-use super::data::{CampaignReport, MAX_POINTS};
-use super::tables::Table;
-use super::{Secs, format_count, format_time};
+use super::Secs;
 
 /// Rows of the per-minute promises table: the busiest minutes.
 pub const PROMISE_MINUTES: u64 = 20;
@@ -22,9 +20,12 @@ pub struct Offered {
     pub offered: u64,
     pub admitted: u64,
     pub shed: u64,
-    /// Shed because a stage was stalled (the rest: the estimate was over
-    /// `gateway.max_wait_secs`).
+    /// Shed because the estimate was over `gateway.max_wait_secs`.
+    pub shed_over_max_wait: u64,
+    /// Shed because a stage was stalled.
     pub shed_stalled: u64,
+    /// Shed because an idle stage had no rate yet.
+    pub shed_no_estimate: u64,
     /// Admitted and told at once that the free orders were handed out.
     pub told_used_up: u64,
 }
@@ -60,21 +61,30 @@ pub struct FrontDoor {
     pub busiest_minutes: Vec<Promises>,
 }
 
-const OFFERED: &str = "toUInt64(sum(offered)), toUInt64(sum(admitted)), toUInt64(sum(shed)), toUInt64(sum(shed_stalled)), toUInt64(sum(told_used_up))";
+const OFFERED: &str = "toUInt64(sum(offered)), toUInt64(sum(admitted)), toUInt64(sum(shed)), toUInt64(sum(shed_over_max_wait)), toUInt64(sum(shed_stalled)), toUInt64(sum(shed_no_estimate)), toUInt64(sum(told_used_up))";
 const IN_RANGE: &str = "campaign_id = ? AND toUInt32(second) BETWEEN ? AND ?";
 
-/// The front door of `report`'s campaign and range; `None` when no gateway
-/// decided on any of its requests in the range.
-pub async fn read(
-    client: &Client,
-    report: &CampaignReport,
-) -> clickhouse::error::Result<Option<FrontDoor>> {
-    let (campaign, from, to, step) = (
-        report.campaign.as_str(),
-        report.range.from,
-        report.range.to,
-        report.step,
-    );
+/// What to read: a campaign's range `from`..=`to`, in buckets of `step`
+/// seconds, at most `max_points` of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Span<'a> {
+    pub campaign: &'a str,
+    pub from: Secs,
+    pub to: Secs,
+    pub step: u32,
+    pub max_points: u64,
+}
+
+/// The front door over `span`; `None` when no gateway decided on any of
+/// the campaign's requests in it.
+pub async fn read(client: &Client, span: Span<'_>) -> clickhouse::error::Result<Option<FrontDoor>> {
+    let Span {
+        campaign,
+        from,
+        to,
+        step,
+        max_points,
+    } = span;
     let offered: Vec<Offered> = client
         .query(&format!("SELECT toUInt32(intDiv(toUInt32(second), ?) * ?) AS t, {OFFERED} FROM front_door_per_second WHERE {IN_RANGE} GROUP BY t ORDER BY t LIMIT ?"))
         .bind(step)
@@ -82,7 +92,7 @@ pub async fn read(
         .bind(campaign)
         .bind(from)
         .bind(to)
-        .bind(MAX_POINTS)
+        .bind(max_points)
         .fetch_all()
         .await?;
     if offered.is_empty() {
@@ -98,7 +108,9 @@ pub async fn read(
             offered: a.offered + b.offered,
             admitted: a.admitted + b.admitted,
             shed: a.shed + b.shed,
+            shed_over_max_wait: a.shed_over_max_wait + b.shed_over_max_wait,
             shed_stalled: a.shed_stalled + b.shed_stalled,
+            shed_no_estimate: a.shed_no_estimate + b.shed_no_estimate,
             told_used_up: a.told_used_up + b.told_used_up,
         },
     );
@@ -133,98 +145,4 @@ pub async fn read(
         promises,
         busiest_minutes,
     }))
-}
-
-fn share(part: u64, whole: u64) -> String {
-    if whole == 0 {
-        format_count(part)
-    } else {
-        format!(
-            "{} ({:.1}%)",
-            format_count(part),
-            100.0 * part as f64 / whole as f64
-        )
-    }
-}
-
-fn ms(v: i64) -> String {
-    format!("{v} ms")
-}
-
-/// The front door's tables: load, and promises kept.
-pub fn tables(report: &CampaignReport) -> Vec<Table> {
-    let Some(door) = &report.front_door else {
-        return vec![Table::list(
-            "Front door",
-            Some("no request came through a gateway in this range".to_owned()),
-        )];
-    };
-    let t = &door.totals;
-    let mut load = Table::list(
-        "Front door: requests offered to the gateways",
-        Some("every POST decided on; a request offered again after a 429 counts again".to_owned()),
-    );
-    load.pair("offered", format_count(t.offered));
-    load.pair("admitted (published)", share(t.admitted, t.offered));
-    load.pair("shed (429, not published)", share(t.shed, t.offered));
-    load.pair(
-        "  over gateway.max_wait_secs",
-        share(t.shed - t.shed_stalled, t.offered),
-    );
-    load.pair("  a stage stalled", share(t.shed_stalled, t.offered));
-    load.pair(
-        "told the free orders were used up",
-        share(t.told_used_up, t.admitted),
-    );
-    if let Some(p) = door.peak {
-        load.pair(
-            "peak second",
-            format!(
-                "{}: {} offered, {} admitted, {} shed",
-                format_time(p.time),
-                format_count(p.offered),
-                format_count(p.admitted),
-                format_count(p.shed)
-            ),
-        );
-    }
-    let mut promises = Table::grid(
-        "Front door: promised against actual waits",
-        Some(
-            "admitted requests answered, by the minute they were admitted; waited: from the gateway's decision to the reply; late: waited longer than promised"
-                .to_owned(),
-        ),
-        &[
-            ("minute", false),
-            ("answered", true),
-            ("late", true),
-            ("expired", true),
-            ("promised p50", true),
-            ("promised p99", true),
-            ("waited p50", true),
-            ("waited p99", true),
-            ("over p50", true),
-            ("over p99", true),
-        ],
-    );
-    let rows = std::iter::once(("whole range".to_owned(), &door.promises)).chain(
-        door.busiest_minutes
-            .iter()
-            .map(|m| (format_time(m.minute), m)),
-    );
-    for (when, p) in rows {
-        promises.row([
-            when,
-            format_count(p.answered),
-            share(p.late, p.answered),
-            format_count(p.expired),
-            ms(p.promised_p50_ms),
-            ms(p.promised_p99_ms),
-            ms(p.waited_p50_ms),
-            ms(p.waited_p99_ms),
-            ms(p.over_promise_p50_ms),
-            ms(p.over_promise_p99_ms),
-        ]);
-    }
-    vec![load, promises]
 }

@@ -82,7 +82,7 @@ pub fn all(report: &CampaignReport) -> Vec<Table> {
         peak(report),
     ];
     tables.extend([latency(report)]);
-    tables.extend(super::front_door::tables(report));
+    tables.extend(front_door(report));
     tables.extend([stock(report), reasons(report), users(report)]);
     tables
 }
@@ -408,6 +408,100 @@ fn users(report: &CampaignReport) -> Table {
         ]);
     }
     t
+}
+
+fn share_of(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        format_count(part)
+    } else {
+        format!(
+            "{} ({:.1}%)",
+            format_count(part),
+            100.0 * part as f64 / whole as f64
+        )
+    }
+}
+
+/// The front door's tables: load, and promises kept.
+fn front_door(report: &CampaignReport) -> Vec<Table> {
+    let Some(door) = &report.front_door else {
+        return vec![Table::list(
+            "Front door",
+            Some("no request came through a gateway in this range".to_owned()),
+        )];
+    };
+    let t = &door.totals;
+    let mut load = Table::list(
+        "Front door: requests offered to the gateways",
+        Some("every POST decided on; a request offered again after a 429 counts again".to_owned()),
+    );
+    load.pair("offered", format_count(t.offered));
+    load.pair("admitted (published)", share_of(t.admitted, t.offered));
+    load.pair("shed (429, not published)", share_of(t.shed, t.offered));
+    load.pair(
+        "  over gateway.max_wait_secs",
+        share_of(t.shed_over_max_wait, t.offered),
+    );
+    load.pair("  a stage stalled", share_of(t.shed_stalled, t.offered));
+    load.pair(
+        "  no estimate yet (surge from idle)",
+        share_of(t.shed_no_estimate, t.offered),
+    );
+    load.pair(
+        "told the free orders were used up",
+        share_of(t.told_used_up, t.admitted),
+    );
+    if let Some(p) = door.peak {
+        load.pair(
+            "peak second",
+            format!(
+                "{}: {} offered, {} admitted, {} shed",
+                format_time(p.time),
+                format_count(p.offered),
+                format_count(p.admitted),
+                format_count(p.shed)
+            ),
+        );
+    }
+    let mut promises = Table::grid(
+        "Front door: promised against actual waits",
+        Some(
+            "admitted requests answered, by the minute they were admitted; waited: from the gateway's decision to the reply; late: waited longer than promised"
+                .to_owned(),
+        ),
+        &[
+            ("minute", false),
+            ("answered", true),
+            ("late", true),
+            ("expired", true),
+            ("promised p50", true),
+            ("promised p99", true),
+            ("waited p50", true),
+            ("waited p99", true),
+            ("over p50", true),
+            ("over p99", true),
+        ],
+    );
+    let rows = std::iter::once(("whole range".to_owned(), &door.promises)).chain(
+        door.busiest_minutes
+            .iter()
+            .map(|m| (format_time(m.minute), m)),
+    );
+    for (when, p) in rows {
+        promises.row([
+            when,
+            format_count(p.answered),
+            share_of(p.late, p.answered),
+            format_count(p.expired),
+            ms(p.promised_p50_ms),
+            ms(p.promised_p99_ms),
+            ms(p.waited_p50_ms),
+            ms(p.waited_p99_ms),
+            ms(p.over_promise_p50_ms),
+            ms(p.over_promise_p99_ms),
+        ]);
+    }
+    vec![load, promises]
 }
 
 #[cfg(test)]
