@@ -224,7 +224,7 @@ const OVERRUN_AGE: Duration = Duration::from_secs(30);
 /// Fewer answers than this teach nothing yet.
 const OVERRUN_MIN: usize = 20;
 /// How much later than estimated the answers to queued requests came,
-/// learnt from the last [`OVERRUNS`] of them within [`OVERRUN_AGE`]. The
+/// learnt from the last 1,024 of them within 30 s. The
 /// margin it gives is their 99th percentile: added to a promise, it leaves
 /// about one answer in a hundred late. (Less a second's allowance, the
 /// 99th percentile of lateness at ten times the capacity was 3.2 s in one
