@@ -164,6 +164,18 @@ svc_ensure_chdb() {
         svc_die "pip could not install chdb"
 }
 
+# PyYAML: tests/tests/compose.rs reads docker/compose.yml with it (anchors
+# and merge keys included) to check each service's configuration.
+svc_ensure_pyyaml() {
+    local python=${CHATCART_TEST_PYTHON:-python3}
+    if "$python" -c 'import yaml' 2>/dev/null; then
+        return 0
+    fi
+    svc_say "installing PyYAML with pip"
+    "$python" -m pip install --quiet --disable-pip-version-check pyyaml >&2 ||
+        svc_die "pip could not install PyYAML"
+}
+
 # The report test (tests/tests/report.rs) opens the HTML report in headless
 # Chromium; it finds the browser through CHATCART_TEST_CHROMIUM, else
 # /usr/bin/chromium, else chromium on PATH.
@@ -507,6 +519,7 @@ svc_start() {
         svc_ensure_clickhouse
     fi
     svc_ensure_chdb
+    svc_ensure_pyyaml
     svc_ensure_chromium
 
     svc_have setsid || svc_die "setsid (util-linux) is required"

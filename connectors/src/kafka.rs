@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::ConnectorError;
 
 /// How to reach the Kafka cluster and how chatcart names things in it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its `Debug` shows secret properties as `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
     /// Comma-separated `host:port` list.
@@ -39,7 +40,24 @@ pub struct KafkaConfig {
     /// Replication factor used by `topics create`.
     pub replication_factor: i32,
     /// Extra librdkafka properties applied to every client (e.g. security).
+    /// librdkafka's names have dots and no underscores, so an underscore
+    /// is read as a dot: `CHATCART__KAFKA__PROPERTIES__SASL_PASSWORD` sets
+    /// `sasl.password` (see [`KafkaConfig::normalize`]).
     pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.redacted();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &shown.bootstrap_servers)
+            .field("topic_prefix", &shown.topic_prefix)
+            .field("group_prefix", &shown.group_prefix)
+            .field("partitions", &shown.partitions)
+            .field("replication_factor", &shown.replication_factor)
+            .field("properties", &shown.properties)
+            .finish()
+    }
 }
 
 impl Default for KafkaConfig {
@@ -64,6 +82,31 @@ const RESERVED: &[&str] = &[
 ];
 
 impl KafkaConfig {
+    /// Reads an underscore in a property's name as a dot, so properties
+    /// can come from the environment (whose names cannot hold dots). When
+    /// both spellings are set, the underscore one, from the environment,
+    /// wins, as the environment wins over the file.
+    pub fn normalize(&mut self) {
+        let (from_env, dotted): (Vec<_>, Vec<_>) = std::mem::take(&mut self.properties)
+            .into_iter()
+            .partition(|(k, _)| k.contains('_'));
+        self.properties = dotted.into_iter().collect();
+        for (k, v) in from_env {
+            self.properties.insert(k.replace('_', "."), v);
+        }
+    }
+
+    /// A copy to show: secret properties' values replaced.
+    pub fn redacted(&self) -> Self {
+        let mut shown = self.clone();
+        for (k, v) in &mut shown.properties {
+            if crate::secret::is_secret_property(k) {
+                *v = crate::secret::REDACTED.to_owned();
+            }
+        }
+        shown
+    }
+
     /// Checks the values; each error names the key and what is allowed.
     pub fn validate(&self) -> Result<(), ConnectorError> {
         if self.bootstrap_servers.trim().is_empty() {
@@ -110,6 +153,11 @@ impl KafkaConfig {
                 format!("`{key}` is managed by chatcart and cannot be overridden"),
             ));
         }
+        // librdkafka checks names and values only when a client is made;
+        // checking here fails at start-up, once, without the value.
+        self.producer_config().create_native_config().map_err(|e| {
+            ConnectorError::config("kafka.properties", crate::secret::show_kafka_error(&e))
+        })?;
         Ok(())
     }
 

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ConnectorError;
 
-/// How to reach ClickHouse and how the sink batches.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How to reach ClickHouse and how the sink batches. Its `Debug` shows the
+/// password as `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
     /// HTTP interface, e.g. `http://localhost:8123`. Empty turns the
@@ -54,6 +55,22 @@ impl Default for ClickHouseConfig {
             validation: false,
             insert_timeout_ms: 60_000,
         }
+    }
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.redacted();
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &shown.url)
+            .field("database", &shown.database)
+            .field("user", &shown.user)
+            .field("password", &shown.password)
+            .field("batch_rows", &shown.batch_rows)
+            .field("batch_max_wait_ms", &shown.batch_max_wait_ms)
+            .field("validation", &shown.validation)
+            .field("insert_timeout_ms", &shown.insert_timeout_ms)
+            .finish()
     }
 }
 
@@ -108,6 +125,24 @@ impl ClickHouseConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The URL to show: a password in it replaced.
+    pub fn shown_url(&self) -> String {
+        crate::secret::redact_url(&self.url)
+    }
+
+    /// A copy to show: the password (and one in the URL) replaced.
+    pub fn redacted(&self) -> Self {
+        Self {
+            url: self.shown_url(),
+            password: if self.password.is_empty() {
+                String::new()
+            } else {
+                crate::secret::REDACTED.to_owned()
+            },
+            ..self.clone()
+        }
     }
 
     /// A client bound to the configured database.

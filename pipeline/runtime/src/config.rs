@@ -3,6 +3,14 @@
 //! `CHATCART__KAFKA__BOOTSTRAP_SERVERS` (prefix `CHATCART`, `__` between
 //! levels). Unknown keys and invalid values are errors that name the key.
 //! `chatcart.example.toml` documents every key.
+//!
+//! Values from the environment are taken as the strings they are: a
+//! password `007` stays `007`, and only a key whose type is a number or a
+//! flag reads one from its string. librdkafka properties come from the
+//! environment with `_` for `.` (`CHATCART__KAFKA__PROPERTIES__SASL_PASSWORD`),
+//! and the campaigns, a list, from `campaigns_file`
+//! (`CHATCART__CAMPAIGNS_FILE`). Secrets are shown only as `<redacted>`
+//! ([`Settings::redacted`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +34,10 @@ pub struct Settings {
     /// The campaigns credit is granted for; prompts naming none belong to
     /// the first.
     pub campaigns: Vec<CampaignConfig>,
+    /// A TOML file of `[[campaigns]]` tables that replaces `campaigns`, so
+    /// the campaigns can be set where only environment variables can be
+    /// (`CHATCART__CAMPAIGNS_FILE`). Read once, when the settings load.
+    pub campaigns_file: Option<PathBuf>,
     pub coupon: CouponConfig,
     pub fulfillment: FulfillmentConfig,
     pub intent: IntentConfig,
@@ -40,6 +52,7 @@ impl Default for Settings {
             kafka: KafkaConfig::default(),
             clickhouse: ClickHouseConfig::default(),
             campaigns: vec![CampaignConfig::default()],
+            campaigns_file: None,
             coupon: CouponConfig::default(),
             fulfillment: FulfillmentConfig::default(),
             intent: IntentConfig::default(),
@@ -161,8 +174,9 @@ pub struct CodecConfig {
 /// A configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Not the error's source, so the message is shown once.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error(transparent)]
     Invalid(#[from] ConnectorError),
     #[error(transparent)]
@@ -171,6 +185,46 @@ pub enum ConfigError {
     Llm(#[from] LlmConfigError),
     #[error("invalid configuration `{key}`: {message}")]
     Value { key: &'static str, message: String },
+}
+
+/// The campaigns of a `campaigns_file`.
+fn read_campaigns(path: &Path) -> Result<Vec<CampaignConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        campaigns: Vec<CampaignConfig>,
+    }
+    // Read as the main file is, so the two agree on what TOML means.
+    let file: File = config::Config::builder()
+        .add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        )
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|e| {
+            invalid(
+                "campaigns_file",
+                format!(
+                    "{} must be a TOML file of [[campaigns]] tables: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+    if file.campaigns.is_empty() {
+        return Err(invalid(
+            "campaigns_file",
+            format!("{} lists no campaign", path.display()),
+        ));
+    }
+    Ok(file.campaigns)
+}
+
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        Self::Load(e)
+    }
 }
 
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
@@ -183,6 +237,14 @@ fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
 impl Settings {
     /// Defaults, then `file` if given, then `CHATCART__…` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(file, std::env::vars().collect())
+    }
+
+    /// As [`Settings::load`], with `env` standing for the environment.
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: std::collections::HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut builder =
             config::Config::builder().add_source(config::Config::try_from(&Settings::default())?);
         if let Some(path) = file {
@@ -196,11 +258,25 @@ impl Settings {
             config::Environment::with_prefix("CHATCART")
                 .prefix_separator("__")
                 .separator("__")
-                .try_parsing(true),
+                .source(Some(env.into_iter().collect())),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.kafka.normalize();
+        if let Some(path) = settings.campaigns_file.take() {
+            settings.campaigns = read_campaigns(&path)?;
+        }
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// A copy to show: passwords, secret Kafka properties and credentials
+    /// in URLs replaced by `<redacted>`.
+    pub fn redacted(&self) -> Self {
+        Self {
+            kafka: self.kafka.redacted(),
+            clickhouse: self.clickhouse.redacted(),
+            ..self.clone()
+        }
     }
 
     /// Checks every value; the first error names its key and what is allowed.
@@ -371,5 +447,137 @@ mod tests {
     fn example_file_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../chatcart.example.toml");
         Settings::load(Some(&path)).unwrap();
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_strings_arrive_byte_for_byte_and_numbers_still_parse() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("CHATCART__CLICKHOUSE__PASSWORD", "007"),
+                ("CHATCART__CLICKHOUSE__USER", "1.50"),
+                ("CHATCART__INTENT__CATALOG", "1e5"),
+                ("CHATCART__KAFKA__PARTITIONS", "6"),
+                ("CHATCART__CLICKHOUSE__VALIDATION", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.clickhouse.password, "007");
+        assert_eq!(s.clickhouse.user, "1.50");
+        assert_eq!(s.intent.catalog, Some(PathBuf::from("1e5")));
+        assert_eq!(s.kafka.partitions, 6);
+        assert!(s.clickhouse.validation);
+        let err = Settings::load_with_env(None, env(&[("CHATCART__KAFKA__PARTITIONS", "six")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("partitions"), "{err}");
+    }
+
+    #[test]
+    fn kafka_properties_come_from_the_environment_with_underscores_for_dots() {
+        let f =
+            file("[kafka.properties]\n\"sasl.password\" = \"from-file\"\n\"linger.ms\" = \"7\"\n");
+        let s = Settings::load_with_env(
+            Some(f.path()),
+            env(&[
+                ("CHATCART__KAFKA__PROPERTIES__SASL_PASSWORD", "from_env"),
+                ("CHATCART__KAFKA__PROPERTIES__SASL_USERNAME", "chatcart"),
+            ]),
+        )
+        .unwrap();
+        let p = &s.kafka.properties;
+        assert_eq!(p["sasl.password"], "from_env", "the environment wins");
+        assert_eq!(p["sasl.username"], "chatcart");
+        assert_eq!(p["linger.ms"], "7");
+        assert!(p.keys().all(|k| !k.contains('_')), "{p:?}");
+        // A misspelt secret property is refused at load, named, without
+        // its value.
+        let err = Settings::load_with_env(
+            None,
+            env(&[("CHATCART__KAFKA__PROPERTIES__SASL_PASWORD", "TopSecretPw")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("sasl.pasword"), "{err}");
+        assert!(!err.contains("TopSecretPw"), "{err}");
+        assert!(!err.contains("bootstrap_servers"), "no broker hint: {err}");
+    }
+
+    #[test]
+    fn campaigns_come_from_a_campaigns_file() {
+        let campaigns = file(
+            "[[campaigns]]\nid = \"spring\"\nbudget_cents = 300000000000\ncredit = { free_up_to_cents = 2000 }\n\n[[campaigns]]\nid = \"summer\"\nbudget_cents = 5000\ncredit = { free_up_to_cents = 500 }\n",
+        );
+        let path = campaigns.path().to_str().unwrap().to_owned();
+        let s = Settings::load_with_env(None, env(&[("CHATCART__CAMPAIGNS_FILE", &path)])).unwrap();
+        let ids: Vec<&str> = s.campaigns.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["spring", "summer"]);
+        assert_eq!(s.campaigns[0].budget_cents, 300_000_000_000);
+        assert_eq!(s.campaigns_file, None, "read once, when loading");
+        for (text, expected) in [
+            ("", "missing configuration field \"campaigns\""),
+            ("campaigns = []\n", "lists no campaign"),
+            (
+                "[[campaigns]]\nid = \"x\"\nbudget = 1\ncredit = { free_up_to_cents = 1 }\n",
+                "budget",
+            ),
+        ] {
+            let bad = file(text);
+            let path = bad.path().to_str().unwrap().to_owned();
+            let err = Settings::load_with_env(None, env(&[("CHATCART__CAMPAIGNS_FILE", &path)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("campaigns_file") && err.contains(expected),
+                "{err}"
+            );
+        }
+        let err = Settings::load_with_env(
+            None,
+            env(&[("CHATCART__CAMPAIGNS_FILE", "/nonexistent.toml")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("/nonexistent.toml"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_wherever_settings_are_shown() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                (
+                    "CHATCART__CLICKHOUSE__URL",
+                    "http://chatcart:UrlPw1@127.0.0.1:8123",
+                ),
+                ("CHATCART__CLICKHOUSE__PASSWORD", "ChPw2"),
+                ("CHATCART__KAFKA__PROPERTIES__SASL_PASSWORD", "KafkaPw3"),
+                ("CHATCART__KAFKA__PROPERTIES__SASL_USERNAME", "UserPw4"),
+                ("CHATCART__KAFKA__PROPERTIES__LINGER_MS", "9"),
+            ]),
+        )
+        .unwrap();
+        let shown = [
+            format!("{s:?}"),
+            format!("{:?}", s.redacted()),
+            serde_json::to_string(&s.redacted()).unwrap(),
+        ];
+        for text in &shown {
+            for secret in ["UrlPw1", "ChPw2", "KafkaPw3", "UserPw4"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+            assert!(text.contains("linger.ms") && text.contains('9'), "{text}");
+        }
+        assert_eq!(
+            s.clickhouse.password, "ChPw2",
+            "the settings themselves keep it"
+        );
     }
 }

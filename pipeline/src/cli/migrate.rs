@@ -17,7 +17,9 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let m = migrate(&settings.clickhouse).await?;
     println!(
         "ClickHouse {} at {}, database {}",
-        m.server.text, settings.clickhouse.url, settings.clickhouse.database
+        m.server.text,
+        settings.clickhouse.shown_url(),
+        settings.clickhouse.database
     );
     println!(
         "dialect: LowCardinality {}, insert deduplication token {}",

@@ -9,9 +9,11 @@
 //! - `surge`, `bench`: load and measure it.
 //! - `migrate`, `report`, `audit`: the analytics tables, a campaign's
 //!   figures, and the check of every promise.
+//! - `config`: load the configuration and show it, secrets redacted.
 
 mod audit;
 mod bench;
+mod config;
 mod demo;
 mod extract;
 mod gateway;
@@ -47,6 +49,12 @@ enum Command {
     Topics {
         #[command(subcommand)]
         action: topics::Action,
+    },
+    /// Check the configuration: load it as a stage would and print the
+    /// effective settings, secrets redacted.
+    Config {
+        #[command(subcommand)]
+        action: config::Action,
     },
     /// Run one or more stages in this process until SIGINT/SIGTERM.
     Run(run::Args),
@@ -93,7 +101,8 @@ impl Cli {
             | Command::Extract(_)
             | Command::Report(_)
             | Command::Surge(_)
-            | Command::Bench(_) => "warn",
+            | Command::Bench(_)
+            | Command::Config { .. } => "warn",
             _ => "info",
         }
     }
@@ -103,6 +112,7 @@ impl Cli {
         let config = Config(self.config);
         match self.command {
             Command::Topics { action } => topics::run(action, &config).await,
+            Command::Config { action } => config::run(action, &config),
             Command::Run(args) => run::run(args, &config).await,
             Command::Gateway(args) => gateway::run(args, &config).await,
             Command::Send(args) => send::run(args, &config).await,

@@ -246,7 +246,8 @@ impl std::fmt::Display for Summary {
             write!(
                 f,
                 "  report            chatcart report --clickhouse-url {} --database chatcart_demo --campaign {} --html report.html",
-                self.clickhouse_url, self.campaign_id
+                connectors::secret::redact_url(&self.clickhouse_url),
+                self.campaign_id
             )
         } else {
             write!(

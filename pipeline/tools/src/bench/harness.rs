@@ -162,7 +162,9 @@ impl Bench<'_> {
         settings.validate()?;
         app::create_topics(&settings).await?;
         let config = self.options.work_dir.join(format!("{phase}.toml"));
-        std::fs::write(&config, toml::to_string(&settings)?)
+        // The file holds the settings as they are, passwords included, for
+        // the phase's processes to read: its owner alone may read it.
+        write_private(&config, toml::to_string(&settings)?.as_bytes())
             .with_context(|| format!("writing {}", config.display()))?;
         Ok((settings, config))
     }
@@ -414,6 +416,21 @@ impl Bench<'_> {
 }
 
 /// The middle value (the mean of the middle two for an even count).
+/// Writes `bytes` to `path`, readable and writable by its owner only,
+/// whatever the umask (a file left from an earlier run is narrowed too).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -471,7 +488,25 @@ fn sample_payload(settings: &Settings) -> anyhow::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::{median, write_private};
+
+    /// The phase files hold passwords: nobody but their owner may read
+    /// them, even where a file of that name was left readable before.
+    #[test]
+    fn settings_files_are_for_their_owner_only() {
+        let dir = std::env::temp_dir().join(format!("chatcart-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("pipeline.toml");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&path, b"password = \"s3cret\"").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"password = \"s3cret\"");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn median_of_odd_and_even_counts() {

@@ -237,7 +237,8 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
     let at = || {
         format!(
             "reading the analytics views from ClickHouse at {}, database {} (check --clickhouse-url and --database; `chatcart migrate` creates the views)",
-            config.url, config.database
+            config.shown_url(),
+            config.database
         )
     };
     let (first, last, seconds) = client
