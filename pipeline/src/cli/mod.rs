@@ -39,8 +39,19 @@ pub struct Cli {
     /// variables such as CHATCART__KAFKA__BOOTSTRAP_SERVERS override it.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// How logs are written to stderr: `text` for people, `json` (one
+    /// object per line) for log shippers. RUST_LOG sets the level.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +104,11 @@ enum Command {
 }
 
 impl Cli {
+    /// How logs are written.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     /// The level logged when `RUST_LOG` says nothing: the commands whose
     /// output is a report keep the terminal for it.
     pub fn default_log_level(&self) -> &'static str {
