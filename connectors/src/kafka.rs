@@ -39,6 +39,9 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Replication factor used by `topics create`.
     pub replication_factor: i32,
+    /// How long a command waits at start for the broker to answer,
+    /// retrying with backoff and saying where it tries, before it gives up.
+    pub connect_timeout_secs: u64,
     /// Extra librdkafka properties applied to every client (e.g. security).
     /// librdkafka's names have dots and no underscores, so an underscore
     /// is read as a dot: `CHATCART__KAFKA__PROPERTIES__SASL_PASSWORD` sets
@@ -55,6 +58,7 @@ impl std::fmt::Debug for KafkaConfig {
             .field("group_prefix", &shown.group_prefix)
             .field("partitions", &shown.partitions)
             .field("replication_factor", &shown.replication_factor)
+            .field("connect_timeout_secs", &shown.connect_timeout_secs)
             .field("properties", &shown.properties)
             .finish()
     }
@@ -68,6 +72,7 @@ impl Default for KafkaConfig {
             group_prefix: "chatcart".to_owned(),
             partitions: 12,
             replication_factor: 1,
+            connect_timeout_secs: 60,
             properties: BTreeMap::new(),
         }
     }
@@ -119,6 +124,12 @@ impl KafkaConfig {
             return Err(ConnectorError::config(
                 "kafka.partitions",
                 "must be between 1 and 10000",
+            ));
+        }
+        if !(1..=3_600).contains(&self.connect_timeout_secs) {
+            return Err(ConnectorError::config(
+                "kafka.connect_timeout_secs",
+                "must be between 1 and 3600",
             ));
         }
         if !(1..=32).contains(&self.replication_factor) {
@@ -305,6 +316,14 @@ pub async fn create_topics(
             }
         }
     }
+    Ok(())
+}
+
+/// Asks the cluster for its brokers once, waiting at most `within`: `Ok`
+/// when one answered.
+pub fn reachable(config: &KafkaConfig, within: Duration) -> Result<(), ConnectorError> {
+    let consumer: BaseConsumer = config.client_config().create()?;
+    consumer.fetch_metadata(None, within)?;
     Ok(())
 }
 

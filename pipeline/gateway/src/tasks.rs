@@ -31,6 +31,9 @@ pub async fn serve(
     settings: Settings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    if !runtime::app::await_broker(&settings, Some(&shutdown)).await? {
+        return Ok(());
+    }
     runtime::app::check_topics_of(
         &settings,
         &[

@@ -4,8 +4,10 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use connectors::ConnectorError;
 use schemas::Codec;
 use tokio::task::JoinSet;
 
@@ -94,6 +96,69 @@ pub async fn check_topics(settings: &Settings) -> anyhow::Result<()> {
     check_topics_of(settings, &Topic::ALL).await
 }
 
+/// Waits until the broker answers, for at most `kafka.connect_timeout_secs`,
+/// retrying with backoff and saying where it tries; gives up early when
+/// `shutdown` fires. `Ok(true)` once the broker answered, `Ok(false)` when
+/// told to stop.
+pub async fn await_broker(
+    settings: &Settings,
+    shutdown: Option<&Shutdown>,
+) -> anyhow::Result<bool> {
+    /// Each attempt's wait for an answer: short, so a signal is acted on.
+    const ATTEMPT: Duration = Duration::from_secs(2);
+    let kafka = settings.kafka.clone();
+    let servers = kafka.bootstrap_servers.clone();
+    let limit = Duration::from_secs(kafka.connect_timeout_secs);
+    let started = std::time::Instant::now();
+    let mut backoff = Duration::from_millis(250);
+    let mut told = false;
+    loop {
+        let k = kafka.clone();
+        let attempt =
+            tokio::task::spawn_blocking(move || connectors::kafka::reachable(&k, ATTEMPT)).await?;
+        let error = match attempt {
+            Ok(()) => {
+                if told {
+                    tracing::info!(%servers, "the Kafka broker answers");
+                }
+                return Ok(true);
+            }
+            // A configuration error does not go away by waiting.
+            Err(e @ ConnectorError::Kafka(rdkafka::error::KafkaError::ClientConfig(..))) => {
+                return Err(e.into());
+            }
+            Err(e) => e,
+        };
+        let waited = started.elapsed();
+        if waited + backoff >= limit {
+            anyhow::bail!(
+                "the Kafka broker at {servers} did not answer within {} s (kafka.connect_timeout_secs): {error}",
+                limit.as_secs()
+            );
+        }
+        if !told || waited.as_secs() / 10 != (waited + backoff).as_secs() / 10 {
+            tracing::warn!(
+                %servers,
+                waited_secs = waited.as_secs(),
+                gives_up_after_secs = limit.as_secs(),
+                "waiting for the Kafka broker to answer (kafka.bootstrap_servers)"
+            );
+            told = true;
+        }
+        let stop = async {
+            match shutdown {
+                Some(s) => s.clone().wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = stop => return Ok(false),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// [`check_topics`] for `topics` alone (the benchmark's relay uses two).
 pub async fn check_topics_of(settings: &Settings, topics: &[Topic]) -> anyhow::Result<()> {
     let kafka = settings.kafka.clone();
@@ -118,8 +183,10 @@ pub async fn check_topics_of(settings: &Settings, topics: &[Topic]) -> anyhow::R
     .await?
 }
 
-/// Creates every chatcart topic that does not exist yet.
+/// Creates every chatcart topic that does not exist yet, once the broker
+/// answers ([`await_broker`]).
 pub async fn create_topics(settings: &Settings) -> anyhow::Result<()> {
+    await_broker(settings, None).await?;
     let layout = TopicNames::new(&settings.kafka).layout();
     connectors::kafka::create_topics(&settings.kafka, &layout).await?;
     Ok(())
@@ -145,6 +212,9 @@ pub async fn run(
         anyhow::bail!(
             "the analytics stage needs clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
         );
+    }
+    if !await_broker(&settings, Some(&shutdown)).await? {
+        return Ok(());
     }
     check_topics(&settings).await?;
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;

@@ -1,0 +1,76 @@
+//! Starting against a broker that does not answer: the command says where
+//! it is trying while it waits, gives up after `kafka.connect_timeout_secs`
+//! with one error that names the address and the setting, and a stage told
+//! to stop (SIGTERM) while waiting stops at once. Port 1 on the loopback
+//! refuses every connection, so no service is needed.
+
+// Helpers of a test should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn chatcart() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatcart"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CHATCART__") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("CHATCART__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1");
+    cmd
+}
+
+#[test]
+fn an_unreachable_broker_is_named_waited_for_and_given_up_on_once() {
+    let started = Instant::now();
+    let out = chatcart()
+        .args(["topics", "create"])
+        .env("CHATCART__KAFKA__CONNECT_TIMEOUT_SECS", "5")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took < Duration::from_secs(20), "gave up after {took:?}");
+    assert!(
+        stderr.contains("waiting for the Kafka broker") && stderr.contains("servers=127.0.0.1:1"),
+        "nothing said while waiting: {stderr}"
+    );
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let error = errors[0];
+    assert!(
+        error.contains("127.0.0.1:1") && error.contains("kafka.connect_timeout_secs"),
+        "{error}"
+    );
+    assert_eq!(error.matches("Meta data fetch error").count(), 1, "{error}");
+}
+
+#[test]
+fn a_stage_told_to_stop_while_waiting_for_the_broker_stops() {
+    let mut child = chatcart()
+        .args(["run", "intent"])
+        .env("CHATCART__KAFKA__CONNECT_TIMEOUT_SECS", "120")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3_000));
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let told = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            told.elapsed() < Duration::from_secs(10),
+            "still waiting for the broker 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+}
