@@ -74,3 +74,59 @@ fn a_stage_told_to_stop_while_waiting_for_the_broker_stops() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn the_demo_checks_its_flags_and_clickhouse_before_starting_anything() {
+    for (flags, expected) in [
+        (vec!["--rate", "0"], "--rate"),
+        (vec!["--rate=-5"], "--rate"),
+        (vec!["--rate", "NaN"], "--rate"),
+        (vec!["--partitions", "0"], "--partitions"),
+        (vec!["--timeout", "0"], "--timeout"),
+        (vec!["--budget-cents=-1"], "--budget-cents"),
+        (
+            vec!["--clickhouse-url", "localhost:8123"],
+            "--clickhouse-url",
+        ),
+        (vec!["--config", "/nonexistent.toml"], "--config"),
+    ] {
+        let started = Instant::now();
+        let out = chatcart().arg("demo").args(&flags).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{flags:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(stderr.contains(expected), "{flags:?}: {stderr}");
+        assert!(
+            !stderr.to_lowercase().contains("broker"),
+            "{flags:?}: something started before the check: {stderr}"
+        );
+    }
+    // A ClickHouse that does not answer is named as such, within --timeout.
+    let started = Instant::now();
+    let out = chatcart()
+        .args([
+            "demo",
+            "--clickhouse-url",
+            "http://127.0.0.1:1",
+            "--timeout",
+            "5",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("ClickHouse at http://127.0.0.1:1 failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("consumer group"), "{stderr}");
+}

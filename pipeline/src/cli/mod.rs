@@ -135,7 +135,7 @@ impl Cli {
             Command::Migrate => migrate::run(&config).await,
             Command::Audit(args) => audit::run(args, &config).await,
             Command::Extract(args) => extract::run(args, &config),
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(args, &config).await,
             Command::Surge(args) => surge::run(args, &config).await,
             Command::Bench(args) => bench::run(args, &config).await,
             Command::Report(args) => report::run(args, &config).await,

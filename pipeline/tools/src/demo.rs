@@ -32,6 +32,9 @@ pub struct DemoOptions {
     /// SKU → units, for SKUs whose stock is limited.
     pub stock: BTreeMap<String, i64>,
     pub clickhouse_url: Option<String>,
+    /// The ClickHouse login, when `clickhouse_url` is set.
+    pub clickhouse_user: String,
+    pub clickhouse_password: String,
     pub seed: u64,
     pub timeout: Duration,
     /// Draw the surge generator's progress bar.
@@ -61,10 +64,58 @@ impl Summary {
     }
 }
 
+impl DemoOptions {
+    /// Checks the options before anything starts, each error naming its
+    /// flag.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if !(1..=50_000).contains(&self.requests) {
+            anyhow::bail!("--requests must be between 1 and 50000");
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 100_000.0) {
+            anyhow::bail!(
+                "--rate must be more than 0 and at most 100000 requests per second (got {})",
+                self.rate
+            );
+        }
+        if !(1..=64).contains(&self.partitions) {
+            anyhow::bail!("--partitions must be between 1 and 64");
+        }
+        if self.budget_cents < 0 {
+            anyhow::bail!("--budget-cents must be 0 or more");
+        }
+        if self.timeout < Duration::from_secs(1) {
+            anyhow::bail!("--timeout must be at least 1 second");
+        }
+        if let Some(url) = &self.clickhouse_url {
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                anyhow::bail!(
+                    "--clickhouse-url must be the HTTP interface, e.g. http://localhost:8123 (got {})",
+                    connectors::secret::redact_url(url)
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fires a shutdown when dropped, so that every way out of the demo, an
+/// error included, stops what it started instead of leaving stages (and
+/// the runtime waiting for them) running.
+struct StopOnDrop(runtime::shutdown::Trigger);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
+}
+
 /// Runs the demo and returns its summary.
 pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
-    // Names the run's requests and users, its topics and campaign.
-    let run_id = format!("demo-{}", now_ms() / 1000);
+    options.check()?;
+    // Names the run's requests and users, its topics and campaign: unique
+    // per process, since two demos may start in the same second and write
+    // to the same ClickHouse database.
+    let run_id = format!("demo-{}-{}", now_ms() / 1000, std::process::id());
     let cluster = MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
     let mut settings = Settings::default();
     settings.kafka.bootstrap_servers = cluster.bootstrap_servers();
@@ -73,6 +124,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     settings.campaigns[0].stock = options.stock.clone();
     if let Some(url) = &options.clickhouse_url {
         settings.clickhouse.url = url.clone();
+        settings.clickhouse.user = options.clickhouse_user.clone();
+        settings.clickhouse.password = options.clickhouse_password.clone();
         settings.clickhouse.database = "chatcart_demo".into();
         // Every run starts a fresh mock cluster at offset 0; a prefix per run
         // keeps its rows apart from earlier runs' in the same table, and a
@@ -81,6 +134,33 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
         settings.campaigns[0].id = run_id.clone();
     }
     settings.validate()?;
+    if settings.clickhouse.enabled() {
+        // ClickHouse is asked first, so a wrong URL or login is reported
+        // as what it is, within --timeout, before anything runs.
+        let within = options.timeout.min(Duration::from_secs(30));
+        let at = settings.clickhouse.shown_url();
+        match tokio::time::timeout(
+            within,
+            connectors::clickhouse::migrate::migrate(&settings.clickhouse),
+        )
+        .await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                let why = match &e {
+                    connectors::ConnectorError::ClickHouse(inner) => inner.to_string(),
+                    other => other.to_string(),
+                };
+                anyhow::bail!(
+                    "ClickHouse at {at} failed: {why} (check --clickhouse-url, --clickhouse-user and clickhouse.password)"
+                )
+            }
+            Err(_) => anyhow::bail!(
+                "ClickHouse at {at} did not answer within {} s (check --clickhouse-url)",
+                within.as_secs()
+            ),
+        }
+    }
     let topics = TopicNames::new(&settings.kafka);
     for (name, partitions) in topics.layout() {
         cluster
@@ -90,6 +170,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
 
     let (trigger, shutdown) = Shutdown::new();
     let (gateway_trigger, gateway_shutdown) = Shutdown::new();
+    let _stop = (
+        StopOnDrop(trigger.clone()),
+        StopOnDrop(gateway_trigger.clone()),
+    );
     let ready = Arc::new(Ready::default());
     let stages = app::stage_count(&[StageName::All], &settings);
     let mut pipeline = tokio::spawn(app::run(
@@ -103,10 +187,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<Summary> {
     // measure the pipeline rather than consumer-group start-up. A pipeline
     // that stops first (say, refusing the configuration) says why.
     tokio::select! {
-        joined = ready.wait_for(stages, Duration::from_secs(60)) => {
+        joined = ready.wait_for(stages, options.timeout) => {
             if !joined {
-                trigger.fire();
-                anyhow::bail!("the stages did not join their consumer groups within 60 s");
+                anyhow::bail!(
+                    "the stages did not join their consumer groups within --timeout ({} s)",
+                    options.timeout.as_secs()
+                );
             }
         }
         ended = &mut pipeline => {
