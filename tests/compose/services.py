@@ -1,5 +1,6 @@
-"""Prints, as JSON, the environment each chatcart service of a compose file
-runs with: {service: {variable: value}}, anchors and merge keys resolved.
+"""Prints, as JSON, how each chatcart service of a compose file runs:
+{service: {"env": {variable: value}, "restart": ..., "healthcheck": [...]}},
+anchors and merge keys resolved.
 A value naming a file a service bind-mounts read-only is replaced by the
 file's path on this machine, so `chatcart config check` can read it.
 Used by tests/tests/compose.rs.
@@ -29,7 +30,12 @@ def main() -> int:
             parts = volume.split(":")
             if len(parts) >= 2 and parts[0].startswith("."):
                 mounts[parts[1]] = os.path.normpath(os.path.join(base, parts[0]))
-        out[name] = {k: mounts.get(v, v) for k, v in env.items()}
+        check = service.get("healthcheck") or {}
+        out[name] = {
+            "env": {k: mounts.get(v, v) for k, v in env.items()},
+            "restart": str(service.get("restart", "")),
+            "healthcheck": [] if check.get("disable") else [str(x) for x in check.get("test", [])],
+        }
     json.dump(out, sys.stdout)
     return 0
 

@@ -1,14 +1,23 @@
 //! `docker/compose.yml` cannot ship a configuration that does not load:
 //! every chatcart service's environment, read from the YAML (anchors and
 //! merge keys resolved by PyYAML, the files it mounts found on this
-//! machine), passes `chatcart config check`. There is no Docker engine
-//! here, so this is how the compose file is checked.
+//! machine), passes `chatcart config check`; every long-running one checks
+//! its health with `chatcart health` on the port it serves, and none
+//! restarts without end. There is no Docker engine here, so this is how
+//! the compose file is checked.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
 use chatcart_tests as t;
+
+#[derive(Debug, serde::Deserialize)]
+struct Service {
+    env: BTreeMap<String, String>,
+    restart: String,
+    healthcheck: Vec<String>,
+}
 
 #[test]
 fn every_compose_service_loads_its_configuration() {
@@ -24,7 +33,7 @@ fn every_compose_service_loads_its_configuration() {
         "reading docker/compose.yml failed (PyYAML: `bash tests/services.sh start` installs it): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let services: BTreeMap<String, BTreeMap<String, String>> =
+    let services: BTreeMap<String, Service> =
         serde_json::from_slice(&out.stdout).expect("the services as JSON");
     let names: Vec<&str> = services.keys().map(String::as_str).collect();
     for expected in [
@@ -37,7 +46,27 @@ fn every_compose_service_loads_its_configuration() {
     ] {
         assert!(names.contains(&expected), "no `{expected}` in {names:?}");
     }
-    for (name, env) in &services {
+    for (name, service) in &services {
+        let env = &service.env;
+        if name == "topics" {
+            assert_eq!(service.restart, "no", "the one-off");
+        } else {
+            let port = env
+                .get("CHATCART__RUNTIME__HEALTH_LISTEN")
+                .and_then(|l| l.rsplit(':').next())
+                .unwrap_or_else(|| panic!("{name} serves no health endpoint"));
+            let check = service.healthcheck.join(" ");
+            assert!(
+                check.starts_with("CMD chatcart health --url")
+                    && check.contains(&format!(":{port}/health")),
+                "{name}: healthcheck `{check}`"
+            );
+            assert!(
+                service.restart.starts_with("on-failure:"),
+                "{name}: restart `{}` may loop for ever",
+                service.restart
+            );
+        }
         let mut check = Command::new(t::chatcart_bin());
         for (k, _) in std::env::vars() {
             if k.starts_with("CHATCART__") {
@@ -66,6 +95,7 @@ fn every_compose_service_loads_its_configuration() {
     // The analytics service writes to the compose ClickHouse.
     assert_eq!(
         services["analytics"]
+            .env
             .get("CHATCART__CLICKHOUSE__URL")
             .map(String::as_str),
         Some("http://clickhouse:8123")

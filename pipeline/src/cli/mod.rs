@@ -9,7 +9,8 @@
 //! - `surge`, `bench`: load and measure it.
 //! - `migrate`, `report`, `audit`: the analytics tables, a campaign's
 //!   figures, and the check of every promise.
-//! - `config`: load the configuration and show it, secrets redacted.
+//! - `config`: load the configuration and show it, secrets redacted;
+//!   `health`: ask a running process whether it is healthy.
 
 mod audit;
 mod bench;
@@ -17,6 +18,7 @@ mod config;
 mod demo;
 mod extract;
 mod gateway;
+mod health;
 mod migrate;
 mod relay;
 mod report;
@@ -67,6 +69,9 @@ enum Command {
         #[command(subcommand)]
         action: config::Action,
     },
+    /// Ask a chatcart process's health endpoint (runtime.health_listen);
+    /// exit 0 when it is healthy, 1 otherwise (for container healthchecks).
+    Health(health::Args),
     /// Run one or more stages in this process until SIGINT/SIGTERM.
     Run(run::Args),
     /// Serve the HTTP front door for chat front-ends until SIGINT/SIGTERM:
@@ -118,7 +123,8 @@ impl Cli {
             | Command::Report(_)
             | Command::Surge(_)
             | Command::Bench(_)
-            | Command::Config { .. } => "warn",
+            | Command::Config { .. }
+            | Command::Health(_) => "warn",
             _ => "info",
         }
     }
@@ -129,6 +135,7 @@ impl Cli {
         match self.command {
             Command::Topics { action } => topics::run(action, &config).await,
             Command::Config { action } => config::run(action, &config),
+            Command::Health(args) => health::run(args).await,
             Command::Run(args) => run::run(args, &config).await,
             Command::Gateway(args) => gateway::run(args, &config).await,
             Command::Send(args) => send::run(args, &config).await,
