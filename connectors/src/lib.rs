@@ -25,8 +25,8 @@ pub enum ConnectorError {
     #[error("invalid configuration `{key}`: {message}")]
     Config { key: &'static str, message: String },
     /// The Kafka client reported an error.
-    /// Not the error's source: its message is shown once, through
-    /// [`kafka_message`], which keeps secret values out.
+    /// Not the error's source: its message is shown once, with secret
+    /// values kept out.
     #[error("kafka: {}", kafka_message(.0))]
     Kafka(rdkafka::error::KafkaError),
     /// A topic could not be created.
@@ -45,8 +45,9 @@ pub enum ConnectorError {
     #[error("clickhouse schema migration {version}: {message}")]
     Migration { version: u32, message: String },
     /// ClickHouse refused a query or could not be reached.
-    /// Not the error's source either, so its message is shown once.
-    #[error("clickhouse: {0} (check clickhouse.url and that the server is up)")]
+    /// Not the error's source either: its message shows the whole
+    /// chain once, with the hint that fits.
+    #[error("clickhouse: {}", clickhouse_message(.0))]
     ClickHouse(::clickhouse::error::Error),
 }
 
@@ -71,6 +72,35 @@ fn kafka_message(error: &rdkafka::error::KafkaError) -> String {
     } else {
         format!("{shown} (check kafka.bootstrap_servers and that the broker is up)")
     }
+}
+
+/// A ClickHouse error with its causes (the client's own message stops at
+/// "client error (Connect)", the certificate or refusal behind it is in
+/// its sources), and a hint for what to check.
+pub(crate) fn clickhouse_message(error: &::clickhouse::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        // Wrappers repeat their cause's message; keep each once.
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    let text = parts.join(": ");
+    let lower = text.to_lowercase();
+    let hint = if lower.contains("certificate") || lower.contains("unknownissuer") {
+        "the server's TLS certificate did not verify: check clickhouse.ca_file (the CA that signed it) and that clickhouse.url names the host on the certificate"
+    } else if lower.contains("password")
+        || lower.contains("unknown user")
+        || lower.contains("authentication")
+    {
+        "check clickhouse.user and clickhouse.password"
+    } else {
+        "check clickhouse.url and that the server is up"
+    };
+    format!("{text} ({hint})")
 }
 
 impl ConnectorError {

@@ -9,10 +9,12 @@
 //! - this file: [`ClickHouseConfig`] and the row types;
 //! - [`migrate`]: versioned migrations, the server version and what it allows;
 //! - [`store`]: inserts, the sink's resume positions, and which errors are
-//!   worth retrying.
+//!   worth retrying;
+//! - [`tls`]: the HTTPS client for an `https://` URL and its CA file.
 
 pub mod migrate;
 pub mod store;
+pub mod tls;
 
 use clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
@@ -24,9 +26,13 @@ use crate::ConnectorError;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClickHouseConfig {
-    /// HTTP interface, e.g. `http://localhost:8123`. Empty turns the
-    /// analytics sink off.
+    /// HTTP interface, e.g. `http://localhost:8123`, or `https://…` for
+    /// ClickHouse behind TLS. Empty turns the analytics sink off.
     pub url: String,
+    /// For an `https://` URL: a PEM file of the CA certificates to trust
+    /// (a private CA). Empty: the public web PKI roots. Certificates are
+    /// always verified.
+    pub ca_file: String,
     /// Database holding chatcart's tables; created if missing.
     pub database: String,
     pub user: String,
@@ -47,6 +53,7 @@ impl Default for ClickHouseConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
+            ca_file: String::new(),
             database: "chatcart".to_owned(),
             user: "default".to_owned(),
             password: String::new(),
@@ -63,6 +70,7 @@ impl std::fmt::Debug for ClickHouseConfig {
         let shown = self.redacted();
         f.debug_struct("ClickHouseConfig")
             .field("url", &shown.url)
+            .field("ca_file", &shown.ca_file)
             .field("database", &shown.database)
             .field("user", &shown.user)
             .field("password", &shown.password)
@@ -90,13 +98,20 @@ impl ClickHouseConfig {
 
     /// Checks the values; each error names the key and what is allowed.
     pub fn validate(&self) -> Result<(), ConnectorError> {
-        // This build's HTTP client has no TLS, so an https:// URL would only
-        // fail later, at the first insert.
-        if self.enabled() && !self.url.starts_with("http://") {
+        if self.enabled() && !self.url.starts_with("http://") && !self.url.starts_with("https://") {
             return Err(ConnectorError::config(
                 "clickhouse.url",
-                "must start with http:// (the HTTP interface, usually port 8123; TLS is not built in), or be empty to turn analytics off",
+                "must start with http:// or https:// (the HTTP interface, usually port 8123, or 8443 with TLS), or be empty to turn analytics off",
             ));
+        }
+        if !self.ca_file.is_empty() {
+            if !self.url.starts_with("https://") {
+                return Err(ConnectorError::config(
+                    "clickhouse.ca_file",
+                    "is for an https:// clickhouse.url; remove it or use https",
+                ));
+            }
+            tls::read_ca(&self.ca_file)?;
         }
         if !is_identifier(&self.database) {
             return Err(ConnectorError::config(
@@ -145,9 +160,20 @@ impl ClickHouseConfig {
         }
     }
 
-    /// A client bound to the configured database.
+    /// A client bound to the configured database. For `https://`, a CA file
+    /// that cannot be read any more (it was checked when the settings
+    /// loaded) leaves the client trusting no one: every request then fails
+    /// with a certificate error naming `clickhouse.ca_file`.
     pub fn client(&self) -> Client {
-        Client::default()
+        let client = if self.url.starts_with("https://") {
+            tls::https_client(&self.ca_file).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "ClickHouse over https cannot trust its CA");
+                tls::https_client_trusting_nothing()
+            })
+        } else {
+            Client::default()
+        };
+        client
             .with_url(&self.url)
             .with_user(&self.user)
             .with_password(&self.password)

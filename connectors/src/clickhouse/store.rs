@@ -76,7 +76,8 @@ fn code_of(message: &str) -> Option<u32> {
 /// Sorts an insert error into [`Failure`].
 pub fn classify(error: &clickhouse::error::Error) -> Failure {
     use clickhouse::error::Error as E;
-    let text = error.to_string();
+    // With its causes and a hint: this is what `/health` reports.
+    let text = crate::clickhouse_message(error);
     match error {
         E::Network(_) | E::TimedOut => Failure::Unavailable(text),
         E::BadResponse(message) => match code_of(message) {
