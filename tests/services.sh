@@ -164,6 +164,65 @@ svc_ensure_chdb() {
         svc_die "pip could not install chdb"
 }
 
+# stunnel: the TLS terminator in front of ClickHouse for the https tests
+# (tests/tests/tls.rs), from Debian's stunnel4 package.
+svc_ensure_stunnel() {
+    if svc_have stunnel; then
+        return 0
+    fi
+    svc_have apt-get || svc_die "stunnel is not installed and apt-get is not available"
+    svc_say "installing stunnel4 with apt-get"
+    svc_as_root apt-get update >&2
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends stunnel4 >&2
+    svc_have stunnel || svc_die "apt-get finished but stunnel was not found"
+}
+
+svc_tls_ready() {
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
+}
+
+# svc_start_tls DIR CLICKHOUSE_URL -> sets SVC_CLICKHOUSE_TLS
+# A throwaway CA and a server certificate for 127.0.0.1 and localhost (and
+# a second CA that signed nothing, for the wrong-CA tests), then stunnel
+# serving TLS on a port of its own in front of ClickHouse's HTTP port.
+svc_start_tls() {
+    local dir=$1/tls backend=${2#http://} port attempt rc
+    backend=${backend%%/*}
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 30 \
+            -subj "/CN=chatcart test CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout wrong-ca.key -out wrong-ca.pem -days 30 \
+            -subj "/CN=chatcart wrong CA" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+        printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+            "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" >server.ext
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 30 -extfile server.ext
+        chmod 600 ./*.key
+    ) >"$dir/openssl.log" 2>&1 || svc_die "openssl could not make the test certificates (see $dir/openssl.log)"
+    for attempt in 1 2 3; do
+        port=$(svc_free_port)
+        svc_say "starting stunnel on 127.0.0.1:$port, TLS in front of ClickHouse at $backend (attempt $attempt)"
+        printf '%s\n' "foreground = yes" "pid =" "debug = notice" "[clickhouse-https]" \
+            "accept = 127.0.0.1:$port" "connect = $backend" "cert = $dir/server.pem" \
+            "key = $dir/server.key" "sslVersionMin = TLSv1.2" >"$dir/stunnel.conf"
+        : >"$dir/log"
+        svc_spawn "$dir/pid" "$dir/log" "$dir" stunnel "$dir/stunnel.conf"
+        rc=0
+        svc_wait stunnel "$dir/pid" "$dir/log" svc_tls_ready 127.0.0.1 "$port" || rc=$?
+        if ((rc == 0)); then
+            SVC_CLICKHOUSE_TLS=https://127.0.0.1:$port
+            return 0
+        fi
+    done
+    svc_die "stunnel could not get a port after 3 attempts"
+}
+
 # PyYAML: tests/tests/compose.rs reads docker/compose.yml with it (anchors
 # and merge keys included) to check each service's configuration.
 svc_ensure_pyyaml() {
@@ -425,6 +484,14 @@ svc_start_clickhouse() {
             <profile>default</profile>
             <quota>default</quota>
         </default>
+        <!-- A user with a password, for the tests through TLS
+             (tests/tests/tls.rs): a throwaway test credential. -->
+        <chatcart_tls>
+            <password>tls-test-pw</password>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </chatcart_tls>
     </users>
     <quotas><default></default></quotas>
 </yandex>
@@ -520,6 +587,7 @@ svc_start() {
     fi
     svc_ensure_chdb
     svc_ensure_pyyaml
+    svc_ensure_stunnel
     svc_ensure_chromium
 
     svc_have setsid || svc_die "setsid (util-linux) is required"
@@ -528,12 +596,21 @@ svc_start() {
     if [[ -z $SVC_KAFKA ]]; then
         svc_start_tansu "$dir"
     fi
+    local tls_user=default tls_password=
     if [[ -z $SVC_CLICKHOUSE ]]; then
         svc_start_clickhouse "$dir"
+        tls_user=chatcart_tls tls_password=tls-test-pw
     fi
+    svc_start_tls "$dir" "$SVC_CLICKHOUSE"
 
     export CHATCART_TEST_KAFKA=$SVC_KAFKA
     export CHATCART_TEST_CLICKHOUSE=$SVC_CLICKHOUSE
+    export CHATCART_TEST_CLICKHOUSE_TLS=$SVC_CLICKHOUSE_TLS
+    export CHATCART_TEST_TLS_DIR=$dir/tls
+    # The login the TLS tests use: a user with a password on the ClickHouse
+    # started here, the default user on one given by CHATCART_TEST_CLICKHOUSE.
+    export CHATCART_TEST_CLICKHOUSE_TLS_USER=$tls_user
+    export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=$tls_password
     export CHATCART_TEST_SERVICES_DIR=$dir
     # Fault tests restart or run a second broker with the same binary.
     local bin
@@ -543,6 +620,10 @@ svc_start() {
     {
         printf 'export CHATCART_TEST_KAFKA=%q\n' "$CHATCART_TEST_KAFKA"
         printf 'export CHATCART_TEST_CLICKHOUSE=%q\n' "$CHATCART_TEST_CLICKHOUSE"
+        printf 'export CHATCART_TEST_CLICKHOUSE_TLS=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS"
+        printf 'export CHATCART_TEST_TLS_DIR=%q\n' "$CHATCART_TEST_TLS_DIR"
+        printf 'export CHATCART_TEST_CLICKHOUSE_TLS_USER=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_USER"
+        printf 'export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD"
         printf 'export CHATCART_TEST_SERVICES_DIR=%q\n' "$CHATCART_TEST_SERVICES_DIR"
         if [[ -n ${CHATCART_TEST_TANSU_BIN:-} ]]; then
             printf 'export CHATCART_TEST_TANSU_BIN=%q\n' "$CHATCART_TEST_TANSU_BIN"
@@ -562,7 +643,7 @@ svc_stop() {
         fi
         rm -f "$dir/watchdog.pid"
     fi
-    for name in tansu clickhouse; do
+    for name in tls tansu clickhouse; do
         if [[ -s $dir/$name/pid ]]; then
             svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
             svc_kill "$dir/$name/pid"
