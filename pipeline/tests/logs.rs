@@ -7,17 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn chatcart() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatcart"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CHATCART__") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+mod common;
+
+use common::clean_chatcart as chatcart;
 
 #[test]
 fn logs_are_plain_text_or_json_lines_when_stderr_is_no_terminal() {

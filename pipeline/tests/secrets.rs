@@ -7,17 +7,16 @@
 // Helpers of a test should fail the test loudly.
 #![allow(clippy::unwrap_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
 
 fn chatcart(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatcart"));
-    // The test's own environment must not lend it settings.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CHATCART__") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.args(args).envs(env.iter().copied()).output().unwrap()
+    common::clean_chatcart()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn all_output(out: &Output) -> String {

@@ -10,13 +10,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+/// `chatcart` pointed at a broker address that refuses every connection.
 fn chatcart() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatcart"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CHATCART__") || k == "RUST_LOG" {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = common::clean_chatcart();
     cmd.env("CHATCART__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1");
     cmd
 }

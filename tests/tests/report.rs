@@ -113,13 +113,17 @@ fn run_chromium(bin: &Path, dir: &Path, name: &str, page: &Path, args: &[&str]) 
     }
 }
 
+/// Section `title` of the report's text.
+fn section<'a>(text: &'a str, title: &str) -> &'a str {
+    text.split("\n\n")
+        .find(|s| s.starts_with(title))
+        .unwrap_or_else(|| panic!("no section `{title}` in:\n{text}"))
+}
+
 /// The value of the last cell of the first line starting with `label`
 /// (after the indent) in section `title` of the report's text.
 fn figure<'a>(text: &'a str, title: &str, label: &str) -> &'a str {
-    let section = text
-        .split("\n\n")
-        .find(|s| s.starts_with(title))
-        .unwrap_or_else(|| panic!("no section `{title}` in:\n{text}"));
+    let section = section(text, title);
     section
         .lines()
         .find(|l| l.trim_start().starts_with(label))
@@ -300,10 +304,7 @@ fn distinct_requests(summary: &str) -> usize {
 /// The first figure after `label` in section `title` (`305` of
 /// `admitted (published)   305 (100.0%)`).
 fn first_figure<'a>(text: &'a str, title: &str, label: &str) -> &'a str {
-    let section = text
-        .split("\n\n")
-        .find(|s| s.starts_with(title))
-        .unwrap_or_else(|| panic!("no section `{title}` in:\n{text}"));
+    let section = section(text, title);
     section
         .lines()
         .find_map(|l| l.trim_start().strip_prefix(label))
