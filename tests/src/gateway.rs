@@ -11,11 +11,22 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tools::gateway_client::{Answered, request};
 
-/// A gateway running in this process.
+/// A gateway running in this process. Dropped without [`stop`] (a test
+/// that failed), it is still told to stop: its tasks that read Kafka run
+/// on blocking threads, which the test's runtime would otherwise wait for
+/// without end.
+///
+/// [`stop`]: GatewayUnderTest::stop
 pub struct GatewayUnderTest {
     pub addr: SocketAddr,
     trigger: Trigger,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for GatewayUnderTest {
+    fn drop(&mut self) {
+        self.trigger.fire();
+    }
 }
 
 impl GatewayUnderTest {
@@ -35,7 +46,7 @@ impl GatewayUnderTest {
         Self {
             addr,
             trigger,
-            task,
+            task: Some(task),
         }
     }
 
@@ -44,9 +55,10 @@ impl GatewayUnderTest {
     }
 
     /// Stops it as SIGTERM would.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.trigger.fire();
-        let stopped = tokio::time::timeout(Duration::from_secs(30), self.task).await;
+        let task = self.task.take().expect("stopped once");
+        let stopped = tokio::time::timeout(Duration::from_secs(30), task).await;
         assert!(
             matches!(stopped, Ok(Ok(Ok(())))),
             "the gateway did not stop cleanly: {stopped:?}"
