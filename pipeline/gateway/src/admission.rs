@@ -11,7 +11,8 @@
 //! the partition and has not moved for `stall` is stalled: no wait can be
 //! promised, and the request is shed. So is one behind a stage that was
 //! idle until a moment ago and has more than a few requests queued: until
-//! it commits, nothing tells how fast it works.
+//! it commits, nothing tells how fast it works. A few queued at a stage
+//! that was waiting for work are no queue: its rate was only the traffic's.
 //!
 //! What the sum cannot see (a stage's uneven pace, lease waits, the LLM
 //! fallback) is learnt from the answers: [`Overrun`] adds to each promise
@@ -24,8 +25,9 @@ use runtime::lag::{Lags, Progress, STAGES};
 
 /// How often stages commit (the runner's auto-commit interval).
 const COMMIT_INTERVAL_SECS: f64 = 1.0;
-/// The most a partition's backlog may be at a stage that has not committed
-/// for the whole rate window and still be promised the base latency.
+/// The most a partition's backlog may be at a stage that was not busy for
+/// the whole rate window (so its rate says nothing of what it can do) and
+/// still be promised the base latency.
 const IDLE_BACKLOG: i64 = 20;
 
 /// What the gateway says to a new request.
@@ -113,15 +115,18 @@ pub fn admit(
             };
         }
         let progress = lags.progress(stage, partition);
+        if lag <= IDLE_BACKLOG && !progress.is_some_and(|p| p.busy) {
+            // A few requests at a stage that was waiting for work part of
+            // the rate window: the traffic of a quiet moment. Its rate is
+            // how many came, not what it can do, and dividing by it would
+            // promise a long wait for a short queue.
+            continue;
+        }
         let Some(progress) = progress.filter(|p| p.rate > 0.0) else {
-            // Idle until now: the backlog just appeared and there is no
-            // rate to divide by. A few requests are the traffic of a quiet
-            // moment; more are the start of a surge from idle, whose wait
-            // nobody can tell until the stage's first commit (within a
-            // second): promising the base latency would be a lie.
-            if lag <= IDLE_BACKLOG {
-                continue;
-            }
+            // Idle until now, with more than a few queued: the start of a
+            // surge from idle, whose wait nobody can tell until the
+            // stage's first commit (within a second). Promising the base
+            // latency would be a lie.
             return Admission::Shed {
                 position,
                 why: Overload::NoEstimateYet,
@@ -517,6 +522,44 @@ mod tests {
             }
         );
         assert!(matches!(cold(5), Admission::Admit { .. }));
+    }
+
+    #[test]
+    fn a_few_requests_at_a_quiet_moment_are_promised_the_base_latency() {
+        // A request every two seconds, each handled at once and committed
+        // a second later; the stages see one, two, one and three records
+        // per request. Each shows the newest as lag and a rate of a
+        // fraction of a record per second: divided one by the other, the
+        // four once promised a wait of seconds (35 s on a loaded machine)
+        // for a queue of nothing.
+        let t0 = Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for half in 0..=12u64 {
+            let (arrived, handled) = (half / 4 + 1, (half + 2) / 4);
+            let stages = [1, 2, 1, 3]
+                .iter()
+                .map(|per| {
+                    vec![Position {
+                        committed: per * handled as i64,
+                        end: per * arrived as i64,
+                    }]
+                })
+                .collect();
+            lags.push(LagSample {
+                at: t0 + Duration::from_millis(500 * half),
+                stages,
+            });
+        }
+        assert_eq!(lags.lag(3, 0), 3, "the newest request is queued");
+        let base = Duration::from_millis(400);
+        assert_eq!(
+            admit(&lags, 0, 0, base, Duration::ZERO, LIMITS),
+            Admission::Admit {
+                position: 1,
+                wait: base,
+                margin: Duration::ZERO
+            }
+        );
     }
 
     #[test]

@@ -209,21 +209,30 @@ impl Lags {
         // Per second between the newest sample and the newest one at least
         // `over` older (or the oldest kept).
         let per_sec = |over: Duration, of: fn(Position) -> i64| {
-            let then = self
-                .samples
-                .iter()
-                .rev()
-                .find(|s| newest.at.duration_since(s.at) >= over)
-                .or(self.samples.front())?;
+            let then = self.before(over)?;
             let secs = newest.at.duration_since(then.at).as_secs_f64();
             let before = at(then)?;
             (secs > 0.0).then(|| (of(now) - of(before)).max(0) as f64 / secs)
         };
+        let then = at(self.before(RATE_OVER)?)?;
+        let done = now.committed - then.committed;
         Some(Progress {
             rate: per_sec(RATE_OVER, |x| x.committed)?,
             recent: per_sec(RECENT_OVER, |x| x.committed)?,
             arrival: per_sec(ARRIVAL_OVER, |x| x.end)?,
+            busy: done > 0 && then.lag() >= done,
         })
+    }
+
+    /// The newest sample at least `over` older than the newest (or the
+    /// oldest kept).
+    fn before(&self, over: Duration) -> Option<&LagSample> {
+        let newest = self.samples.back()?;
+        self.samples
+            .iter()
+            .rev()
+            .find(|s| newest.at.duration_since(s.at) >= over)
+            .or(self.samples.front())
     }
 }
 
@@ -270,6 +279,11 @@ pub struct Progress {
     pub recent: f64,
     /// Records arriving per second (over the last second).
     pub arrival: f64,
+    /// Whether everything committed over the five seconds was queued
+    /// already at their start: the stage worked from a backlog the whole
+    /// time, so `rate` is what it can do. Otherwise it waited for records
+    /// part of the time and `rate` tells only how many came.
+    pub busy: bool,
 }
 
 #[cfg(test)]
@@ -295,6 +309,7 @@ mod tests {
         assert!((p.rate - 150.0).abs() < 1e-9, "over the window: {p:?}");
         assert!((p.recent - 150.0).abs() < 1e-9, "over two seconds: {p:?}");
         assert!((p.arrival - 300.0).abs() < 1e-9, "over one second: {p:?}");
+        assert!(!p.busy, "300 done, but only 100 were queued: {p:?}");
         assert_eq!(lags.lag(0, 0), 300);
         assert_eq!(lags.stalled_for(0, 0), Duration::ZERO, "it moved");
         // Stalled: the offset stays while the end grows.
@@ -319,5 +334,26 @@ mod tests {
             .lag(),
             0
         );
+    }
+
+    #[test]
+    fn a_stage_is_busy_only_when_its_backlog_covered_its_work() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        // 50/s for five seconds out of a backlog of 1,000: its capacity.
+        let mut lags = Lags::new(Duration::from_secs(8));
+        for s in 0..=5 {
+            lags.push(sample(at(s), 50 * s as i64, 1_000));
+        }
+        let p = lags.progress(0, 0).expect("a rate");
+        assert!(p.busy && (p.rate - 50.0).abs() < 1e-9, "{p:?}");
+        // A record a second, each handled as it came: the rate is the
+        // traffic's, not what the stage can do.
+        let mut quiet = Lags::new(Duration::from_secs(8));
+        for s in 0..=5 {
+            quiet.push(sample(at(s), s as i64, s as i64 + 1));
+        }
+        let p = quiet.progress(0, 0).expect("a rate");
+        assert!(!p.busy && (p.rate - 1.0).abs() < 1e-9, "{p:?}");
     }
 }
