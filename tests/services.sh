@@ -182,12 +182,15 @@ svc_tls_ready() {
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
-# svc_start_tls DIR CLICKHOUSE_URL -> sets SVC_CLICKHOUSE_TLS
+# svc_start_tls DIR CLICKHOUSE_URL -> sets SVC_CLICKHOUSE_TLS, SVC_KAFKA_TLS
 # A throwaway CA and a server certificate for 127.0.0.1 and localhost (and
 # a second CA that signed nothing, for the wrong-CA tests), then stunnel
-# serving TLS on a port of its own in front of ClickHouse's HTTP port.
+# serving TLS on ports of its own: in front of ClickHouse's HTTP port, and
+# in front of a second Tansu that advertises stunnel's port (Tansu's own
+# TLS options do not work, and it has one advertised listener, so the
+# plaintext broker the other tests use cannot be the TLS one too).
 svc_start_tls() {
-    local dir=$1/tls backend=${2#http://} port attempt rc
+    local dir=$1/tls backend=${2#http://} port kafka_port broker attempt rc
     backend=${backend%%/*}
     mkdir -p "$dir"
     (
@@ -205,18 +208,37 @@ svc_start_tls() {
             -out server.pem -days 30 -extfile server.ext
         chmod 600 ./*.key
     ) >"$dir/openssl.log" 2>&1 || svc_die "openssl could not make the test certificates (see $dir/openssl.log)"
+    SVC_KAFKA_TLS=
+    broker=
+    if svc_tansu_bin >/dev/null; then
+        kafka_port=$(svc_free_port)
+        svc_start_tansu "$1" tansu-tls "127.0.0.1:$kafka_port"
+        broker=$SVC_TANSU
+    else
+        svc_say "no tansu binary: no Kafka behind TLS (the Kafka TLS tests will say so)"
+    fi
     for attempt in 1 2 3; do
         port=$(svc_free_port)
         svc_say "starting stunnel on 127.0.0.1:$port, TLS in front of ClickHouse at $backend (attempt $attempt)"
         printf '%s\n' "foreground = yes" "pid =" "debug = notice" "[clickhouse-https]" \
             "accept = 127.0.0.1:$port" "connect = $backend" "cert = $dir/server.pem" \
             "key = $dir/server.key" "sslVersionMin = TLSv1.2" >"$dir/stunnel.conf"
+        if [[ -n $broker ]]; then
+            printf '%s\n' "[kafka-tls]" "accept = 127.0.0.1:$kafka_port" "connect = $broker" \
+                "cert = $dir/server.pem" "key = $dir/server.key" "sslVersionMin = TLSv1.2" \
+                >>"$dir/stunnel.conf"
+        fi
         : >"$dir/log"
         svc_spawn "$dir/pid" "$dir/log" "$dir" stunnel "$dir/stunnel.conf"
         rc=0
         svc_wait stunnel "$dir/pid" "$dir/log" svc_tls_ready 127.0.0.1 "$port" || rc=$?
         if ((rc == 0)); then
             SVC_CLICKHOUSE_TLS=https://127.0.0.1:$port
+            if [[ -n $broker ]]; then
+                svc_tls_ready 127.0.0.1 "$kafka_port" ||
+                    svc_die "stunnel does not serve the Kafka TLS port $kafka_port (see $dir/log)"
+                SVC_KAFKA_TLS=127.0.0.1:$kafka_port
+            fi
             return 0
         fi
     done
@@ -425,11 +447,15 @@ svc_wait() {
 
 # --- the services ------------------------------------------------------------
 
-# svc_start_tansu DIR -> sets SVC_KAFKA
+# svc_start_tansu DIR [NAME [ADVERTISED]] -> sets SVC_TANSU (and, for the
+# default NAME tansu, SVC_KAFKA). ADVERTISED is the host:port clients are
+# told to connect to, when something (a TLS terminator) stands in front.
 svc_start_tansu() {
-    local dir=$1/tansu bin storage port attempt rc
+    local dir=$1/${2:-tansu} advertised=${3:-} bin storage port attempt rc
     bin=$(svc_tansu_bin)
     storage=${CHATCART_TEST_TANSU_STORAGE:-memory://tansu/}
+    # A second broker keeps its data apart from the first's.
+    [[ -z ${2:-} ]] || storage=memory://tansu/
     mkdir -p "$dir"
     for attempt in 1 2 3; do
         port=$(svc_free_port)
@@ -452,14 +478,15 @@ svc_start_tansu() {
             RUST_LOG="${CHATCART_TEST_TANSU_LOG:-warn}" \
             "$bin" broker \
             --listener-url "tcp://127.0.0.1:$port" \
-            --advertised-listener-url "tcp://127.0.0.1:$port" \
+            --advertised-listener-url "tcp://${advertised:-127.0.0.1:$port}" \
             --storage-engine "$storage" \
             --cluster-id chatcart-test \
             --silent
         rc=0
         svc_wait tansu "$dir/pid" "$dir/log" svc_kafka_ready 127.0.0.1 "$port" || rc=$?
         if ((rc == 0)); then
-            SVC_KAFKA=127.0.0.1:$port
+            SVC_TANSU=127.0.0.1:$port
+            [[ -n ${2:-} ]] || SVC_KAFKA=$SVC_TANSU
             return 0
         fi
     done
@@ -606,6 +633,7 @@ svc_start() {
     export CHATCART_TEST_KAFKA=$SVC_KAFKA
     export CHATCART_TEST_CLICKHOUSE=$SVC_CLICKHOUSE
     export CHATCART_TEST_CLICKHOUSE_TLS=$SVC_CLICKHOUSE_TLS
+    export CHATCART_TEST_KAFKA_TLS=$SVC_KAFKA_TLS
     export CHATCART_TEST_TLS_DIR=$dir/tls
     # The login the TLS tests use: a user with a password on the ClickHouse
     # started here, the default user on one given by CHATCART_TEST_CLICKHOUSE.
@@ -621,6 +649,7 @@ svc_start() {
         printf 'export CHATCART_TEST_KAFKA=%q\n' "$CHATCART_TEST_KAFKA"
         printf 'export CHATCART_TEST_CLICKHOUSE=%q\n' "$CHATCART_TEST_CLICKHOUSE"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS"
+        printf 'export CHATCART_TEST_KAFKA_TLS=%q\n' "$CHATCART_TEST_KAFKA_TLS"
         printf 'export CHATCART_TEST_TLS_DIR=%q\n' "$CHATCART_TEST_TLS_DIR"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_USER=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_USER"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD"
@@ -643,7 +672,7 @@ svc_stop() {
         fi
         rm -f "$dir/watchdog.pid"
     fi
-    for name in tls tansu clickhouse; do
+    for name in tls tansu-tls tansu clickhouse; do
         if [[ -s $dir/$name/pid ]]; then
             svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
             svc_kill "$dir/$name/pid"

@@ -319,14 +319,6 @@ pub async fn create_topics(
     Ok(())
 }
 
-/// Asks the cluster for its brokers once, waiting at most `within`: `Ok`
-/// when one answered.
-pub fn reachable(config: &KafkaConfig, within: Duration) -> Result<(), ConnectorError> {
-    let consumer: BaseConsumer = config.client_config().create()?;
-    consumer.fetch_metadata(None, within)?;
-    Ok(())
-}
-
 /// How many partitions `topic` has, or `None` when it does not exist.
 pub fn partition_count(config: &KafkaConfig, topic: &str) -> Result<Option<i32>, ConnectorError> {
     let consumer: BaseConsumer = config.client_config().create()?;

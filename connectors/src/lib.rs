@@ -5,11 +5,13 @@
 //!   (how stages restore their state from their own output).
 //! - [`clickhouse`]: the analytics store's settings, schema migrations, and
 //!   the sink's inserts and resume positions.
+//! - [`broker`]: whether the Kafka cluster answers, and why not.
 //! - [`secret`]: which settings are secrets, and how they are shown.
 //!
 //! Each config struct rejects unknown keys and has a `validate()` whose
 //! errors name the key and what is allowed.
 
+pub mod broker;
 pub mod clickhouse;
 pub mod kafka;
 pub mod secret;
@@ -29,6 +31,11 @@ pub enum ConnectorError {
     /// values kept out.
     #[error("kafka: {}", kafka_message(.0))]
     Kafka(rdkafka::error::KafkaError),
+    /// The TLS handshake with the broker failed (librdkafka's reason).
+    #[error(
+        "kafka: TLS to the broker failed: {0} (check ssl.ca.location in kafka.properties, and that kafka.bootstrap_servers names a host on the broker's certificate)"
+    )]
+    Tls(String),
     /// A topic could not be created.
     #[error("could not create topic `{topic}`: {message}")]
     Topic { topic: String, message: String },

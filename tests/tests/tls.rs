@@ -133,3 +133,81 @@ async fn a_wrong_ca_or_password_fails_at_once_naming_the_setting() {
     assert!(said.contains("clickhouse.ca_file"), "{said}");
     child.terminate(Duration::from_secs(30));
 }
+
+/// The test's settings with the broker behind TLS (a second Tansu behind
+/// stunnel), verifying its certificate with `ca`.
+fn kafka_over_tls(test: &str, ca: &str) -> runtime::Settings {
+    let broker = std::env::var("CHATCART_TEST_KAFKA_TLS")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .expect("CHATCART_TEST_KAFKA_TLS is not set: tests/services.sh starts a Tansu behind stunnel for it when the tansu binary is there (run the suite with `bash tests/run.sh`)");
+    let mut settings = t::settings(test, 2);
+    settings.kafka.bootstrap_servers = broker;
+    let p = &mut settings.kafka.properties;
+    p.insert("security.protocol".into(), "ssl".into());
+    p.insert("ssl.ca.location".into(), ca.to_owned());
+    // librdkafka's defaults, spelt out: the certificate and the host name
+    // on it are both checked.
+    p.insert("enable.ssl.certificate.verification".into(), "true".into());
+    p.insert(
+        "ssl.endpoint.identification.algorithm".into(),
+        "https".into(),
+    );
+    settings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_runs_end_to_end_over_tls_to_the_broker() {
+    let ca = format!(
+        "{}/ca.pem",
+        std::env::var("CHATCART_TEST_TLS_DIR").expect("CHATCART_TEST_TLS_DIR")
+    );
+    let settings = kafka_over_tls("tls-kafka", &ca);
+    t::create_topics(&settings).await;
+    let running = Running::start(
+        &settings,
+        &[
+            StageName::Intent,
+            StageName::Coupon,
+            StageName::Fulfillment,
+            StageName::Reply,
+        ],
+    );
+    running.ready().await;
+    let requests = t::prompts(200, 11);
+    t::publish(&settings, &requests).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
+    running.stop().await.expect("drained");
+    t::clean_audit(&settings).await;
+}
+
+#[test]
+fn a_broker_certificate_that_does_not_verify_fails_at_once_naming_the_setting() {
+    let settings = kafka_over_tls("tls-kafka-wrong", &wrong_ca());
+    let dir = t::scratch_dir(&settings);
+    let config = dir.join("chatcart.toml");
+    t::write_config(&settings, &config);
+    let started = std::time::Instant::now();
+    let out = Command::new(t::chatcart_bin())
+        .arg("--config")
+        .arg(&config)
+        .args(["topics", "create"])
+        .output()
+        .expect("running chatcart topics create");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    // At once: not after kafka.connect_timeout_secs of retries.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let error = said
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {said}"));
+    assert!(
+        error.contains("certificate verify failed") && error.contains("ssl.ca.location"),
+        "{error}"
+    );
+}

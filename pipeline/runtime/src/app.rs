@@ -115,7 +115,7 @@ pub async fn await_broker(
     loop {
         let k = kafka.clone();
         let attempt =
-            tokio::task::spawn_blocking(move || connectors::kafka::reachable(&k, ATTEMPT)).await?;
+            tokio::task::spawn_blocking(move || connectors::broker::reachable(&k, ATTEMPT)).await?;
         let error = match attempt {
             Ok(()) => {
                 if told {
@@ -123,8 +123,12 @@ pub async fn await_broker(
                 }
                 return Ok(true);
             }
-            // A configuration error does not go away by waiting.
-            Err(e @ ConnectorError::Kafka(rdkafka::error::KafkaError::ClientConfig(..))) => {
+            // A configuration error or a certificate that does not verify
+            // does not go away by waiting.
+            Err(
+                e @ (ConnectorError::Kafka(rdkafka::error::KafkaError::ClientConfig(..))
+                | ConnectorError::Tls(_)),
+            ) => {
                 return Err(e.into());
             }
             Err(e) => e,
