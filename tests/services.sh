@@ -182,15 +182,47 @@ svc_tls_ready() {
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
-# svc_start_tls DIR CLICKHOUSE_URL -> sets SVC_CLICKHOUSE_TLS, SVC_KAFKA_TLS
+# The SCRAM logins on the broker svc_start_sasl_tansu starts: one user per
+# mechanism (a Tansu user has the one it was made with). Throwaway
+# passwords for a broker that listens on loopback only.
+SVC_SCRAM_512_USER=chatcart-512
+SVC_SCRAM_512_PASSWORD=scram-512-test-pw
+SVC_SCRAM_256_USER=chatcart-256
+SVC_SCRAM_256_PASSWORD=scram-256-test-pw
+
+# svc_start_sasl_tansu DIR ADVERTISED -> sets SVC_TANSU
+# A Tansu that requires a SASL login. Tansu 0.6 keeps users in its storage
+# and offers SCRAM-SHA-256 and -512 only; its users are made through the
+# broker (AlterUserScramCredentials), which takes no login. So: start it on
+# SQLite without --authentication, make the users, restart it with it.
+svc_start_sasl_tansu() {
+    local dir=$1/tansu-sasl bin
+    bin=$(svc_tansu_bin)
+    mkdir -p "$dir"
+    rm -f "$dir"/tansu.db*
+    svc_start_tansu "$1" tansu-sasl "$2" sqlite://tansu.db
+    "$bin" user create "$SVC_SCRAM_512_USER" "$SVC_SCRAM_512_PASSWORD" \
+        --mechanism scram512 --broker "tcp://$SVC_TANSU" >>"$dir/users.log" 2>&1 &&
+        "$bin" user create "$SVC_SCRAM_256_USER" "$SVC_SCRAM_256_PASSWORD" \
+            --mechanism scram256 --broker "tcp://$SVC_TANSU" >>"$dir/users.log" 2>&1 ||
+        svc_die "tansu would not make the SCRAM users (see $dir/users.log)"
+    svc_kill "$dir/pid"
+    svc_start_tansu "$1" tansu-sasl "$2" sqlite://tansu.db --authentication
+}
+
+# svc_start_tls DIR CLICKHOUSE_URL -> sets SVC_CLICKHOUSE_TLS, SVC_KAFKA_TLS,
+# SVC_KAFKA_SASL
 # A throwaway CA and a server certificate for 127.0.0.1 and localhost (and
 # a second CA that signed nothing, for the wrong-CA tests), then stunnel
-# serving TLS on ports of its own: in front of ClickHouse's HTTP port, and
-# in front of a second Tansu that advertises stunnel's port (Tansu's own
-# TLS options do not work, and it has one advertised listener, so the
-# plaintext broker the other tests use cannot be the TLS one too).
+# serving TLS on ports of its own: in front of ClickHouse's HTTP port, in
+# front of a second Tansu, and in front of a third that requires a SASL
+# login, each advertising stunnel's port. (Tansu's own TLS options do not
+# work, and a Tansu has one advertised listener, so the plaintext broker
+# the other tests use cannot be the TLS one too.)
 svc_start_tls() {
-    local dir=$1/tls backend=${2#http://} port kafka_port broker attempt rc
+    local dir=$1/tls backend=${2#http://} port attempt rc front name accept broker
+    local tls_port= sasl_port=
+    local -a fronts=()
     backend=${backend%%/*}
     mkdir -p "$dir"
     (
@@ -209,11 +241,15 @@ svc_start_tls() {
         chmod 600 ./*.key
     ) >"$dir/openssl.log" 2>&1 || svc_die "openssl could not make the test certificates (see $dir/openssl.log)"
     SVC_KAFKA_TLS=
-    broker=
+    SVC_KAFKA_SASL=
     if svc_tansu_bin >/dev/null; then
-        kafka_port=$(svc_free_port)
-        svc_start_tansu "$1" tansu-tls "127.0.0.1:$kafka_port"
-        broker=$SVC_TANSU
+        tls_port=$(svc_free_port)
+        svc_start_tansu "$1" tansu-tls "127.0.0.1:$tls_port"
+        fronts+=("kafka-tls 127.0.0.1:$tls_port $SVC_TANSU")
+        sasl_port=$(svc_free_port)
+        while [[ $sasl_port == "$tls_port" ]]; do sasl_port=$(svc_free_port); done
+        svc_start_sasl_tansu "$1" "127.0.0.1:$sasl_port"
+        fronts+=("kafka-sasl 127.0.0.1:$sasl_port $SVC_TANSU")
     else
         svc_say "no tansu binary: no Kafka behind TLS (the Kafka TLS tests will say so)"
     fi
@@ -223,21 +259,26 @@ svc_start_tls() {
         printf '%s\n' "foreground = yes" "pid =" "debug = notice" "[clickhouse-https]" \
             "accept = 127.0.0.1:$port" "connect = $backend" "cert = $dir/server.pem" \
             "key = $dir/server.key" "sslVersionMin = TLSv1.2" >"$dir/stunnel.conf"
-        if [[ -n $broker ]]; then
-            printf '%s\n' "[kafka-tls]" "accept = 127.0.0.1:$kafka_port" "connect = $broker" \
+        for front in "${fronts[@]}"; do
+            read -r name accept broker <<<"$front"
+            printf '%s\n' "[$name]" "accept = $accept" "connect = $broker" \
                 "cert = $dir/server.pem" "key = $dir/server.key" "sslVersionMin = TLSv1.2" \
                 >>"$dir/stunnel.conf"
-        fi
+        done
         : >"$dir/log"
         svc_spawn "$dir/pid" "$dir/log" "$dir" stunnel "$dir/stunnel.conf"
         rc=0
         svc_wait stunnel "$dir/pid" "$dir/log" svc_tls_ready 127.0.0.1 "$port" || rc=$?
         if ((rc == 0)); then
             SVC_CLICKHOUSE_TLS=https://127.0.0.1:$port
-            if [[ -n $broker ]]; then
-                svc_tls_ready 127.0.0.1 "$kafka_port" ||
-                    svc_die "stunnel does not serve the Kafka TLS port $kafka_port (see $dir/log)"
-                SVC_KAFKA_TLS=127.0.0.1:$kafka_port
+            for front in "${fronts[@]}"; do
+                read -r name accept broker <<<"$front"
+                svc_tls_ready "${accept%:*}" "${accept##*:}" ||
+                    svc_die "stunnel does not serve $name on $accept (see $dir/log)"
+            done
+            if [[ -n $tls_port ]]; then
+                SVC_KAFKA_TLS=127.0.0.1:$tls_port
+                SVC_KAFKA_SASL=127.0.0.1:$sasl_port
             fi
             return 0
         fi
@@ -447,15 +488,17 @@ svc_wait() {
 
 # --- the services ------------------------------------------------------------
 
-# svc_start_tansu DIR [NAME [ADVERTISED]] -> sets SVC_TANSU (and, for the
-# default NAME tansu, SVC_KAFKA). ADVERTISED is the host:port clients are
-# told to connect to, when something (a TLS terminator) stands in front.
+# svc_start_tansu DIR [NAME [ADVERTISED [STORAGE [FLAG...]]]] -> sets
+# SVC_TANSU (and, for the default NAME tansu, SVC_KAFKA). ADVERTISED is the
+# host:port clients are told to connect to, when something (a TLS
+# terminator) stands in front; FLAGs go to `tansu broker` as they are.
 svc_start_tansu() {
     local dir=$1/${2:-tansu} advertised=${3:-} bin storage port attempt rc
+    local -a extra=("${@:5}")
     bin=$(svc_tansu_bin)
     storage=${CHATCART_TEST_TANSU_STORAGE:-memory://tansu/}
-    # A second broker keeps its data apart from the first's.
-    [[ -z ${2:-} ]] || storage=memory://tansu/
+    # Another broker keeps its data apart from the first's.
+    [[ -z ${2:-} ]] || storage=${4:-memory://tansu/}
     mkdir -p "$dir"
     for attempt in 1 2 3; do
         port=$(svc_free_port)
@@ -481,7 +524,7 @@ svc_start_tansu() {
             --advertised-listener-url "tcp://${advertised:-127.0.0.1:$port}" \
             --storage-engine "$storage" \
             --cluster-id chatcart-test \
-            --silent
+            --silent "${extra[@]}"
         rc=0
         svc_wait tansu "$dir/pid" "$dir/log" svc_kafka_ready 127.0.0.1 "$port" || rc=$?
         if ((rc == 0)); then
@@ -634,6 +677,11 @@ svc_start() {
     export CHATCART_TEST_CLICKHOUSE=$SVC_CLICKHOUSE
     export CHATCART_TEST_CLICKHOUSE_TLS=$SVC_CLICKHOUSE_TLS
     export CHATCART_TEST_KAFKA_TLS=$SVC_KAFKA_TLS
+    export CHATCART_TEST_KAFKA_SASL=$SVC_KAFKA_SASL
+    export CHATCART_TEST_SCRAM_512_USER=$SVC_SCRAM_512_USER
+    export CHATCART_TEST_SCRAM_512_PASSWORD=$SVC_SCRAM_512_PASSWORD
+    export CHATCART_TEST_SCRAM_256_USER=$SVC_SCRAM_256_USER
+    export CHATCART_TEST_SCRAM_256_PASSWORD=$SVC_SCRAM_256_PASSWORD
     export CHATCART_TEST_TLS_DIR=$dir/tls
     # The login the TLS tests use: a user with a password on the ClickHouse
     # started here, the default user on one given by CHATCART_TEST_CLICKHOUSE.
@@ -650,6 +698,10 @@ svc_start() {
         printf 'export CHATCART_TEST_CLICKHOUSE=%q\n' "$CHATCART_TEST_CLICKHOUSE"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS"
         printf 'export CHATCART_TEST_KAFKA_TLS=%q\n' "$CHATCART_TEST_KAFKA_TLS"
+        printf 'export CHATCART_TEST_KAFKA_SASL=%q\n' "$CHATCART_TEST_KAFKA_SASL"
+        for var in CHATCART_TEST_SCRAM_{512,256}_{USER,PASSWORD}; do
+            printf 'export %s=%q\n' "$var" "${!var}"
+        done
         printf 'export CHATCART_TEST_TLS_DIR=%q\n' "$CHATCART_TEST_TLS_DIR"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_USER=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_USER"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD"
@@ -672,7 +724,7 @@ svc_stop() {
         fi
         rm -f "$dir/watchdog.pid"
     fi
-    for name in tls tansu-tls tansu clickhouse; do
+    for name in tls tansu-sasl tansu-tls tansu clickhouse; do
         if [[ -s $dir/$name/pid ]]; then
             svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
             svc_kill "$dir/$name/pid"

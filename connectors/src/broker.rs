@@ -1,7 +1,7 @@
 //! Whether the Kafka cluster answers, and if not, why: a client that keeps
 //! what librdkafka last reported, since its metadata error alone says only
 //! "transport failure" where the cause is a certificate that did not
-//! verify.
+//! verify or a login the broker refused.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -12,7 +12,8 @@ use rdkafka::error::KafkaError;
 
 use crate::{ConnectorError, KafkaConfig};
 
-/// Keeps librdkafka's last error report, or its TLS handshake failure.
+/// Keeps librdkafka's last error report, or the TLS or login failure
+/// among them.
 #[derive(Default)]
 struct LastError(Mutex<Option<String>>);
 
@@ -20,9 +21,9 @@ impl ClientContext for LastError {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(%error, reason, "librdkafka");
         let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        // A handshake failure is followed by "all brokers are down", which
-        // says less: the failure is kept.
-        if !last.as_deref().is_some_and(is_tls_failure) || is_tls_failure(reason) {
+        // A handshake or login failure is followed by "all brokers are
+        // down", which says less: the failure is kept.
+        if !last.as_deref().is_some_and(is_final) || is_final(reason) {
             *last = Some(reason.to_owned());
         }
     }
@@ -36,9 +37,20 @@ fn is_tls_failure(reason: &str) -> bool {
     reason.contains("SSL handshake failed") || reason.contains("certificate verify failed")
 }
 
+/// Whether `reason` says the broker refused the SASL login or the
+/// mechanism: waiting does not mend a password either.
+fn is_login_failure(reason: &str) -> bool {
+    reason.contains("SASL authentication error")
+        || (reason.contains("SASL") && reason.contains("mechanism handshake failed"))
+}
+
+fn is_final(reason: &str) -> bool {
+    is_tls_failure(reason) || is_login_failure(reason)
+}
+
 /// Asks the cluster for its brokers once, waiting at most `within`: `Ok`
 /// when one answered; [`ConnectorError::Tls`] when the TLS handshake
-/// failed.
+/// failed, [`ConnectorError::Login`] when the broker refused the login.
 pub fn reachable(config: &KafkaConfig, within: Duration) -> Result<(), ConnectorError> {
     let consumer: BaseConsumer<LastError> = config
         .client_config()
@@ -59,6 +71,7 @@ pub fn reachable(config: &KafkaConfig, within: Duration) -> Result<(), Connector
                 .take();
             Err(match last {
                 Some(reason) if is_tls_failure(&reason) => ConnectorError::Tls(reason),
+                Some(reason) if is_login_failure(&reason) => ConnectorError::Login(reason),
                 _ => e.into(),
             })
         }
@@ -76,6 +89,15 @@ mod tests {
         ));
         assert!(!is_tls_failure(
             "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"
+        ));
+        for refused in [
+            "sasl_ssl://127.0.0.1:9093/bootstrap: SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof (after 32ms in state AUTH_REQ)",
+            "sasl_plaintext://127.0.0.1:9092/bootstrap: SASL PLAIN mechanism handshake failed: Local: Broker transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)",
+        ] {
+            assert!(is_login_failure(refused) && !is_tls_failure(refused));
+        }
+        assert!(!is_login_failure(
+            "sasl_ssl://127.0.0.1:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused"
         ));
     }
 }

@@ -36,6 +36,13 @@ pub enum ConnectorError {
         "kafka: TLS to the broker failed: {0} (check ssl.ca.location in kafka.properties, and that kafka.bootstrap_servers names a host on the broker's certificate)"
     )]
     Tls(String),
+    /// The broker refused the SASL login (librdkafka's reason: the
+    /// mechanism, and `invalid-proof` or `unknown-user`; never the
+    /// password).
+    #[error(
+        "kafka: the broker refused the login: {0} (check sasl.mechanism, sasl.username and sasl.password in kafka.properties)"
+    )]
+    Login(String),
     /// A topic could not be created.
     #[error("could not create topic `{topic}`: {message}")]
     Topic { topic: String, message: String },

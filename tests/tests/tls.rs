@@ -1,9 +1,16 @@
-//! ClickHouse over https through a real TLS terminator (stunnel, started
-//! by tests/services.sh with a throwaway CA), logging in as a user with a
-//! password: the analytics sink stores every record through it with the
-//! certificate verified, and a wrong CA or a wrong password fails at once
-//! with a message that says which setting to check, in the command's error
-//! and in the sink's `/health`.
+//! chatcart against TLS endpoints on this machine: stunnel, started by
+//! tests/services.sh with a throwaway CA, in front of ClickHouse and of
+//! two more Tansu brokers, one of which requires a SCRAM login.
+//!
+//! - ClickHouse over https, as a user with a password: the analytics sink
+//!   stores every record through it with the certificate verified, and a
+//!   wrong CA or password fails at once naming the setting to check, in
+//!   the command's error and in the sink's `/health`.
+//! - Kafka over TLS: the stages run end to end; a wrong CA fails at once
+//!   naming `ssl.ca.location`.
+//! - Kafka over SASL_SSL with SCRAM-SHA-512 end to end and SCRAM-SHA-256
+//!   for a login; a wrong password, an unknown user or the user's other
+//!   mechanism fails at once naming `sasl.password`, and never shows it.
 
 use std::process::Command;
 use std::time::Duration;
@@ -134,15 +141,19 @@ async fn a_wrong_ca_or_password_fails_at_once_naming_the_setting() {
     child.terminate(Duration::from_secs(30));
 }
 
+/// An environment variable tests/services.sh sets.
+fn service(name: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| panic!("{name} is not set: tests/services.sh starts the brokers behind stunnel for it when the tansu binary is there (run the suite with `bash tests/run.sh`)"))
+}
+
 /// The test's settings with the broker behind TLS (a second Tansu behind
 /// stunnel), verifying its certificate with `ca`.
 fn kafka_over_tls(test: &str, ca: &str) -> runtime::Settings {
-    let broker = std::env::var("CHATCART_TEST_KAFKA_TLS")
-        .ok()
-        .filter(|b| !b.is_empty())
-        .expect("CHATCART_TEST_KAFKA_TLS is not set: tests/services.sh starts a Tansu behind stunnel for it when the tansu binary is there (run the suite with `bash tests/run.sh`)");
     let mut settings = t::settings(test, 2);
-    settings.kafka.bootstrap_servers = broker;
+    settings.kafka.bootstrap_servers = service("CHATCART_TEST_KAFKA_TLS");
     let p = &mut settings.kafka.properties;
     p.insert("security.protocol".into(), "ssl".into());
     p.insert("ssl.ca.location".into(), ca.to_owned());
@@ -154,6 +165,53 @@ fn kafka_over_tls(test: &str, ca: &str) -> runtime::Settings {
         "https".into(),
     );
     settings
+}
+
+/// The test's settings with the broker behind TLS and a SCRAM login (a
+/// third Tansu, with `--authentication`), as `user` with `password`.
+fn kafka_over_sasl_ssl(
+    test: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> runtime::Settings {
+    let ca = format!("{}/ca.pem", service("CHATCART_TEST_TLS_DIR"));
+    let mut settings = kafka_over_tls(test, &ca);
+    settings.kafka.bootstrap_servers = service("CHATCART_TEST_KAFKA_SASL");
+    let p = &mut settings.kafka.properties;
+    p.insert("security.protocol".into(), "sasl_ssl".into());
+    p.insert("sasl.mechanism".into(), mechanism.into());
+    p.insert("sasl.username".into(), user.into());
+    p.insert("sasl.password".into(), password.into());
+    settings
+}
+
+/// `chatcart topics create` with `settings`: whether it succeeded, what it
+/// said, and how long it took.
+fn create_topics_by_hand(settings: &runtime::Settings) -> (bool, String, Duration) {
+    let dir = t::scratch_dir(settings);
+    let config = dir.join("chatcart.toml");
+    t::write_config(settings, &config);
+    let bin = t::chatcart_bin();
+    let started = std::time::Instant::now();
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .args(["topics", "create"])
+        .output()
+        .expect("running chatcart topics create");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// The `error:` line of what a command said.
+fn error_line(said: &str) -> &str {
+    said.lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {said}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -184,30 +242,82 @@ async fn the_pipeline_runs_end_to_end_over_tls_to_the_broker() {
 #[test]
 fn a_broker_certificate_that_does_not_verify_fails_at_once_naming_the_setting() {
     let settings = kafka_over_tls("tls-kafka-wrong", &wrong_ca());
-    let dir = t::scratch_dir(&settings);
-    let config = dir.join("chatcart.toml");
-    t::write_config(&settings, &config);
-    let started = std::time::Instant::now();
-    let out = Command::new(t::chatcart_bin())
-        .arg("--config")
-        .arg(&config)
-        .args(["topics", "create"])
-        .output()
-        .expect("running chatcart topics create");
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{said}");
+    let (ok, said, took) = create_topics_by_hand(&settings);
+    assert!(!ok, "{said}");
     // At once: not after kafka.connect_timeout_secs of retries.
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
-    let error = said
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line: {said}"));
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let error = error_line(&said);
     assert!(
         error.contains("certificate verify failed") && error.contains("ssl.ca.location"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_runs_end_to_end_with_a_scram_login_over_tls() {
+    let settings = kafka_over_sasl_ssl(
+        "sasl-kafka",
+        "SCRAM-SHA-512",
+        &service("CHATCART_TEST_SCRAM_512_USER"),
+        &service("CHATCART_TEST_SCRAM_512_PASSWORD"),
+    );
+    t::create_topics(&settings).await;
+    let running = Running::start(
+        &settings,
+        &[
+            StageName::Intent,
+            StageName::Coupon,
+            StageName::Fulfillment,
+            StageName::Reply,
+        ],
+    );
+    running.ready().await;
+    let requests = t::prompts(100, 13);
+    t::publish(&settings, &requests).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
+    running.stop().await.expect("drained");
+    t::clean_audit(&settings).await;
+}
+
+#[test]
+fn scram_sha_256_logs_in_and_a_refused_login_fails_at_once_without_the_password() {
+    let user256 = service("CHATCART_TEST_SCRAM_256_USER");
+    let password256 = service("CHATCART_TEST_SCRAM_256_PASSWORD");
+    let good = kafka_over_sasl_ssl("sasl-256", "SCRAM-SHA-256", &user256, &password256);
+    let (ok, said, _) = create_topics_by_hand(&good);
+    assert!(ok, "SCRAM-SHA-256: {said}");
+
+    let wrong_password = "Not-The-Password-7f3a";
+    let user512 = service("CHATCART_TEST_SCRAM_512_USER");
+    for (case, settings, broker_says) in [
+        (
+            "a wrong password",
+            kafka_over_sasl_ssl("sasl-wrong", "SCRAM-SHA-512", &user512, wrong_password),
+            "invalid-proof",
+        ),
+        (
+            "an unknown user",
+            kafka_over_sasl_ssl("sasl-unknown", "SCRAM-SHA-512", "nobody", wrong_password),
+            "unknown-user",
+        ),
+        (
+            // Tansu keeps one mechanism per user.
+            "the user's other mechanism",
+            kafka_over_sasl_ssl("sasl-other", "SCRAM-SHA-256", &user512, wrong_password),
+            "unknown-user",
+        ),
+    ] {
+        let (ok, said, took) = create_topics_by_hand(&settings);
+        assert!(!ok, "{case}: {said}");
+        assert!(took < Duration::from_secs(20), "{case}: at once, {took:?}");
+        let error = error_line(&said);
+        assert!(
+            error.contains(broker_says) && error.contains("sasl.password"),
+            "{case}: {error}"
+        );
+        assert!(
+            !said.contains(wrong_password),
+            "{case}: the password is never shown: {said}"
+        );
+    }
 }

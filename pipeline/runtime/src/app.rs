@@ -123,11 +123,12 @@ pub async fn await_broker(
                 }
                 return Ok(true);
             }
-            // A configuration error or a certificate that does not verify
-            // does not go away by waiting.
+            // A configuration error, a certificate that does not verify or
+            // a refused login does not go away by waiting.
             Err(
                 e @ (ConnectorError::Kafka(rdkafka::error::KafkaError::ClientConfig(..))
-                | ConnectorError::Tls(_)),
+                | ConnectorError::Tls(_)
+                | ConnectorError::Login(_)),
             ) => {
                 return Err(e.into());
             }
