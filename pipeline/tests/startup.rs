@@ -1,8 +1,9 @@
 //! Starting against a broker that does not answer: the command says where
 //! it is trying while it waits, gives up after `kafka.connect_timeout_secs`
 //! with one error that names the address and the setting, and a stage told
-//! to stop (SIGTERM) while waiting stops at once. Port 1 on the loopback
-//! refuses every connection, so no service is needed.
+//! to stop (SIGTERM) while waiting stops at once; `chatcart report` against
+//! a ClickHouse that does not answer says each cause once. Port 1 on the
+//! loopback refuses every connection, so no service is needed.
 
 // Helpers of a test should fail the test loudly.
 #![allow(clippy::unwrap_used)]
@@ -127,4 +128,23 @@ fn the_demo_checks_its_flags_and_clickhouse_before_starting_anything() {
         "{stderr}"
     );
     assert!(!stderr.contains("consumer group"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_clickhouse_is_reported_with_each_cause_once() {
+    let out = chatcart()
+        .args(["report", "--clickhouse-url", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ClickHouse at http://127.0.0.1:1"),
+        "{stderr}"
+    );
+    // The clickhouse client's error repeats its cause's message and chains
+    // it too; printed as a chain, each cause came twice.
+    for cause in ["client error (Connect)", "onnection refused"] {
+        assert_eq!(stderr.matches(cause).count(), 1, "{cause}: {stderr}");
+    }
 }

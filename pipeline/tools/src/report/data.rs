@@ -10,7 +10,7 @@
 
 use anyhow::Context as _;
 use clickhouse::{Client, Row};
-use connectors::ClickHouseConfig;
+use connectors::{ClickHouseConfig, ConnectorError};
 use serde::Deserialize;
 
 use super::Secs;
@@ -234,6 +234,8 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
         .campaign
         .clone()
         .unwrap_or_else(|| request.default_campaign.clone());
+    // Errors go through ConnectorError: a clickhouse error's message
+    // repeats its cause, which it also chains, so it would read twice.
     let at = || {
         format!(
             "reading the analytics views from ClickHouse at {}, database {} (check --clickhouse-url and --database; `chatcart migrate` creates the views)",
@@ -246,9 +248,13 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
         .bind(&campaign)
         .fetch_one::<(Secs, Secs, u64)>()
         .await
+        .map_err(ConnectorError::from)
         .with_context(at)?;
     if seconds == 0 {
-        let known = campaigns(&client).await.with_context(at)?;
+        let known = campaigns(&client)
+            .await
+            .map_err(ConnectorError::from)
+            .with_context(at)?;
         anyhow::bail!(no_such_campaign(
             request,
             &campaign,
@@ -281,7 +287,10 @@ pub async fn fetch(config: &ClickHouseConfig, request: &Request) -> anyhow::Resu
         step: range.step(),
         ..CampaignReport::default()
     };
-    read(&client, &mut report).await.with_context(at)?;
+    read(&client, &mut report)
+        .await
+        .map_err(ConnectorError::from)
+        .with_context(at)?;
     Ok(report)
 }
 
