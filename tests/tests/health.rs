@@ -1,7 +1,10 @@
-//! `chatcart health --url`, the container healthcheck: 0 with the answer
-//! while a stage process serves `runtime.health_listen`, 1 once it is
-//! stopped (SIGSTOP: the port is open but nothing answers) and once it is
-//! gone.
+//! A stage process's operations endpoint (`runtime.health_listen`), asked
+//! with `chatcart health --url`, the container healthcheck: 0 with the
+//! answer while the process serves it, 1 once it is stopped (SIGSTOP: the
+//! port is open but nothing answers) and once it is gone. `/livez` answers
+//! while the process waits for a broker that does not answer, and
+//! `/readyz` says it is waiting; once the stage holds its partitions it is
+//! ready, and `/metrics` counts the records it handled.
 
 use std::process::Command;
 use std::time::Duration;
@@ -50,4 +53,71 @@ async fn health_answers_for_a_running_stage_and_not_for_a_stopped_one() {
     intent.terminate(Duration::from_secs(30));
     let (ok, said) = health(&url);
     assert!(!ok, "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_is_alive_while_it_waits_ready_once_it_holds_partitions_and_counts_its_work() {
+    // Waiting for a broker that refuses every connection.
+    let mut settings = t::settings("ops-wait", 1);
+    let port = t::free_port();
+    settings.runtime.health_listen = format!("127.0.0.1:{port}");
+    let mut waiting = settings.clone();
+    waiting.kafka.bootstrap_servers = "127.0.0.1:1".into();
+    let dir = t::scratch_dir(&waiting);
+    let config = dir.join("waiting.toml");
+    t::write_config(&waiting, &config);
+    let child = ChildProcess::spawn("waiting", &config, &["run", "intent"]);
+    let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !health(&at("/livez")).0 {
+        assert!(std::time::Instant::now() < deadline, "{}", child.log_text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (ready, said) = health(&at("/readyz"));
+    assert!(
+        !ready && said.contains("waiting for the broker at 127.0.0.1:1"),
+        "{said}"
+    );
+    child.terminate(Duration::from_secs(30));
+
+    // The real broker: ready once it holds partitions, and counting.
+    t::create_topics(&settings).await;
+    let config = dir.join("chatcart.toml");
+    t::write_config(&settings, &config);
+    let mut intent = ChildProcess::spawn("intent", &config, &["run", "intent"]);
+    assert!(
+        intent
+            .wait_for_log("partitions assigned", Duration::from_secs(60))
+            .await,
+        "{}",
+        intent.log_text()
+    );
+    let requests = t::prompts(20, 3);
+    t::publish(&settings, &requests).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let consumed = "chatcart_records_consumed_total{stage=\"intent\",topic=\"chat.prompts\"} 20";
+    loop {
+        let (ready, _) = health(&at("/readyz"));
+        let (ok, scraped) = health(&at("/metrics"));
+        if ready && ok && scraped.contains(consumed) {
+            assert!(
+                scraped.contains(
+                    "chatcart_records_produced_total{stage=\"intent\",topic=\"commerce.intents\"} "
+                ),
+                "{scraped}"
+            );
+            assert!(
+                scraped.contains("chatcart_handling_seconds_count{stage=\"intent\"} 20"),
+                "{scraped}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready with 20 records counted: {scraped}\n{}",
+            intent.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    intent.terminate(Duration::from_secs(30));
 }

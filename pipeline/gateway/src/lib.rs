@@ -19,8 +19,8 @@
 //! - [`requests`]: the requests the instance follows: idempotency, one
 //!   request in flight per person, answers kept for a resume.
 //! - [`tasks`]: what runs beside the server: reading the reply partition,
-//!   sampling lag, following the treasury, forgetting old requests; and
-//!   the bounded listener.
+//!   sampling lag, following the treasury, forgetting old requests (the
+//!   listener that bounds connections is `runtime::listener`).
 
 pub mod admission;
 pub mod http;

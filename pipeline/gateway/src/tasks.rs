@@ -1,20 +1,17 @@
 //! What runs beside the HTTP server: the reader of this instance's reply
 //! partition, the lag sampler, the treasury follower and the forgetting of
-//! old requests; and the listener that bounds open connections.
+//! old requests.
 
-use std::pin::Pin;
 use std::sync::{Arc, PoisonError};
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use runtime::lag::LagSampler;
+use runtime::listener::Bounded;
 use runtime::{Settings, Shutdown};
 use schemas::Record;
 use stages::Topic;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::Gateway;
@@ -68,10 +65,9 @@ pub async fn serve(
         Arc::clone(&gw.treasury),
         shutdown.clone(),
     ));
-    let listener = Bounded {
-        listener,
-        permits: Arc::new(Semaphore::new(gw.config.max_connections)),
-    };
+    // No idle limit: an event stream waits quietly for its reply, and its
+    // length has a limit of its own.
+    let listener = Bounded::new(listener, gw.config.max_connections, None);
     let app = crate::http::router(Arc::clone(&gw));
     let mut stop = shutdown.clone();
     tasks.spawn(async move {
@@ -185,82 +181,5 @@ async fn forget_old(gw: Arc<Gateway>, mut shutdown: Shutdown) -> anyhow::Result<
             _ = tick.tick() => gw.requests.evict(Instant::now()),
             () = shutdown.wait() => return Ok(()),
         }
-    }
-}
-
-/// A listener that holds at most `permits` connections open; the next
-/// waits in the kernel's backlog until one closes.
-struct Bounded {
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl axum::serve::Listener for Bounded {
-    type Io = Counted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-                // The semaphore is never closed.
-                continue;
-            };
-            match self.listener.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Counted {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(error) => {
-                    // Out of file descriptors and the like: wait rather
-                    // than spin.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> tokio::io::Result<Self::Addr> {
-        self.listener.local_addr()
-    }
-}
-
-/// A connection that gives its permit back when it closes.
-struct Counted {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }

@@ -12,6 +12,9 @@ use schemas::Codec;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
+use crate::health::Health;
+use crate::metrics::Metrics;
+use crate::ops::Ops;
 use crate::shutdown::Trigger;
 use crate::{Context, Ready, Shutdown, run_stage};
 use crate::{TopicNames, analytics};
@@ -218,27 +221,45 @@ pub async fn run(
             "the analytics stage needs clickhouse.url (e.g. CHATCART__CLICKHOUSE__URL=http://localhost:8123)"
         );
     }
+    let mut tasks = JoinSet::new();
+    let (health, metrics) = (Arc::<Health>::default(), Arc::<Metrics>::default());
+    // Up before the broker answers: alive, and saying why not ready.
+    if !settings.runtime.health_listen.is_empty() {
+        let ops = Ops {
+            health: Arc::clone(&health),
+            metrics: Arc::clone(&metrics),
+            ready: Arc::clone(&ready),
+            stages: names.len(),
+        };
+        tasks.spawn(crate::ops::serve(
+            settings.runtime.health_listen.clone(),
+            ops,
+            shutdown.clone(),
+        ));
+    }
+    health.not_ready(
+        "kafka",
+        format!(
+            "waiting for the broker at {}",
+            settings.kafka.bootstrap_servers
+        ),
+    );
     if !await_broker(&settings, Some(&shutdown)).await? {
         return Ok(());
     }
+    health.ready("kafka");
     check_topics(&settings).await?;
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
     let campaigns = Arc::new(settings.campaigns()?);
     check_skus(&campaigns, &catalog)?;
-    let ctx = Context::new(
+    let mut ctx = Context::new(
         settings.kafka.clone(),
         settings.runtime.clone(),
         codec(&settings)?,
         ready,
     );
-    let mut tasks = JoinSet::new();
-    if !settings.runtime.health_listen.is_empty() {
-        tasks.spawn(crate::health::serve(
-            settings.runtime.health_listen.clone(),
-            Arc::clone(&ctx.health),
-            shutdown.clone(),
-        ));
-    }
+    ctx.health = health;
+    ctx.metrics = metrics;
     // The coupon and fulfillment stages of one process share one view of
     // the treasury, followed once.
     let mut shared: Option<Arc<TreasuryView>> = None;

@@ -144,8 +144,8 @@ pub struct RuntimeConfig {
     pub checkpoint_min_records: u64,
     /// Largest piece of a checkpoint image in one record, in bytes.
     pub checkpoint_chunk_bytes: usize,
-    /// `HOST:PORT` to answer `GET /health` on (200 when every part of the
-    /// process can work, 503 with the reasons otherwise); empty: off.
+    /// `HOST:PORT` of the operations endpoint (`/health`, `/livez`,
+    /// `/readyz`, `/metrics`: [`crate::ops`]); empty: off.
     pub health_listen: String,
 }
 
@@ -316,16 +316,15 @@ impl Settings {
                 "must be between 1024 and 921600 (below the broker's message size limit)",
             ));
         }
-        if !self.runtime.health_listen.is_empty()
-            && self
-                .runtime
-                .health_listen
-                .parse::<std::net::SocketAddr>()
-                .is_err()
-        {
+        let listen = &self.runtime.health_listen;
+        // An IP with a port (IPv6 in brackets), or a host name with one.
+        let host_port = listen.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+        });
+        if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() && !host_port {
             return Err(invalid(
                 "runtime.health_listen",
-                "must be IP:PORT, e.g. 127.0.0.1:9464, or empty to turn the endpoint off",
+                "must be HOST:PORT, e.g. 127.0.0.1:9464 or localhost:9464, or empty to turn the endpoint off",
             ));
         }
         if self.runtime.restore_timeout_secs == 0 || self.runtime.shutdown_timeout_secs == 0 {
@@ -400,6 +399,32 @@ mod tests {
         let f = file("[clickhouse]\nurl = \"http://x\"\ndatabase = \"a;drop\"\n");
         let err = Settings::load(Some(f.path())).unwrap_err().to_string();
         assert!(err.contains("clickhouse.database"), "{err}");
+    }
+
+    #[test]
+    fn the_operations_endpoint_takes_an_ip_or_a_host_name_with_a_port() {
+        for ok in [
+            "127.0.0.1:9464",
+            "[::1]:9464",
+            "localhost:9464",
+            "0.0.0.0:0",
+            "",
+        ] {
+            let f = file(&format!("[runtime]\nhealth_listen = \"{ok}\"\n"));
+            assert!(Settings::load(Some(f.path())).is_ok(), "{ok}");
+        }
+        for bad in [
+            "9464",
+            "localhost",
+            ":9464",
+            "localhost:http",
+            "a b:1",
+            "x:70000",
+        ] {
+            let f = file(&format!("[runtime]\nhealth_listen = \"{bad}\"\n"));
+            let err = Settings::load(Some(f.path())).unwrap_err().to_string();
+            assert!(err.contains("runtime.health_listen"), "{bad}: {err}");
+        }
     }
 
     #[test]

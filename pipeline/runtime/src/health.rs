@@ -1,26 +1,24 @@
-//! Whether each long-running part of the process can do its work, and an
-//! optional HTTP endpoint that tells a supervisor or load balancer.
+//! Whether each long-running part of the process can do its work, and
+//! whether it is ready to: what [`crate::ops`] answers a supervisor or a
+//! load balancer with.
 //!
 //! A part reports itself unhealthy with a reason (the analytics sink while
-//! ClickHouse refuses its inserts) and healthy again when it recovers. With
-//! `runtime.health_listen` set, `GET /health` answers `200` with `ok` when
-//! every part is healthy and `503` with one `part: reason` line per
-//! unhealthy part otherwise. Reasons never contain prompt text.
+//! ClickHouse refuses its inserts) and healthy again when it recovers; and
+//! not ready while it cannot work yet without anything being wrong (waiting
+//! for the broker, restoring a partition). `GET /health` answers `200` with
+//! `ok` when every part is healthy and `503` with one `part: reason` line
+//! per unhealthy part otherwise. Reasons never contain prompt text.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
-
-use super::Shutdown;
 
 /// The health of every part of the process.
 #[derive(Debug, Default)]
 pub struct Health {
     /// Unhealthy parts and why; bounded by the number of parts.
     unhealthy: Mutex<BTreeMap<&'static str, String>>,
+    /// Parts not ready yet and why; bounded likewise.
+    waiting: Mutex<BTreeMap<&'static str, String>>,
 }
 
 impl Health {
@@ -57,6 +55,40 @@ impl Health {
             .contains_key(part)
     }
 
+    /// Marks `part` not ready, for `reason` (logged at debug: it is no
+    /// fault).
+    pub fn not_ready(&self, part: &'static str, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::debug!(part, %reason, "not ready");
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(part, reason);
+    }
+
+    /// Marks `part` ready.
+    pub fn ready(&self, part: &'static str) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(part);
+    }
+
+    /// Why the process is not ready: one `part: reason` line per part that
+    /// is unhealthy or not ready yet; empty when it is ready.
+    pub fn not_ready_because(&self) -> String {
+        let unhealthy = self
+            .unhealthy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        unhealthy
+            .iter()
+            .chain(waiting.iter())
+            .map(|(part, reason)| format!("{part}: {reason}\n"))
+            .collect()
+    }
+
     /// The status line and body `GET /health` answers with.
     pub fn report(&self) -> (&'static str, String) {
         let map = self
@@ -71,52 +103,6 @@ impl Health {
             .map(|(part, reason)| format!("{part}: {reason}\n"))
             .collect();
         ("503 Service Unavailable", body)
-    }
-}
-
-/// Answers `GET /health` on `listen` until `shutdown` fires. Any other path
-/// gets `404`. One short request per connection; a slow client is dropped
-/// after a second.
-pub async fn serve(
-    listen: String,
-    health: std::sync::Arc<Health>,
-    mut shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on runtime.health_listen = {listen}: {e}"))?;
-    tracing::info!(%listen, "health endpoint at /health");
-    loop {
-        let (mut socket, _) = tokio::select! {
-            () = shutdown.wait() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!(error = %e, "health connection not accepted");
-                    continue;
-                }
-            },
-        };
-        let health = std::sync::Arc::clone(&health);
-        tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let n = match tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buf)).await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /health ") {
-                health.report()
-            } else {
-                ("404 Not Found", "try GET /health\n".to_owned())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-        });
     }
 }
 
@@ -138,45 +124,19 @@ mod tests {
         assert_eq!(h.report().0, "200 OK");
     }
 
-    #[tokio::test]
-    async fn the_endpoint_answers_with_the_state() {
-        let health = std::sync::Arc::new(Health::default());
-        health.unhealthy("analytics", "down");
-        let (trigger, shutdown) = Shutdown::new();
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let addr = format!("127.0.0.1:{port}");
-        let server = tokio::spawn(serve(
-            addr.clone(),
-            std::sync::Arc::clone(&health),
-            shutdown,
-        ));
-        let get = |path: &'static str| {
-            let addr = addr.clone();
-            async move {
-                for _ in 0..50 {
-                    if let Ok(mut s) = tokio::net::TcpStream::connect(&addr).await {
-                        s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
-                            .await
-                            .unwrap();
-                        let mut out = String::new();
-                        s.read_to_string(&mut out).await.unwrap();
-                        return out;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                panic!("health endpoint never listened");
-            }
-        };
-        let down = get("/health").await;
-        assert!(down.starts_with("HTTP/1.1 503"), "{down}");
-        assert!(down.ends_with("analytics: down\n"), "{down}");
-        health.healthy("analytics");
-        assert!(get("/health").await.starts_with("HTTP/1.1 200"));
-        assert!(get("/metrics").await.starts_with("HTTP/1.1 404"));
-        trigger.fire();
-        server.await.unwrap().unwrap();
+    #[test]
+    fn not_ready_is_not_unhealthy() {
+        let h = Health::default();
+        h.not_ready("kafka", "waiting for the broker");
+        assert_eq!(h.report().0, "200 OK", "alive while it waits");
+        assert_eq!(h.not_ready_because(), "kafka: waiting for the broker\n");
+        h.unhealthy("analytics", "down");
+        assert_eq!(
+            h.not_ready_because(),
+            "analytics: down\nkafka: waiting for the broker\n"
+        );
+        h.ready("kafka");
+        h.healthy("analytics");
+        assert_eq!(h.not_ready_because(), "");
     }
 }

@@ -21,8 +21,11 @@
 //! - [`checkpoint`]: images of restored state, so a restore reads a
 //!   checkpoint and a bounded tail rather than the whole partition.
 //! - [`shutdown`]: the drain signal every long-running task listens to.
-//! - [`health`]: which parts of the process can do their work, and the
-//!   optional `GET /health` endpoint.
+//! - [`health`]: which parts of the process can do their work, and which
+//!   are ready to; [`metrics`]: what the process counts; [`ops`]: the
+//!   endpoint that serves both (`/health`, `/livez`, `/readyz`,
+//!   `/metrics`); [`listener`]: a listener that bounds its connections
+//!   (the gateway's too).
 //! - [`analytics`]: the sink that records every topic in ClickHouse.
 //! - [`lag`]: each stage's backlog and rate per partition, read from its
 //!   group's committed offsets (the gateway's admission, operators).
@@ -36,6 +39,9 @@ pub mod checkpoint;
 pub mod config;
 pub mod health;
 pub mod lag;
+pub mod listener;
+pub mod metrics;
+pub mod ops;
 pub mod produce;
 pub mod rebalance;
 mod restore;
@@ -71,6 +77,8 @@ pub struct Context {
     pub ready: Arc<Ready>,
     /// What each part of the process reports about itself.
     pub health: Arc<health::Health>,
+    /// What the process counts, for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Context {
@@ -88,6 +96,7 @@ impl Context {
             topics: Arc::new(topics),
             ready,
             health: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 }

@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, Producer};
 /// How many stages of a process hold a partition assignment.
 #[derive(Debug, Default)]
 pub struct Ready {
-    stages: AtomicUsize,
+    pub(crate) stages: AtomicUsize,
 }
 
 impl Ready {

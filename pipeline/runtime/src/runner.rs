@@ -90,6 +90,7 @@ pub async fn run_stage<S: Stage>(
             () = shutdown.wait() => break,
             Some((ticket, delivered)) = acks.next(), if !acks.is_empty() => {
                 settle(&consumer, &ctx, &mut progress, ticket, delivered)?;
+                ctx.metrics.in_flight(name, progress.in_flight());
             }
             () = wakeup.notified(), if polls => {
                 run.poll(&mut states, &mut progress, &mut acks).await?;
@@ -211,8 +212,16 @@ impl<S: Stage> Run<'_, S> {
                 Some(replay) => committed(self.consumer, ctx.topics.name(replay.input), &missing)?,
                 None => Vec::new(),
             };
-            states.extend(restore(self.stage, self.plan, ctx, missing, resume).await?);
+            let started = std::time::Instant::now();
+            ctx.health
+                .not_ready(name, format!("restoring partitions {missing:?}"));
+            let restored = restore(self.stage, self.plan, ctx, missing, resume).await;
+            ctx.health.ready(name);
+            ctx.metrics.restored(name, started.elapsed());
+            states.extend(restored?);
         }
+        let started = std::time::Instant::now();
+        ctx.metrics.consumed(name, topic);
         let Some(state) = states.get_mut(&partition) else {
             anyhow::bail!("{name}: partition {partition} has no state after restore");
         };
@@ -228,6 +237,9 @@ impl<S: Stage> Run<'_, S> {
                 if out.is_parked() {
                     progress.park(ticket);
                 }
+                for emit in out.emits() {
+                    ctx.metrics.produced(name, emit.topic);
+                }
                 produce(self.producer, ctx, partition, out.emits()).await?
             }
             Err(error) => {
@@ -240,10 +252,13 @@ impl<S: Stage> Run<'_, S> {
                     "undecodable record sent to the dead-letter topic"
                 );
                 let error = error.to_string();
+                ctx.metrics.dead_letter(name, "undecodable");
                 vec![dead_letter(self.producer, ctx, name, &DeadLetter::of(message), &error).await?]
             }
         };
+        ctx.metrics.handled(name, started.elapsed());
         track(progress, acks, ticket, deliveries);
+        ctx.metrics.in_flight(name, progress.in_flight());
         store(self.consumer, ctx, progress.storable_in(partition));
         Ok(())
     }
@@ -279,10 +294,14 @@ impl<S: Stage> Run<'_, S> {
                         (ticket, emits)
                     }
                 };
+                for emit in emits {
+                    self.ctx.metrics.produced(name, emit.topic);
+                }
                 let deliveries = produce(self.producer, self.ctx, partition, emits).await?;
                 track(progress, acks, ticket, deliveries);
             }
         }
+        self.ctx.metrics.in_flight(name, progress.in_flight());
         store(self.consumer, self.ctx, progress.storable());
         Ok(())
     }
