@@ -4,7 +4,8 @@
 //! port is open but nothing answers) and once it is gone. `/livez` answers
 //! while the process waits for a broker that does not answer, and
 //! `/readyz` says it is waiting; once the stage holds its partitions it is
-//! ready, and `/metrics` counts the records it handled.
+//! ready, and `/metrics` counts the records it handled and shows each
+//! group's lag.
 
 use std::process::Command;
 use std::time::Duration;
@@ -99,7 +100,17 @@ async fn a_stage_is_alive_while_it_waits_ready_once_it_holds_partitions_and_coun
     loop {
         let (ready, _) = health(&at("/readyz"));
         let (ok, scraped) = health(&at("/metrics"));
-        if ready && ok && scraped.contains(consumed) {
+        // Its own group drained; the coupon group, which nothing runs,
+        // holds what it produced.
+        let drained = "chatcart_consumer_lag_records{stage=\"intent\",partition=\"0\"} 0";
+        if ready && ok && scraped.contains(consumed) && scraped.contains(drained) {
+            let coupon = scraped
+                .lines()
+                .find(|l| {
+                    l.starts_with("chatcart_consumer_lag_records{stage=\"coupon\",partition=\"0\"}")
+                })
+                .unwrap_or_else(|| panic!("no coupon lag: {scraped}"));
+            assert!(!coupon.ends_with(" 0"), "{coupon}");
             assert!(
                 scraped.contains(
                     "chatcart_records_produced_total{stage=\"intent\",topic=\"commerce.intents\"} "

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Settings;
 use crate::health::Health;
+use crate::lag::LagProbe;
 use crate::metrics::Metrics;
 use crate::ops::Ops;
 use crate::shutdown::Trigger;
@@ -230,6 +231,7 @@ pub async fn run(
             metrics: Arc::clone(&metrics),
             ready: Arc::clone(&ready),
             stages: names.len(),
+            lag: Some(Arc::new(LagProbe::new(settings.clone()))),
         };
         tasks.spawn(crate::ops::serve(
             settings.runtime.health_listen.clone(),

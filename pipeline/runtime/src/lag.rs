@@ -6,7 +6,8 @@
 //! offset of each input partition and the partition's end (its high
 //! watermark), without joining the group. A [`Lags`] keeps the last
 //! samples and turns them into backlogs and rates; it is pure, so the
-//! arithmetic is tested without a broker.
+//! arithmetic is tested without a broker. A [`LagProbe`] reads them on
+//! demand, for `/metrics`.
 //!
 //! Two things to know when reading the numbers. Committed offsets trail
 //! what a stage has handled by up to one auto-commit interval (1 s), so a
@@ -233,6 +234,58 @@ impl Lags {
             .rev()
             .find(|s| newest.at.duration_since(s.at) >= over)
             .or(self.samples.front())
+    }
+}
+
+/// Reads the stages' lags when asked (for `/metrics`), at most once every
+/// [`LagProbe::FRESH`], and keeps the last minute of readings for the
+/// rates. The sampler is made at the first reading, so a process whose
+/// endpoint is never scraped opens no extra clients.
+pub struct LagProbe {
+    settings: Settings,
+    state: std::sync::Mutex<ProbeState>,
+}
+
+struct ProbeState {
+    sampler: Option<LagSampler>,
+    lags: Lags,
+}
+
+impl LagProbe {
+    /// A scrape storm reads the broker once in this long.
+    pub const FRESH: Duration = Duration::from_secs(2);
+
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            state: std::sync::Mutex::new(ProbeState {
+                sampler: None,
+                lags: Lags::new(Duration::from_secs(60)),
+            }),
+        }
+    }
+
+    /// The lags, read now unless the last reading is fresh. Blocking: call
+    /// it from a blocking thread.
+    pub fn read(&self) -> Result<Lags, ConnectorError> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = state
+            .lags
+            .latest()
+            .is_some_and(|s| s.at.elapsed() < Self::FRESH);
+        if !fresh {
+            if state.sampler.is_none() {
+                state.sampler = Some(LagSampler::new(&self.settings)?);
+            }
+            if let Some(sampler) = &state.sampler {
+                let sample = sampler.sample()?;
+                state.lags.push(sample);
+            }
+        }
+        Ok(state.lags.clone())
     }
 }
 

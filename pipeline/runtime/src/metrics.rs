@@ -7,6 +7,7 @@
 //! closed set (stage names, topic base names, reason codes), never from a
 //! record: no user id, request id or prompt text can become a series.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -15,7 +16,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use stages::Topic;
+use schemas::Record;
+use stages::{Emit, Topic};
+
+use crate::lag::{Lags, STAGES};
 
 /// A stage and one of its topics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -37,6 +41,13 @@ pub struct StageLabel {
     pub stage: &'static str,
 }
 
+/// A stage's consumer group and one partition of its inputs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StagePartition {
+    pub stage: &'static str,
+    pub partition: i64,
+}
+
 /// Buckets from 1 ms doubling to about 65 s: fine enough for a 10 ms
 /// handling time and wide enough for a minute-long wait at a surge.
 fn seconds_buckets() -> Histogram {
@@ -52,6 +63,9 @@ pub struct Metrics {
     handling: Family<StageLabel, Histogram, fn() -> Histogram>,
     in_flight: Family<StageLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
     restores: Family<StageLabel, Histogram, fn() -> Histogram>,
+    answered: Histogram,
+    lag_records: Family<StagePartition, Gauge>,
+    lag_seconds: Family<StagePartition, Gauge<f64, AtomicU64>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,6 +113,24 @@ impl Default for Metrics {
             "Time a stage took to restore the state of newly assigned partitions",
             restores.clone(),
         );
+        let answered = seconds_buckets();
+        registry.register(
+            "end_to_end_seconds",
+            "From a prompt's send time (its prompt_time_ms, set by the front-end) to its reply being queued, at the reply stage",
+            answered.clone(),
+        );
+        let lag_records = Family::default();
+        registry.register(
+            "consumer_lag_records",
+            "Records not yet committed by a stage's group on one partition (summed over the stage's inputs), read when scraped",
+            lag_records.clone(),
+        );
+        let lag_seconds = Family::default();
+        registry.register(
+            "consumer_lag_seconds",
+            "consumer_lag_records divided by the rate the group committed at since the last scrape at least 5 s earlier (within the last minute); absent while it committed nothing",
+            lag_seconds.clone(),
+        );
         Self {
             registry,
             consumed,
@@ -107,6 +139,9 @@ impl Default for Metrics {
             handling,
             in_flight,
             restores,
+            answered,
+            lag_records,
+            lag_seconds,
         }
     }
 }
@@ -122,14 +157,46 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts one output record of `stage` to `topic`.
-    pub fn produced(&self, stage: &'static str, topic: Topic) {
-        self.produced
-            .get_or_create(&StageTopic {
-                stage,
-                topic: topic.base_name(),
-            })
-            .inc();
+    /// Counts the outputs `stage` queued at `now_ms`, and how long after
+    /// its prompt each reply to a person came.
+    pub fn emitted(&self, stage: &'static str, emits: &[Emit], now_ms: i64) {
+        for emit in emits {
+            self.produced
+                .get_or_create(&StageTopic {
+                    stage,
+                    topic: emit.topic.base_name(),
+                })
+                .inc();
+            // The person's reply, not the gateway's copy of it.
+            if let (Topic::Replies, Record::Reply(reply)) = (emit.topic, &emit.record) {
+                let waited = (now_ms - reply.prompt_time_ms).max(0);
+                self.answered.observe(waited as f64 / 1_000.0);
+            }
+        }
+    }
+
+    /// Sets the lag series from `lags` (every partition of every stage).
+    pub fn set_lag(&self, lags: &Lags) {
+        self.lag_records.clear();
+        self.lag_seconds.clear();
+        for (s, (stage, _)) in STAGES.iter().enumerate() {
+            for p in 0..lags.partitions() {
+                let label = StagePartition {
+                    stage: stage.name(),
+                    partition: p as i64,
+                };
+                let lag = lags.lag(s, p);
+                self.lag_records.get_or_create(&label).set(lag);
+                let rate = lags.progress(s, p).map_or(0.0, |x| x.rate);
+                if lag == 0 {
+                    self.lag_seconds.get_or_create(&label).set(0.0);
+                } else if rate > 0.0 {
+                    self.lag_seconds
+                        .get_or_create(&label)
+                        .set(lag as f64 / rate);
+                }
+            }
+        }
     }
 
     /// Counts one dead letter of `stage`; `reason` is a fixed code.
@@ -181,7 +248,34 @@ mod tests {
         let m = Metrics::default();
         m.consumed("intent", Topic::Prompts);
         m.consumed("intent", Topic::Prompts);
-        m.produced("intent", Topic::Intents);
+        let reply = |topic| Emit {
+            topic,
+            record: Record::Reply(schemas::Reply {
+                request_id: "r".into(),
+                session_id: String::new(),
+                user_id: "u".into(),
+                campaign_id: String::new(),
+                trace_id: String::new(),
+                event_time_ms: 0,
+                prompt_time_ms: 1_000,
+                locale: "zh".into(),
+                outcome: schemas::ReplyOutcome::OrderPlaced,
+                reason: None,
+                text: String::new(),
+                order_id: None,
+                credit_cents: 0,
+                to_pay_cents: 0,
+                latency_ms: 0,
+            }),
+            partition: None,
+        };
+        // Counted by topic; the person's reply timed, the gateway's copy not.
+        m.emitted("intent", &[reply(Topic::Intents)], 0);
+        m.emitted(
+            "reply",
+            &[reply(Topic::Replies), reply(Topic::GatewayReplies)],
+            1_250,
+        );
         m.dead_letter("intent", "undecodable");
         m.handled("intent", Duration::from_millis(12));
         m.in_flight("intent", 3);
@@ -195,9 +289,52 @@ mod tests {
             "chatcart_handling_seconds_bucket{le=\"0.016\",stage=\"intent\"} 1",
             "chatcart_outputs_in_flight{stage=\"intent\"} 3",
             "chatcart_restore_seconds_count{stage=\"coupon\"} 1",
+            "chatcart_end_to_end_seconds_count 1",
+            "chatcart_end_to_end_seconds_sum 0.25",
+            "chatcart_records_produced_total{stage=\"reply\",topic=\"chat.gateway.replies\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn lag_is_in_records_and_in_seconds_of_the_rate_committed_at() {
+        use crate::lag::{LagSample, Position};
+        let t0 = std::time::Instant::now();
+        let mut lags = Lags::new(Duration::from_secs(60));
+        for s in 0..=10u64 {
+            // Intent commits 10/s and keeps 50 behind; the others idle.
+            let mut stages = vec![vec![Position::default(); 1]; STAGES.len()];
+            let committed = 10 * s as i64;
+            stages[0][0] = Position {
+                committed,
+                end: committed + 50,
+            };
+            stages[1][0] = Position {
+                committed: 0,
+                end: 7,
+            };
+            lags.push(LagSample {
+                at: t0 + Duration::from_secs(s),
+                stages,
+            });
+        }
+        let m = Metrics::default();
+        m.set_lag(&lags);
+        let text = m.encode();
+        for line in [
+            "chatcart_consumer_lag_records{stage=\"intent\",partition=\"0\"} 50",
+            "chatcart_consumer_lag_seconds{stage=\"intent\",partition=\"0\"} 5.0",
+            "chatcart_consumer_lag_records{stage=\"coupon\",partition=\"0\"} 7",
+            "chatcart_consumer_lag_seconds{stage=\"reply\",partition=\"0\"} 0.0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // Seven queued and nothing committed: no rate, no seconds.
+        assert!(
+            !text.contains("chatcart_consumer_lag_seconds{stage=\"coupon\""),
+            "{text}"
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! - `GET /readyz`: `200` once the broker answered and every stage of the
 //!   process holds partitions, and while nothing is restoring or
 //!   unhealthy; else `503` with why;
-//! - `GET /metrics`: [`Metrics`] in the Prometheus text format.
+//! - `GET /metrics`: [`Metrics`] in the Prometheus text format, with every
+//!   stage's lag read at the scrape ([`LagProbe`]).
 //!
 //! HEAD works wherever GET does, and query strings are ignored. At most
 //! [`CONNECTIONS`] connections are open at once, and one idle for
@@ -24,6 +25,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::health::Health;
+use crate::lag::LagProbe;
 use crate::listener::Bounded;
 use crate::metrics::{CONTENT_TYPE, Metrics};
 use crate::{Ready, Shutdown};
@@ -42,6 +44,9 @@ pub struct Ops {
     pub ready: Arc<Ready>,
     /// How many stages the process runs.
     pub stages: usize,
+    /// Reads the stages' lag at each scrape; none in tests without a
+    /// broker.
+    pub lag: Option<Arc<LagProbe>>,
 }
 
 /// Serves the endpoint on `listen` until `shutdown` fires.
@@ -99,8 +104,23 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> Response {
 }
 
 async fn metrics(State(ops): State<Arc<Ops>>) -> Response {
+    if let Some(probe) = &ops.lag {
+        let probe = Arc::clone(probe);
+        let read =
+            tokio::time::timeout(LAG_READ, tokio::task::spawn_blocking(move || probe.read())).await;
+        match read {
+            Ok(Ok(Ok(lags))) => ops.metrics.set_lag(&lags),
+            // The other series still say something: served without lag.
+            Ok(Ok(Err(error))) => tracing::debug!(%error, "reading lag for /metrics failed"),
+            Ok(Err(_)) | Err(_) => tracing::debug!("reading lag for /metrics timed out"),
+        }
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], ops.metrics.encode()).into_response()
 }
+
+/// How long a scrape waits for the lag (Prometheus's default scrape
+/// timeout is 10 s).
+const LAG_READ: Duration = Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests {
@@ -130,6 +150,7 @@ mod tests {
             metrics: Arc::default(),
             ready: Arc::default(),
             stages: 1,
+            lag: None,
         };
         let (trigger, shutdown) = Shutdown::new();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -217,6 +238,7 @@ mod tests {
             metrics: Arc::default(),
             ready: Arc::default(),
             stages: 0,
+            lag: None,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -237,9 +237,7 @@ impl<S: Stage> Run<'_, S> {
                 if out.is_parked() {
                     progress.park(ticket);
                 }
-                for emit in out.emits() {
-                    ctx.metrics.produced(name, emit.topic);
-                }
+                ctx.metrics.emitted(name, out.emits(), now_ms());
                 produce(self.producer, ctx, partition, out.emits()).await?
             }
             Err(error) => {
@@ -294,9 +292,7 @@ impl<S: Stage> Run<'_, S> {
                         (ticket, emits)
                     }
                 };
-                for emit in emits {
-                    self.ctx.metrics.produced(name, emit.topic);
-                }
+                self.ctx.metrics.emitted(name, emits, now_ms());
                 let deliveries = produce(self.producer, self.ctx, partition, emits).await?;
                 track(progress, acks, ticket, deliveries);
             }
