@@ -296,7 +296,7 @@ async fn sink_waits_out_a_sixty_second_clickhouse_outage() {
         let out = std::process::Command::new("bash")
             .arg("-c")
             .arg(format!(
-                "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 200 <&3"
+                "exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /health HTTP/1.1\\r\\nhost: x\\r\\nconnection: close\\r\\n\\r\\n' >&3 && head -c 200 <&3"
             ))
             .output()
             .expect("bash");
