@@ -170,6 +170,17 @@ impl ChildProcess {
         false
     }
 
+    /// Waits until the process holds partitions (within a minute), and
+    /// fails the test with its log otherwise.
+    pub async fn holds_partitions(&mut self) {
+        assert!(
+            self.wait_for_log("partitions assigned", Duration::from_secs(60))
+                .await,
+            "{}",
+            self.log_text()
+        );
+    }
+
     /// SIGSTOP: the process holds its partitions and does nothing, as a
     /// stage that is stuck would.
     pub fn pause(&self) {

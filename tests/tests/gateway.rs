@@ -213,13 +213,7 @@ async fn admission_sheds_while_the_intent_stage_is_held_back_and_admits_when_it_
     rest.ready().await;
     // What the gateway decided, as its clients saw it.
     let (mut admissions, mut sheds) = (1, 0);
-    assert!(
-        intent
-            .wait_for_log("partitions assigned", Duration::from_secs(60))
-            .await,
-        "{}",
-        intent.log_text()
-    );
+    intent.holds_partitions().await;
 
     // Running: admitted, told its place within 100 ms, then answered.
     let events = t::stream(
@@ -410,13 +404,7 @@ async fn a_deadline_passing_while_the_coupon_stage_is_held_back_ends_expired_wit
         &[StageName::Intent, StageName::Fulfillment, StageName::Reply],
     );
     rest.ready().await;
-    assert!(
-        coupon
-            .wait_for_log("partitions assigned", Duration::from_secs(60))
-            .await,
-        "{}",
-        coupon.log_text()
-    );
+    coupon.holds_partitions().await;
     coupon.pause();
     let mut prompt = t::prompt("dl-1", "dora", "帮我买2杯奶茶");
     prompt.deadline_ms = Some(runtime::now_ms() + 1_500);

@@ -37,13 +37,7 @@ async fn health_answers_for_a_running_stage_and_not_for_a_stopped_one() {
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
     let mut intent = ChildProcess::spawn("intent", &config, &["run", "intent"]);
-    assert!(
-        intent
-            .wait_for_log("partitions assigned", Duration::from_secs(60))
-            .await,
-        "{}",
-        intent.log_text()
-    );
+    intent.holds_partitions().await;
     let url = format!("http://127.0.0.1:{port}/health");
     let (ok, said) = health(&url);
     assert!(ok && said.trim() == "ok", "{said}");
@@ -105,13 +99,7 @@ async fn a_stage_is_alive_while_it_waits_ready_once_it_holds_partitions_and_coun
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
     let mut intent = ChildProcess::spawn("intent", &config, &["run", "intent"]);
-    assert!(
-        intent
-            .wait_for_log("partitions assigned", Duration::from_secs(60))
-            .await,
-        "{}",
-        intent.log_text()
-    );
+    intent.holds_partitions().await;
     let requests = t::prompts(20, 3);
     t::publish(&settings, &requests).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -214,16 +214,12 @@ fn error_line(said: &str) -> &str {
         .unwrap_or_else(|| panic!("no error line: {said}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_pipeline_runs_end_to_end_over_tls_to_the_broker() {
-    let ca = format!(
-        "{}/ca.pem",
-        std::env::var("CHATCART_TEST_TLS_DIR").expect("CHATCART_TEST_TLS_DIR")
-    );
-    let settings = kafka_over_tls("tls-kafka", &ca);
-    t::create_topics(&settings).await;
+/// Runs the four stages with `settings` and checks that `count` requests
+/// are each answered.
+async fn every_request_answered(settings: &runtime::Settings, count: usize) {
+    t::create_topics(settings).await;
     let running = Running::start(
-        &settings,
+        settings,
         &[
             StageName::Intent,
             StageName::Coupon,
@@ -232,11 +228,21 @@ async fn the_pipeline_runs_end_to_end_over_tls_to_the_broker() {
         ],
     );
     running.ready().await;
-    let requests = t::prompts(200, 11);
-    t::publish(&settings, &requests).await;
-    t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
+    let requests = t::prompts(count, 11);
+    t::publish(settings, &requests).await;
+    t::await_all_replies(settings, &requests, Duration::from_secs(120)).await;
     running.stop().await.expect("drained");
-    t::clean_audit(&settings).await;
+    t::clean_audit(settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_pipeline_runs_end_to_end_over_tls_to_the_broker() {
+    let ca = format!(
+        "{}/ca.pem",
+        std::env::var("CHATCART_TEST_TLS_DIR").expect("CHATCART_TEST_TLS_DIR")
+    );
+    let settings = kafka_over_tls("tls-kafka", &ca);
+    every_request_answered(&settings, 200).await;
 }
 
 #[test]
@@ -261,22 +267,7 @@ async fn the_pipeline_runs_end_to_end_with_a_scram_login_over_tls() {
         &service("CHATCART_TEST_SCRAM_512_USER"),
         &service("CHATCART_TEST_SCRAM_512_PASSWORD"),
     );
-    t::create_topics(&settings).await;
-    let running = Running::start(
-        &settings,
-        &[
-            StageName::Intent,
-            StageName::Coupon,
-            StageName::Fulfillment,
-            StageName::Reply,
-        ],
-    );
-    running.ready().await;
-    let requests = t::prompts(100, 13);
-    t::publish(&settings, &requests).await;
-    t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
-    running.stop().await.expect("drained");
-    t::clean_audit(&settings).await;
+    every_request_answered(&settings, 100).await;
 }
 
 #[test]
