@@ -48,6 +48,24 @@ fn is_final(reason: &str) -> bool {
     is_tls_failure(reason) || is_login_failure(reason)
 }
 
+/// Whether a consumer's `error` is a passing loss of the brokers, which
+/// librdkafka mends by reconnecting on its own: a reader goes on polling
+/// rather than failing its process over a moment without the broker.
+pub fn is_transient(error: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error,
+        KafkaError::MessageConsumption(
+            Code::AllBrokersDown | Code::BrokerTransportFailure | Code::OperationTimedOut
+        )
+    )
+}
+
+/// Logs a transient error (see [`is_transient`]) of a reader of `topic`.
+pub fn note_transient(topic: &str, error: &KafkaError) {
+    tracing::warn!(topic, %error, "lost the broker for a moment; polling on");
+}
+
 /// Asks the cluster for its brokers once, waiting at most `within`: `Ok`
 /// when one answered; [`ConnectorError::Tls`] when the TLS handshake
 /// failed, [`ConnectorError::Login`] when the broker refused the login.
@@ -96,6 +114,12 @@ mod tests {
         ] {
             assert!(is_login_failure(refused) && !is_tls_failure(refused));
         }
+        assert!(is_transient(&KafkaError::MessageConsumption(
+            rdkafka::types::RDKafkaErrorCode::AllBrokersDown
+        )));
+        assert!(!is_transient(&KafkaError::MessageConsumption(
+            rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+        )));
         assert!(!is_login_failure(
             "sasl_ssl://127.0.0.1:9093/bootstrap: Connect to ipv4#127.0.0.1:9093 failed: Connection refused"
         ));

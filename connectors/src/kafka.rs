@@ -459,6 +459,9 @@ pub fn read_ranges(
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 open.remove(&p);
             }
+            Some(Err(e)) if crate::broker::is_transient(&e) => {
+                crate::broker::note_transient(topic, &e)
+            }
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(message)) => {
                 let p = message.partition();
@@ -528,6 +531,10 @@ impl Tail {
                 .poll(deadline.saturating_duration_since(Instant::now()))?
             {
                 Ok(m) => m,
+                Err(e) if crate::broker::is_transient(&e) => {
+                    crate::broker::note_transient(&self.topic, &e);
+                    continue;
+                }
                 Err(e) => return Some(Err(e.into())),
             };
             let mut next = self
@@ -588,8 +595,12 @@ pub fn follow(
         Duration::from_secs(30),
     )?;
     while !stop() {
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            f(&message?);
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Err(e)) if crate::broker::is_transient(&e) => {
+                crate::broker::note_transient(topic, &e)
+            }
+            Some(message) => f(&message?),
+            None => {}
         }
     }
     Ok(())
