@@ -10,7 +10,9 @@
 # PORT is the broker's (the gateway listens on PORT+1000); keep both below
 # the ephemeral range (32768 on Linux), which the surge's connections use.
 # Environment: ZIPF (who sends; default 1.1), MAXWAIT (gateway.max_wait_secs),
-# MAXOPEN (surge --max-open), DRAIN (surge --drain-timeout, s), GWLOG
+# MAXOPEN (surge --max-open), DRAIN (surge --drain-timeout, s), CLICKHOUSE
+# (a ClickHouse URL: also run the analytics sink into database NAME, so
+# the front-door views show the run; `chatcart report` reads them), GWLOG
 # (the gateway's RUST_LOG), OVERLOAD_DIR (default /tmp/chatcart-overload),
 # CHATCART_BIN (default target/release/chatcart), TANSU_BIN (default tansu).
 # Not part of the test suite: one run takes minutes.
@@ -55,6 +57,7 @@ max_connections = 15000
 "fetch.wait.max.ms" = "200"
 "fetch.min.bytes" = "65536"
 EOT
+[[ -n ${CLICKHOUSE:-} ]] && printf '\n[clickhouse]\nurl = "%s"\ndatabase = "ov_%s"\n' "$CLICKHOUSE" "$NAME" >> $D/chatcart.toml
 say "topics create"; $C --config $D/chatcart.toml topics create >$D/topics.log 2>&1
 say "start stages"
 # The intent stage is the bottleneck (as an LLM fallback would make it):
@@ -63,6 +66,11 @@ CHATCART__RUNTIME__MAX_IN_FLIGHT=$MIF $C --config $D/chatcart.toml run intent >$
 IPID=$!
 $C --config $D/chatcart.toml run coupon fulfillment reply >$D/stages.log 2>&1 &
 SPID=$!
+APID=""
+if [[ -n ${CLICKHOUSE:-} ]]; then
+  $C --config $D/chatcart.toml run analytics >$D/analytics.log 2>&1 &
+  APID=$!
+fi
 GW=""
 if [[ $MODE == gateway ]]; then
   RUST_LOG=${GWLOG:-info} $C --config $D/chatcart.toml gateway >$D/gateway.log 2>&1 &
@@ -77,6 +85,7 @@ cat $D/surge.txt | sed -n 1,30p
 say "audit"
 timeout 600 $C --config $D/chatcart.toml audit >$D/audit.log 2>&1; echo "audit rc=$?" >> $D/audit.log; grep -E "FAIL|clean|rc=" $D/audit.log | head
 [[ $MODE == gateway ]] && kill -TERM $GPID
+[[ -n $APID ]] && kill -TERM $APID
 kill -TERM $IPID; kill -TERM $SPID; for i in $(seq 1 20); do kill -0 $SPID 2>/dev/null || break; sleep 0.5; done; kill -KILL $SPID 2>/dev/null
 kill -TERM $TPID; sleep 1; kill -KILL $TPID 2>/dev/null
 say "done"

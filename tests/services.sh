@@ -11,8 +11,10 @@
 #   eval "$(bash tests/services.sh start)" && cargo nextest run --workspace
 #
 # tests/run.sh sources this file and uses the same functions with a fresh
-# temporary folder per run. Starting also installs Chromium if it is missing:
-# the report test opens the HTML report in it.
+# temporary folder per run. Starting also installs Chromium if it is missing
+# (the report test opens the HTML report in it) and starts a Prometheus
+# (installed from Debian's package if missing) that the metrics test has
+# scrape the processes it starts.
 #
 # Environment:
 #   CHATCART_TEST_SERVICES_DIR    state folder for start/stop
@@ -20,6 +22,10 @@
 #   CHATCART_TEST_KAFKA           if set, no broker is started; this is used
 #   CHATCART_TEST_CLICKHOUSE      if set, no ClickHouse is started; this is used
 #   CHATCART_TEST_TANSU_BIN       tansu binary to use instead of the one on PATH
+#   CHATCART_TEST_PROMETHEUS      if set, no Prometheus is started; this is used,
+#                                 with CHATCART_TEST_PROMETHEUS_TARGETS, the
+#                                 folder its file_sd_configs read
+#   CHATCART_TEST_PROMETHEUS_BIN  prometheus binary to use instead of Debian's
 #   CHATCART_TEST_CHROMIUM        Chromium for the report test; otherwise
 #                                 /usr/bin/chromium or chromium on PATH, and
 #                                 Debian's package is installed if neither is
@@ -284,6 +290,98 @@ svc_start_tls() {
         fi
     done
     svc_die "stunnel could not get a port after 3 attempts"
+}
+
+# Prometheus: tests/tests/prometheus.rs has it scrape the processes under
+# test, from Debian's prometheus package (which brings promtool too).
+svc_prometheus_bin() {
+    local bin
+    if [[ -n ${CHATCART_TEST_PROMETHEUS_BIN:-} ]]; then
+        printf '%s\n' "$CHATCART_TEST_PROMETHEUS_BIN"
+        return 0
+    fi
+    for bin in "$(command -v prometheus 2>/dev/null)" /usr/bin/prometheus; do
+        if [[ -n $bin && -x $bin ]]; then
+            printf '%s\n' "$bin"
+            return 0
+        fi
+    done
+    return 1
+}
+
+svc_ensure_prometheus() {
+    if svc_prometheus_bin >/dev/null; then
+        return 0
+    fi
+    svc_have apt-get || svc_die "prometheus is not installed and apt-get is not available (set CHATCART_TEST_PROMETHEUS_BIN)"
+    svc_say "installing prometheus with apt-get"
+    svc_as_root apt-get update >&2
+    # Its postinst starts a system service where there is an init system to
+    # ask; the binary is all the tests need, so only its absence is an error.
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends prometheus >&2 || true
+    svc_prometheus_bin >/dev/null || svc_die "apt-get finished but prometheus was not found"
+}
+
+svc_prometheus_ready() {
+    local host=$1 port=$2 reply
+    reply=$(
+        exec 2>/dev/null
+        exec 3<>"/dev/tcp/$host/$port" || exit 1
+        printf 'GET /-/ready HTTP/1.0\r\nHost: %s\r\n\r\n' "$host" >&3
+        timeout 5 head -c 12 <&3
+    ) || return 1
+    [[ $reply == 'HTTP/1.'?' 200' ]]
+}
+
+# svc_start_prometheus DIR -> sets SVC_PROMETHEUS, SVC_PROMETHEUS_TARGETS
+# Scrapes every second whatever the target files in DIR/prometheus/targets
+# list; a test adds its processes by writing a file there (a JSON list of
+# {"targets": ["HOST:PORT"], "labels": {...}}), which Prometheus notices
+# within a second.
+svc_start_prometheus() {
+    local dir=$1/prometheus bin port attempt rc promtool
+    bin=$(svc_prometheus_bin)
+    mkdir -p "$dir/targets" "$dir/data"
+    printf '%s\n' "global:" "  scrape_interval: 1s" "  evaluation_interval: 1s" \
+        "scrape_configs:" "  - job_name: chatcart" "    file_sd_configs:" \
+        "      - files: ['$dir/targets/*.json']" "        refresh_interval: 1s" \
+        >"$dir/prometheus.yml"
+    promtool=$(dirname "$bin")/promtool
+    if [[ -x $promtool ]]; then
+        "$promtool" check config "$dir/prometheus.yml" >"$dir/check.log" 2>&1 ||
+            svc_die "promtool refused the generated configuration (see $dir/check.log)"
+    fi
+    for attempt in 1 2 3; do
+        port=$(svc_free_port)
+        svc_say "starting prometheus on 127.0.0.1:$port (attempt $attempt)"
+        : >"$dir/log"
+        svc_spawn "$dir/pid" "$dir/log" "$dir" "$bin" \
+            --config.file="$dir/prometheus.yml" \
+            --web.listen-address="127.0.0.1:$port" \
+            --storage.tsdb.path="$dir/data" \
+            --storage.tsdb.retention.time=2h
+        rc=0
+        svc_wait prometheus "$dir/pid" "$dir/log" svc_prometheus_ready 127.0.0.1 "$port" || rc=$?
+        if ((rc == 0)); then
+            SVC_PROMETHEUS=http://127.0.0.1:$port
+            SVC_PROMETHEUS_TARGETS=$dir/targets
+            return 0
+        fi
+    done
+    svc_die "prometheus could not get a port after 3 attempts"
+}
+
+# kafka-python: tests/tests/partitioning.rs publishes with it, a Kafka
+# client that shares no code (nor default partitioner) with librdkafka.
+svc_ensure_kafka_python() {
+    local python=${CHATCART_TEST_PYTHON:-python3}
+    if "$python" -c 'import kafka' 2>/dev/null; then
+        return 0
+    fi
+    svc_say "installing kafka-python with pip"
+    "$python" -m pip install --quiet --disable-pip-version-check kafka-python >&2 ||
+        svc_die "pip could not install kafka-python"
 }
 
 # PyYAML: tests/tests/compose.rs reads docker/compose.yml with it (anchors
@@ -657,8 +755,12 @@ svc_start() {
     fi
     svc_ensure_chdb
     svc_ensure_pyyaml
+    svc_ensure_kafka_python
     svc_ensure_stunnel
     svc_ensure_chromium
+    if [[ -z ${CHATCART_TEST_PROMETHEUS:-} ]]; then
+        svc_ensure_prometheus
+    fi
 
     svc_have setsid || svc_die "setsid (util-linux) is required"
     svc_have timeout || svc_die "timeout (coreutils) is required"
@@ -672,6 +774,13 @@ svc_start() {
         tls_user=chatcart_tls tls_password=tls-test-pw
     fi
     svc_start_tls "$dir" "$SVC_CLICKHOUSE"
+    if [[ -n ${CHATCART_TEST_PROMETHEUS:-} ]]; then
+        svc_say "using Prometheus at $CHATCART_TEST_PROMETHEUS (CHATCART_TEST_PROMETHEUS)"
+        SVC_PROMETHEUS=$CHATCART_TEST_PROMETHEUS
+        SVC_PROMETHEUS_TARGETS=${CHATCART_TEST_PROMETHEUS_TARGETS:?set CHATCART_TEST_PROMETHEUS_TARGETS to the folder its file_sd_configs read}
+    else
+        svc_start_prometheus "$dir"
+    fi
 
     export CHATCART_TEST_KAFKA=$SVC_KAFKA
     export CHATCART_TEST_CLICKHOUSE=$SVC_CLICKHOUSE
@@ -688,6 +797,8 @@ svc_start() {
     export CHATCART_TEST_CLICKHOUSE_TLS_USER=$tls_user
     export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=$tls_password
     export CHATCART_TEST_SERVICES_DIR=$dir
+    export CHATCART_TEST_PROMETHEUS=$SVC_PROMETHEUS
+    export CHATCART_TEST_PROMETHEUS_TARGETS=$SVC_PROMETHEUS_TARGETS
     # Fault tests restart or run a second broker with the same binary.
     local bin
     if bin=$(svc_tansu_bin); then
@@ -706,6 +817,8 @@ svc_start() {
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_USER=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_USER"
         printf 'export CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD=%q\n' "$CHATCART_TEST_CLICKHOUSE_TLS_PASSWORD"
         printf 'export CHATCART_TEST_SERVICES_DIR=%q\n' "$CHATCART_TEST_SERVICES_DIR"
+        printf 'export CHATCART_TEST_PROMETHEUS=%q\n' "$CHATCART_TEST_PROMETHEUS"
+        printf 'export CHATCART_TEST_PROMETHEUS_TARGETS=%q\n' "$CHATCART_TEST_PROMETHEUS_TARGETS"
         if [[ -n ${CHATCART_TEST_TANSU_BIN:-} ]]; then
             printf 'export CHATCART_TEST_TANSU_BIN=%q\n' "$CHATCART_TEST_TANSU_BIN"
         fi
@@ -724,7 +837,7 @@ svc_stop() {
         fi
         rm -f "$dir/watchdog.pid"
     fi
-    for name in tls tansu-sasl tansu-tls tansu clickhouse; do
+    for name in prometheus tls tansu-sasl tansu-tls tansu clickhouse; do
         if [[ -s $dir/$name/pid ]]; then
             svc_say "stopping $name (pid $(<"$dir/$name/pid"))"
             svc_kill "$dir/$name/pid"
@@ -754,7 +867,7 @@ svc_watchdog() {
 # may hold other things.
 svc_clear() {
     local dir=$1
-    rm -rf "$dir/tansu" "$dir/clickhouse" "$dir/env" "$dir/watchdog.pid"
+    rm -rf "$dir/tansu" "$dir/clickhouse" "$dir/prometheus" "$dir/env" "$dir/watchdog.pid"
     rmdir "$dir" 2>/dev/null || true
 }
 

@@ -624,12 +624,22 @@ pub fn end_offsets(
     topic: &str,
     partitions: i32,
 ) -> Result<Vec<i64>, ConnectorError> {
+    Ok(watermarks(config, topic, partitions)?
+        .into_iter()
+        .map(|(_, high)| high)
+        .collect())
+}
+
+/// Where each partition of `topic` starts and ends (its low and high
+/// watermarks; the end as [`end_offsets`] says).
+pub fn watermarks(
+    config: &KafkaConfig,
+    topic: &str,
+    partitions: i32,
+) -> Result<Vec<(i64, i64)>, ConnectorError> {
     let consumer: BaseConsumer = config.client_config().create()?;
     (0..partitions)
-        .map(|p| {
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-            Ok(high)
-        })
+        .map(|p| Ok(consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?))
         .collect()
 }
 

@@ -111,3 +111,39 @@ fn printing_to_a_closed_pipe_is_no_panic() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn a_line_logged_while_a_record_is_handled_carries_its_trace() {
+    let out = chatcart()
+        .args([
+            "--log-format",
+            "json",
+            "demo",
+            "--requests",
+            "20",
+            "--rate",
+            "200",
+        ])
+        .env(
+            "RUST_LOG",
+            "info,chatcart_stages::intent=debug,chatcart_runtime::runner=debug",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let mut traced = 0;
+    for line in stderr.lines().filter(|l| l.contains("\"prompt\"")) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["fields"]["message"] != "prompt" {
+            continue;
+        }
+        let span = &v["span"];
+        assert_eq!(span["name"], "record", "{line}");
+        assert_eq!(span["stage"], "intent", "{line}");
+        // The demo's prompts set no trace id: the request's id is the trace.
+        assert_eq!(span["trace_id"], v["fields"]["request_id"], "{line}");
+        traced += 1;
+    }
+    assert_eq!(traced, 20, "one traced line per prompt: {stderr}");
+}

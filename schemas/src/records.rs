@@ -324,6 +324,21 @@ impl Record {
         }
     }
 
+    /// The trace the request's records share across stages (the prompt's
+    /// `trace_id`, or its request id when the front-end set none).
+    pub fn trace_id(&self) -> &str {
+        match self {
+            Record::Prompt(r) if r.trace_id.is_empty() => &r.request_id,
+            Record::Prompt(r) => &r.trace_id,
+            Record::Intent(r) => &r.trace_id,
+            Record::Decision(r) => &r.trace_id,
+            Record::Order(r) => &r.trace_id,
+            Record::Reply(r) => &r.trace_id,
+            Record::Treasury(r) => &r.trace_id,
+            Record::Gateway(r) => &r.trace_id,
+        }
+    }
+
     /// The person; the Kafka key of the record.
     pub fn user_id(&self) -> &str {
         match self {

@@ -1,7 +1,9 @@
 //! The analytics sink against a real ClickHouse: schema migrations, exactly
 //! one row per Kafka record through crashes between insert and offset
 //! commit and through a ClickHouse outage, refused rows sent to the
-//! dead-letter topic, and views that agree with the auditor.
+//! dead-letter topic, views that agree with the auditor, and the audit of
+//! the stored rows (`chatcart audit --clickhouse`) catching a hole and a
+//! duplicate.
 //!
 //! `CHATCART_TEST_SEED` replays a run (the seed is printed).
 
@@ -13,6 +15,7 @@ use chatcart_tests::{self as t, ChildProcess, PrivateClickHouse, Running};
 use connectors::clickhouse::migrate::{MIGRATIONS, migrate};
 use runtime::Topic;
 use runtime::app::StageName;
+use tools::audit::stored;
 
 fn seed() -> u64 {
     let seed = std::env::var("CHATCART_TEST_SEED")
@@ -202,6 +205,8 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
     let status = sink.terminate(Duration::from_secs(30));
     assert!(status.success(), "the last sink did not drain ({status})");
     pipeline.stop().await.expect("stages drained");
+    let stored = stored::run(&settings).await.expect("read the stored rows");
+    assert!(stored.ok, "{}", stored.detail);
     println!(
         "{:>5.1} s  {total} records, each once; {in_window} of 20 aborts between insert and commit",
         started.elapsed().as_secs_f64()
@@ -268,6 +273,90 @@ async fn a_sink_that_trusts_the_committed_offset_is_caught_duplicating() {
         rows > distinct,
         "resuming from the committed offset duplicated nothing ({rows} rows, {distinct} records): the crash test could not catch it"
     );
+    // The auditor's check sees the same.
+    let stored = stored::run(&settings).await.expect("read the stored rows");
+    assert!(
+        !stored.ok && stored.detail.contains("rows twice"),
+        "{}",
+        stored.detail
+    );
+}
+
+/// The sink resumes after the highest offset stored, so a batch that
+/// landed in part would leave a hole that nothing fills. The sink's own
+/// inserts cannot make one (one insert is one part), so the test makes
+/// them by deleting rows, and `chatcart audit --clickhouse` must name each:
+/// a hole below the highest offset, and a partition stored from after its
+/// topic's start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_audit_finds_a_hole_in_the_stored_rows() {
+    t::chatcart_bin();
+    let settings = t::settings("sink-hole", 2);
+    t::create_topics(&settings).await;
+    let dir = t::scratch_dir(&settings);
+    let config = dir.join("chatcart.toml");
+    t::write_config(&settings, &config);
+    let pipeline = Running::start(&settings, PIPELINE);
+    pipeline.ready().await;
+    let requests = t::prompts(200, 11);
+    t::publish(&settings, &requests).await;
+    t::await_all_replies(&settings, &requests, Duration::from_secs(60)).await;
+    pipeline.stop().await.expect("stages drained");
+    let sink = ChildProcess::spawn("sink", &config, &["run", "analytics"]);
+    exactly_once(&settings, Duration::from_secs(60)).await;
+    let status = sink.terminate(Duration::from_secs(30));
+    assert!(status.success(), "the sink did not drain ({status})");
+
+    let audit = |args: &'static [&'static str]| {
+        let out = std::process::Command::new(t::chatcart_bin())
+            .args(["--config".as_ref(), config.as_os_str()])
+            .args(args)
+            .output()
+            .expect("chatcart audit runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = audit(&["audit", "--clickhouse"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok    analytics rows"), "{out}");
+
+    let prompts = runtime::topics::TopicNames::new(&settings.kafka)
+        .name(Topic::Prompts)
+        .to_owned();
+    let before = t::events_counts(&settings).await.0;
+    query(
+        &settings,
+        &format!(
+            "ALTER TABLE events DELETE WHERE topic = '{prompts}' AND \
+             ((partition = 0 AND offset IN (5, 6)) OR (partition = 1 AND offset = 0))"
+        ),
+    )
+    .await
+    .expect("delete rows");
+    // A mutation runs in the background.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t::events_counts(&settings).await.0 > before - 3 {
+        assert!(Instant::now() < deadline, "the rows were not deleted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = audit(&["audit", "--clickhouse"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!("{prompts}[0] misses 2 of offsets 0..=")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "{prompts}[1] is stored from offset 1, the topic from 0"
+        )),
+        "{out}"
+    );
+    // Without the flag the ledger's audit alone runs, and it is clean.
+    let (code, out) = audit(&["audit"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("analytics rows"), "{out}");
 }
 
 /// ClickHouse is stopped for 60 s while prompts keep flowing. The sink

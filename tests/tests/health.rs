@@ -5,7 +5,8 @@
 //! while the process waits for a broker that does not answer, and
 //! `/readyz` says it is waiting; once the stage holds its partitions it is
 //! ready, and `/metrics` counts the records it handled and shows each
-//! group's lag.
+//! group's lag. When its broker goes away it is unready (and stays so while
+//! the broker is gone) but alive.
 
 use std::process::Command;
 use std::time::Duration;
@@ -137,5 +138,83 @@ async fn a_stage_is_alive_while_it_waits_ready_once_it_holds_partitions_and_coun
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    intent.terminate(Duration::from_secs(30));
+}
+
+/// A Tansu of the test's own on `port`, so the test can take it away.
+fn own_broker(dir: &std::path::Path, port: u16) -> std::process::Child {
+    let bin = std::env::var("CHATCART_TEST_TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
+    let listener = format!("tcp://127.0.0.1:{port}");
+    Command::new(bin)
+        .current_dir(dir)
+        .env_remove("SCHEMA_REGISTRY")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env("RUST_LOG", "warn")
+        .args(["broker", "--listener-url", &listener])
+        .args(["--advertised-listener-url", &listener])
+        .args([
+            "--storage-engine",
+            "memory://tansu/",
+            "--cluster-id",
+            "chatcart-test",
+        ])
+        .arg("--silent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting tansu (CHATCART_TEST_TANSU_BIN)")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stage_is_unready_while_its_broker_is_gone_and_alive_all_along() {
+    let mut settings = t::settings("health-broker", 1);
+    let (broker_port, port) = (t::free_port(), t::free_port());
+    settings.kafka.bootstrap_servers = format!("127.0.0.1:{broker_port}");
+    settings.runtime.health_listen = format!("127.0.0.1:{port}");
+    let dir = t::scratch_dir(&settings);
+    let mut broker = own_broker(&dir, broker_port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "tansu did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    t::create_topics(&settings).await;
+    let config = dir.join("chatcart.toml");
+    t::write_config(&settings, &config);
+    let mut intent = ChildProcess::spawn("intent", &config, &["run", "intent"]);
+    intent.holds_partitions().await;
+    let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let until = |want: bool, path: &'static str| {
+        let url = at(path);
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let (ok, said) = health(&url);
+                if ok == want {
+                    return said;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{path} never answered {want}: {said}"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    };
+    until(true, "/readyz").await;
+
+    broker.kill().expect("stopping the broker");
+    broker.wait().expect("the broker exits");
+    let said = until(false, "/readyz").await;
+    assert!(said.contains("intent: consume error"), "{said}");
+    // Still running its loop: not a process to restart.
+    assert!(health(&at("/livez")).0);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let (ready, said) = health(&at("/readyz"));
+    assert!(!ready, "ready again with the broker gone: {said}");
+    assert!(health(&at("/livez")).0);
     intent.terminate(Duration::from_secs(30));
 }

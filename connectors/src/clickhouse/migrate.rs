@@ -286,6 +286,28 @@ mod tests {
         assert_eq!(ServerVersion::parse("garbage"), None);
     }
 
+    /// An insert lands whole only while it is one part: no partition key
+    /// (rows of two partitions would be two parts) and a plain MergeTree
+    /// (no Distributed or Buffer table splitting or delaying it). See
+    /// `store::insert_events`; `chatcart audit --clickhouse` finds a hole
+    /// if this is ever broken.
+    #[test]
+    fn the_events_table_writes_one_insert_as_one_part() {
+        let events = MIGRATIONS[0].sql;
+        assert!(events.contains("CREATE TABLE IF NOT EXISTS events ("));
+        let upper = events.to_uppercase();
+        assert!(!upper.contains("PARTITION BY"), "{events}");
+        assert!(upper.contains("ENGINE = MERGETREE ORDER BY"), "{events}");
+        for later in &MIGRATIONS[1..] {
+            let sql = later.sql.to_uppercase();
+            assert!(
+                !(sql.contains("ALTER TABLE EVENTS") || sql.contains("TABLE EVENTS ENGINE")),
+                "{} changes the events table",
+                later.name
+            );
+        }
+    }
+
     #[test]
     fn migrations_are_numbered_in_order_and_fully_rendered() {
         for (i, m) in MIGRATIONS.iter().enumerate() {

@@ -119,9 +119,9 @@ impl ClickHouseConfig {
                 "must be a plain identifier: a letter or '_' followed by letters, digits or '_' (at most 64)",
             ));
         }
-        // Below ClickHouse's max_insert_block_size (1,048,576), so one batch
-        // is one block and one part: it lands whole or not at all.
-        if !(1..=1_000_000).contains(&self.batch_rows) {
+        // One batch is one block and one part, so it lands whole or not
+        // at all (`store::insert_events`).
+        if !(1..=store::MAX_BATCH_ROWS).contains(&self.batch_rows) {
             return Err(ConnectorError::config(
                 "clickhouse.batch_rows",
                 "must be between 1 and 1000000",

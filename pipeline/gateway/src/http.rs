@@ -70,6 +70,7 @@ async fn post_prompt(
         Claim::Known(handle) => {
             return Ok(answer(&gw, &id, handle, query.wait, permit, None).await);
         }
+        Claim::Deciding => return Err(deciding(&id)),
         Claim::OtherUser => {
             return Err(Refusal::new(
                 StatusCode::CONFLICT,
@@ -101,7 +102,12 @@ async fn post_prompt(
             position,
             wait,
             margin,
-        } => (position, wait, margin),
+        } => {
+            // From here a repeat follows this request; before, it might
+            // still have been shed.
+            gw.requests.admit(&id);
+            (position, wait, margin)
+        }
         Admission::Shed {
             position,
             why,
@@ -172,7 +178,23 @@ async fn get_prompt(
             "this gateway instance does not know the request: it was answered more than gateway.keep_answers_secs ago or sent to another instance; post it again with the same request_id (no second order is made)",
         ));
     };
+    if !handle.admitted {
+        return Err(deciding(&id));
+    }
     Ok(answer(&gw, &id, handle, query.wait, permit, None).await)
+}
+
+/// The refusal for a request asked about while its first POST is still
+/// being admitted or shed: there is nothing to follow yet.
+fn deciding(id: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::CONFLICT,
+        "request_being_admitted",
+        Some("request_id"),
+        "this request is being admitted right now; ask for it again at `url` in a moment (nothing is published twice)",
+    )
+    .with("request_id", json!(id))
+    .with("url", json!(wire::url_of(id)))
 }
 
 /// Reads the body within the size and time limits.

@@ -18,12 +18,14 @@
 //!   to admit or shed it, over [`runtime::lag`].
 //! - [`requests`]: the requests the instance follows: idempotency, one
 //!   request in flight per person, answers kept for a resume.
+//! - [`metrics`]: what it counts for `/metrics`.
 //! - [`tasks`]: what runs beside the server: reading the reply partition,
 //!   sampling lag, following the treasury, forgetting old requests (the
 //!   listener that bounds connections is `runtime::listener`).
 
 pub mod admission;
 pub mod http;
+pub mod metrics;
 pub mod requests;
 pub mod tasks;
 pub mod wire;
@@ -113,6 +115,7 @@ pub struct Gateway {
     overrun: Mutex<Overrun>,
     open: Arc<Semaphore>,
     pub counters: Counters,
+    pub metrics: metrics::GatewayMetrics,
 }
 
 impl Gateway {
@@ -143,6 +146,7 @@ impl Gateway {
             overrun: Mutex::default(),
             open: Arc::new(Semaphore::new(config.max_open_requests)),
             counters: Counters::default(),
+            metrics: metrics::GatewayMetrics::default(),
             config,
         })
     }
@@ -236,6 +240,8 @@ impl Gateway {
                 why.wait(),
             ),
         };
+        self.metrics
+            .decided(outcome == GatewayOutcome::Admitted, reason, wait);
         let record = Record::Gateway(GatewayDecision {
             request_id: prompt.request_id.clone(),
             session_id: prompt.session_id.clone(),

@@ -43,6 +43,11 @@ pub struct Handle {
     /// when it was read).
     pub accepted_at: Instant,
     pub queued: Option<Queued>,
+    /// Whether it was admitted. A request is claimed before admission
+    /// decides on it, and one that is shed is forgotten: until then a
+    /// repeat must not follow it, or it would wait for an answer that never
+    /// comes.
+    pub admitted: bool,
     pub answer: watch::Receiver<Answer>,
 }
 
@@ -53,6 +58,9 @@ pub enum Claim {
     New(Handle),
     /// Already known (a repeat or a reconnect): follow it, publish nothing.
     Known(Handle),
+    /// Claimed a moment ago and not admitted yet: it may still be shed, so
+    /// there is nothing to follow; ask again.
+    Deciding,
     /// The id belongs to another person's request.
     OtherUser,
     /// The person has this other request in flight.
@@ -65,6 +73,7 @@ struct Entry {
     user_id: String,
     accepted_at: Instant,
     queued: Option<Queued>,
+    admitted: bool,
     answer: watch::Sender<Answer>,
     forget_at: Instant,
 }
@@ -75,6 +84,7 @@ impl Entry {
             user_id: self.user_id.clone(),
             accepted_at: self.accepted_at,
             queued: self.queued,
+            admitted: self.admitted,
             answer: self.answer.subscribe(),
         }
     }
@@ -124,10 +134,12 @@ impl Requests {
     pub fn claim(&self, id: &str, user: &str, now: Instant) -> Claim {
         let mut t = self.table();
         if let Some(e) = t.by_id.get(id) {
-            return if e.user_id == user {
+            return if e.user_id != user {
+                Claim::OtherUser
+            } else if e.admitted {
                 Claim::Known(e.handle())
             } else {
-                Claim::OtherUser
+                Claim::Deciding
             };
         }
         if let Some(first) = t.active.get(user) {
@@ -143,6 +155,7 @@ impl Requests {
             user_id: user.to_owned(),
             accepted_at: now,
             queued: None,
+            admitted: false,
             answer: watch::Sender::new(None),
             forget_at: now + self.pending_for,
         };
@@ -151,6 +164,13 @@ impl Requests {
         t.active.insert(user.to_owned(), id.to_owned());
         t.by_id.insert(id.to_owned(), entry);
         Claim::New(handle)
+    }
+
+    /// Records that `id` was admitted: from now on a repeat follows it.
+    pub fn admit(&self, id: &str) {
+        if let Some(e) = self.table().by_id.get_mut(id) {
+            e.admitted = true;
+        }
     }
 
     /// Records the interim answer given to `id`, for a client that resumes.
@@ -205,6 +225,7 @@ impl Requests {
                     user_id: reply.user_id.clone(),
                     accepted_at: now,
                     queued: None,
+                    admitted: true,
                     answer: watch::Sender::new(Some(Arc::new(reply))),
                     forget_at: keep_until,
                 };
@@ -311,11 +332,29 @@ mod tests {
         Requests::new(cap, Duration::from_secs(60), Duration::from_secs(600))
     }
 
+    /// A repeat that arrives while the first is being decided, and the
+    /// first then shed: the repeat must not be left following an answer
+    /// that never comes (it once got a stream that ended without one).
+    #[test]
+    fn a_repeat_during_admission_of_a_request_that_is_shed_follows_nothing() {
+        let r = table(10);
+        let t0 = Instant::now();
+        assert!(matches!(r.claim("r1", "alice", t0), Claim::New(_)));
+        assert!(matches!(r.claim("r1", "alice", t0), Claim::Deciding));
+        r.abandon("r1");
+        // Shed and forgotten: the repeat is a new request of its own.
+        assert!(matches!(r.claim("r1", "alice", t0), Claim::New(_)));
+    }
+
     #[test]
     fn a_repeat_joins_the_first_and_a_person_has_one_request_in_flight() {
         let r = table(10);
         let t0 = Instant::now();
         assert!(matches!(r.claim("r1", "alice", t0), Claim::New(_)));
+        // Until admission says yes, a repeat has nothing to follow.
+        assert!(matches!(r.claim("r1", "alice", t0), Claim::Deciding));
+        assert!(r.get("r1").is_some_and(|h| !h.admitted));
+        r.admit("r1");
         assert!(matches!(r.claim("r1", "alice", t0), Claim::Known(_)));
         assert!(matches!(r.claim("r1", "bob", t0), Claim::OtherUser));
         assert!(matches!(r.claim("r2", "alice", t0), Claim::Busy(first) if first == "r1"));

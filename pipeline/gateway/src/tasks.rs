@@ -28,7 +28,20 @@ pub async fn serve(
     settings: Settings,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    if !runtime::app::await_broker(&settings, Some(&shutdown)).await? {
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    let health = Arc::<runtime::health::Health>::default();
+    let metrics = Arc::<runtime::metrics::Metrics>::default();
+    metrics.extend(|registry| gw.metrics.register(registry));
+    let ops = runtime::ops::Ops {
+        health: Arc::clone(&health),
+        metrics,
+        ready: Arc::default(),
+        stages: 0,
+        // The stages' own endpoints serve the lag.
+        lag: None,
+    };
+    runtime::app::serve_ops(&settings, ops, &mut tasks, &shutdown);
+    if !runtime::app::await_broker_ready(&settings, &health, &shutdown).await? {
         return Ok(());
     }
     runtime::app::check_topics_of(
@@ -42,7 +55,6 @@ pub async fn serve(
     )
     .await?;
     tracing::info!(listen = %listener.local_addr()?, instance = gw.config.instance, "gateway ready");
-    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
     tasks.spawn(read_replies(
         Arc::clone(&gw),
         settings.clone(),

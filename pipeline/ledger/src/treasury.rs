@@ -167,6 +167,15 @@ impl TreasuryFold {
         self.resource(campaign_id, BUDGET)
     }
 
+    /// Every account, as `(campaign, resource, account)`, in no order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&str, &str, &TreasuryAccount)> {
+        self.accounts.iter().flat_map(|(campaign, resources)| {
+            resources
+                .iter()
+                .map(move |(resource, account)| (campaign.as_str(), resource.as_str(), account))
+        })
+    }
+
     /// The account of `resource` (`budget` or `stock:<sku>`), if the
     /// campaign is configured and limits that resource.
     pub fn resource(&self, campaign_id: &str, resource: &str) -> Option<&TreasuryAccount> {

@@ -47,6 +47,15 @@ impl Breaker {
         }
     }
 
+    /// Whether requests are refused at `now`: open, or on trial.
+    pub fn is_open(&self, now: Instant) -> bool {
+        match self.state {
+            State::Closed { .. } => false,
+            State::Open { until } => now < until,
+            State::HalfOpen => true,
+        }
+    }
+
     /// Decides for one request at `now`. Ask only for a request that will
     /// start: a [`Admit::Trial`] must be followed by [`Breaker::record`] for
     /// it, or the breaker stays half-open.

@@ -405,6 +405,15 @@ impl Llm {
         Arc::clone(&self.inner.notify)
     }
 
+    /// Whether the breaker refuses requests now (open, or on trial).
+    pub fn breaker_open(&self) -> bool {
+        self.inner
+            .breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_open(Instant::now())
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;

@@ -26,6 +26,8 @@ use ledger::campaign::Campaigns;
 use llm::{CatalogDescription, Llm};
 use stages::Topic;
 use stages::leases::TreasuryView;
+
+use crate::metrics::sources::{LlmGauges, TreasuryGauges};
 use stages::reply::Templates;
 use stages::{CouponStage, FulfillmentStage, IntentStage, ReplyStage};
 
@@ -224,32 +226,17 @@ pub async fn run(
     }
     let mut tasks = JoinSet::new();
     let (health, metrics) = (Arc::<Health>::default(), Arc::<Metrics>::default());
-    // Up before the broker answers: alive, and saying why not ready.
-    if !settings.runtime.health_listen.is_empty() {
-        let ops = Ops {
-            health: Arc::clone(&health),
-            metrics: Arc::clone(&metrics),
-            ready: Arc::clone(&ready),
-            stages: names.len(),
-            lag: Some(Arc::new(LagProbe::new(settings.clone()))),
-        };
-        tasks.spawn(crate::ops::serve(
-            settings.runtime.health_listen.clone(),
-            ops,
-            shutdown.clone(),
-        ));
-    }
-    health.not_ready(
-        "kafka",
-        format!(
-            "waiting for the broker at {}",
-            settings.kafka.bootstrap_servers
-        ),
-    );
-    if !await_broker(&settings, Some(&shutdown)).await? {
+    let ops = Ops {
+        health: Arc::clone(&health),
+        metrics: Arc::clone(&metrics),
+        ready: Arc::clone(&ready),
+        stages: names.len(),
+        lag: Some(Arc::new(LagProbe::new(settings.clone()))),
+    };
+    serve_ops(&settings, ops, &mut tasks, &shutdown);
+    if !await_broker_ready(&settings, &health, &shutdown).await? {
         return Ok(());
     }
-    health.ready("kafka");
     check_topics(&settings).await?;
     let catalog = Catalog::load(settings.intent.catalog.as_deref())?;
     let campaigns = Arc::new(settings.campaigns()?);
@@ -272,6 +259,7 @@ pub async fn run(
         Arc::clone(shared.get_or_insert_with(|| {
             let fold = TreasuryFold::new(Arc::clone(campaigns), ctx.kafka.partitions);
             let treasury = Arc::new(TreasuryView::new(fold));
+            ctx.metrics.register(TreasuryGauges(Arc::clone(&treasury)));
             tasks.spawn(follow_treasury(
                 ctx.clone(),
                 Arc::clone(&treasury),
@@ -287,12 +275,14 @@ pub async fn run(
             StageName::Intent => {
                 let default = campaigns.default_id().to_owned();
                 let llm = Llm::from_config(&s.intent.llm, &describe(&catalog))?;
-                if llm.is_some() {
+                if let Some(llm) = &llm {
                     tracing::info!(model = %s.intent.llm.model, "LLM fallback on for low-confidence prompts");
+                    ctx.metrics.register(LlmGauges(llm.clone()));
                 }
                 let stage =
                     IntentStage::new(Extractor::new(catalog), s.intent.max_quantity, default)
-                        .with_llm(llm);
+                        .with_llm(llm)
+                        .with_partitions(s.kafka.partitions);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Coupon => {
@@ -385,6 +375,45 @@ fn check_skus(campaigns: &Campaigns, catalog: &Catalog) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves `ops` on `runtime.health_listen`, when it is set, as one of
+/// `tasks`. Started before the broker answers, so the process is seen
+/// alive and says why it is not ready.
+pub fn serve_ops(
+    settings: &Settings,
+    ops: Ops,
+    tasks: &mut JoinSet<anyhow::Result<()>>,
+    shutdown: &Shutdown,
+) {
+    if !settings.runtime.health_listen.is_empty() {
+        tasks.spawn(crate::ops::serve(
+            settings.runtime.health_listen.clone(),
+            ops,
+            shutdown.clone(),
+        ));
+    }
+}
+
+/// [`await_broker`], with the part `kafka` of `health` not ready while it
+/// waits.
+pub async fn await_broker_ready(
+    settings: &Settings,
+    health: &Health,
+    shutdown: &Shutdown,
+) -> anyhow::Result<bool> {
+    health.not_ready(
+        "kafka",
+        format!(
+            "waiting for the broker at {}",
+            settings.kafka.bootstrap_servers
+        ),
+    );
+    let up = await_broker(settings, Some(shutdown)).await?;
+    if up {
+        health.ready("kafka");
+    }
+    Ok(up)
 }
 
 /// Follows `campaign.treasury` from its start for the coupon and fulfillment

@@ -395,6 +395,7 @@ fn checkpoint_loop<S: Stage>(
                     chunks = manifest.chunks.len(),
                     "checkpoint written"
                 );
+                ctx.metrics.checkpoint_written(name, now_ms());
                 shadow.checkpointed = shadow.next;
                 shadow.image_bytes = manifest.bytes;
             }

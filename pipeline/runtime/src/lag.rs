@@ -7,13 +7,17 @@
 //! watermark), without joining the group. A [`Lags`] keeps the last
 //! samples and turns them into backlogs and rates; it is pure, so the
 //! arithmetic is tested without a broker. A [`LagProbe`] reads them on
-//! demand, for `/metrics`.
+//! demand, for `/metrics`; [`status`] judges a window of them as Burrow
+//! does.
 //!
 //! Two things to know when reading the numbers. Committed offsets trail
 //! what a stage has handled by up to one auto-commit interval (1 s), so a
 //! busy stage always shows about a second of traffic as lag. And on Tansu
 //! 0.6 a partition's end, as ListOffsets reports it, is the first offset of
 //! its last batch, so lag is a lower bound by up to one batch.
+
+pub mod groups;
+pub mod status;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

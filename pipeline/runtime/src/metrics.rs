@@ -6,10 +6,26 @@
 //! prefix, seconds, `_total` on counters. Every label value comes from a
 //! closed set (stage names, topic base names, reason codes), never from a
 //! record: no user id, request id or prompt text can become a series.
+//!
+//! # Layout
+//!
+//! - this file: [`Metrics`], the registry and what every stage counts
+//!   (records, dead letters, handling time, restores, lag);
+//! - [`outcomes`]: decisions, credit, orders and replies, from the records
+//!   the stages emit;
+//! - [`sink`]: the analytics sink's inserts and positions;
+//! - [`sources`]: figures read from shared state at scrape time (the
+//!   campaign ledger, the LLM fallback).
+
+pub mod outcomes;
+pub mod sink;
+pub mod sources;
 
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -41,6 +57,15 @@ pub struct StageLabel {
     pub stage: &'static str,
 }
 
+/// A stage and where a restore started.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageStart {
+    pub stage: &'static str,
+    /// `checkpoint` when at least one partition started from a checkpoint,
+    /// else `log`.
+    pub start: &'static str,
+}
+
 /// A stage's consumer group and one partition of its inputs.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StagePartition {
@@ -50,19 +75,29 @@ pub struct StagePartition {
 
 /// Buckets from 1 ms doubling to about 65 s: fine enough for a 10 ms
 /// handling time and wide enough for a minute-long wait at a surge.
-fn seconds_buckets() -> Histogram {
+pub(crate) fn seconds_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 17))
 }
 
 /// The process's counters, gauges and histograms.
 pub struct Metrics {
-    registry: Registry,
+    /// Written only to add a [`Collector`] at start-up.
+    registry: RwLock<Registry>,
+    /// Decisions, orders and replies.
+    pub outcomes: outcomes::Outcomes,
+    /// The analytics sink.
+    pub sink: sink::SinkMetrics,
     consumed: Family<StageTopic, Counter>,
     produced: Family<StageTopic, Counter>,
     dead_letters: Family<StageReason, Counter>,
     handling: Family<StageLabel, Histogram, fn() -> Histogram>,
     in_flight: Family<StageLabel, Gauge<i64, std::sync::atomic::AtomicI64>>,
+    in_flight_limit: Family<StageLabel, Gauge>,
     restores: Family<StageLabel, Histogram, fn() -> Histogram>,
+    restore_records: Family<StageLabel, Counter>,
+    restore_starts: Family<StageStart, Counter>,
+    checkpoint_written: Family<StageLabel, Gauge<f64, AtomicU64>>,
+    consume_errors: Family<StageLabel, Counter>,
     answered: Histogram,
     lag_records: Family<StagePartition, Gauge>,
     lag_seconds: Family<StagePartition, Gauge<f64, AtomicU64>>,
@@ -107,12 +142,44 @@ impl Default for Metrics {
             "Records whose outputs the broker has not acknowledged yet (limit: runtime.max_in_flight)",
             in_flight.clone(),
         );
+        let in_flight_limit = Family::default();
+        registry.register(
+            "outputs_in_flight_limit",
+            "The most records a stage lets wait for their outputs' acks before it stops reading (runtime.max_in_flight)",
+            in_flight_limit.clone(),
+        );
         let restores = Family::new_with_constructor(seconds_buckets as fn() -> Histogram);
         registry.register(
             "restore_seconds",
             "Time a stage took to restore the state of newly assigned partitions",
             restores.clone(),
         );
+        let restore_records = Family::default();
+        registry.register(
+            "restore_records",
+            "Records a stage read back to restore partitions' state (its own output and replayed input)",
+            restore_records.clone(),
+        );
+        let restore_starts = Family::default();
+        registry.register(
+            "restores",
+            "Restores, by whether a checkpoint shortened at least one partition's read (start=checkpoint) or not (start=log)",
+            restore_starts.clone(),
+        );
+        let checkpoint_written = Family::default();
+        registry.register(
+            "checkpoint_written_timestamp_seconds",
+            "When a stage last wrote a checkpoint, in Unix seconds; time() minus it is the checkpoint's age",
+            checkpoint_written.clone(),
+        );
+        let consume_errors = Family::default();
+        registry.register(
+            "consume_errors",
+            "Errors a stage's consumer reported (the stage retries; the stage is not ready until it reads again)",
+            consume_errors.clone(),
+        );
+        let outcomes = outcomes::Outcomes::register(&mut registry);
+        let sink = sink::SinkMetrics::register(&mut registry);
         let answered = seconds_buckets();
         registry.register(
             "end_to_end_seconds",
@@ -132,13 +199,20 @@ impl Default for Metrics {
             lag_seconds.clone(),
         );
         Self {
-            registry,
+            registry: RwLock::new(registry),
+            outcomes,
+            sink,
             consumed,
             produced,
             dead_letters,
             handling,
             in_flight,
+            in_flight_limit,
             restores,
+            restore_records,
+            restore_starts,
+            checkpoint_written,
+            consume_errors,
             answered,
             lag_records,
             lag_seconds,
@@ -147,32 +221,20 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one input record of `stage` from `topic`.
-    pub fn consumed(&self, stage: &'static str, topic: Topic) {
-        self.consumed
-            .get_or_create(&StageTopic {
-                stage,
-                topic: topic.base_name(),
-            })
-            .inc();
+    /// Adds figures read at each scrape (see [`sources`]).
+    pub fn register(&self, collector: impl Collector) {
+        self.registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .register_collector(Box::new(collector));
     }
 
-    /// Counts the outputs `stage` queued at `now_ms`, and how long after
-    /// its prompt each reply to a person came.
-    pub fn emitted(&self, stage: &'static str, emits: &[Emit], now_ms: i64) {
-        for emit in emits {
-            self.produced
-                .get_or_create(&StageTopic {
-                    stage,
-                    topic: emit.topic.base_name(),
-                })
-                .inc();
-            // The person's reply, not the gateway's copy of it.
-            if let (Topic::Replies, Record::Reply(reply)) = (emit.topic, &emit.record) {
-                let waited = (now_ms - reply.prompt_time_ms).max(0);
-                self.answered.observe(waited as f64 / 1_000.0);
-            }
-        }
+    /// Adds series counted elsewhere (the gateway's) to the registry.
+    pub fn extend(&self, add: impl FnOnce(&mut Registry)) {
+        add(&mut self
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner));
     }
 
     /// Sets the lag series from `lags` (every partition of every stage).
@@ -206,20 +268,6 @@ impl Metrics {
             .inc();
     }
 
-    /// Records how long one input record took `stage`.
-    pub fn handled(&self, stage: &'static str, took: Duration) {
-        self.handling
-            .get_or_create(&StageLabel { stage })
-            .observe(took.as_secs_f64());
-    }
-
-    /// Sets how many records of `stage` wait for their outputs' acks.
-    pub fn in_flight(&self, stage: &'static str, records: usize) {
-        self.in_flight
-            .get_or_create(&StageLabel { stage })
-            .set(i64::try_from(records).unwrap_or(i64::MAX));
-    }
-
     /// Records a restore of `stage` that took `took`.
     pub fn restored(&self, stage: &'static str, took: Duration) {
         self.restores
@@ -227,12 +275,136 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Records what a restore of `stage` read: `records`, and whether a
+    /// checkpoint shortened it.
+    pub fn restore_read(&self, stage: &'static str, records: u64, from_checkpoint: bool) {
+        self.restore_records
+            .get_or_create(&StageLabel { stage })
+            .inc_by(records);
+        let start = if from_checkpoint { "checkpoint" } else { "log" };
+        self.restore_starts
+            .get_or_create(&StageStart { stage, start })
+            .inc();
+    }
+
+    /// Records that `stage` wrote a checkpoint at `unix_ms`.
+    pub fn checkpoint_written(&self, stage: &'static str, unix_ms: i64) {
+        self.checkpoint_written
+            .get_or_create(&StageLabel { stage })
+            .set(unix_ms as f64 / 1_000.0);
+    }
+
+    /// Counts a consume error of `stage`.
+    pub fn consume_error(&self, stage: &'static str) {
+        self.consume_errors
+            .get_or_create(&StageLabel { stage })
+            .inc();
+    }
+
+    /// Sets the in-flight limit of `stage`.
+    pub fn in_flight_limit(&self, stage: &'static str, limit: usize) {
+        self.in_flight_limit
+            .get_or_create(&StageLabel { stage })
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
     /// Everything, in the Prometheus text format (OpenMetrics).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let registry = self.registry.read().unwrap_or_else(PoisonError::into_inner);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
+    }
+}
+
+/// One stage's per-record series, looked up once: recording a record is
+/// then a few atomic adds rather than a label lookup each.
+#[derive(Debug)]
+pub struct StageMetrics {
+    stage: &'static str,
+    metrics: Arc<Metrics>,
+    /// By [`Topic`] (its discriminant), made on first use so a stage shows
+    /// series only for the topics it touches.
+    consumed: [OnceLock<Counter>; Topic::ALL.len()],
+    produced: [OnceLock<Counter>; Topic::ALL.len()],
+    handling: Histogram,
+    in_flight: Gauge<i64, std::sync::atomic::AtomicI64>,
+}
+
+impl StageMetrics {
+    fn counter<'a>(
+        cells: &'a [OnceLock<Counter>; Topic::ALL.len()],
+        family: &Family<StageTopic, Counter>,
+        stage: &'static str,
+        topic: Topic,
+    ) -> &'a Counter {
+        cells[topic as usize].get_or_init(|| {
+            family
+                .get_or_create(&StageTopic {
+                    stage,
+                    topic: topic.base_name(),
+                })
+                .clone()
+        })
+    }
+
+    /// Counts one input record from `topic`.
+    pub fn consumed(&self, topic: Topic) {
+        Self::counter(&self.consumed, &self.metrics.consumed, self.stage, topic).inc();
+    }
+
+    /// Counts the outputs queued at `now_ms`, and how long after its
+    /// prompt each reply to a person came.
+    pub fn emitted(&self, emits: &[Emit], now_ms: i64) {
+        for emit in emits {
+            Self::counter(
+                &self.produced,
+                &self.metrics.produced,
+                self.stage,
+                emit.topic,
+            )
+            .inc();
+            self.metrics.outcomes.count(&emit.record, emit.topic);
+            // The person's reply, not the gateway's copy of it.
+            if let (Topic::Replies, Record::Reply(reply)) = (emit.topic, &emit.record) {
+                let waited = (now_ms - reply.prompt_time_ms).max(0);
+                self.metrics.answered.observe(waited as f64 / 1_000.0);
+            }
+        }
+    }
+
+    /// Records how long one input record took.
+    pub fn handled(&self, took: Duration) {
+        self.handling.observe(took.as_secs_f64());
+    }
+
+    /// Sets how many records wait for their outputs' acks.
+    pub fn in_flight(&self, records: usize) {
+        self.in_flight
+            .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// The process's metrics, for what is not per record.
+    pub fn all(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+impl Metrics {
+    /// The per-record series of `stage`.
+    pub fn stage(self: &Arc<Self>, stage: &'static str) -> StageMetrics {
+        // At zero from the start, so rate() and increase() see the first
+        // error rather than a series appearing.
+        drop(self.consume_errors.get_or_create(&StageLabel { stage }));
+        StageMetrics {
+            stage,
+            metrics: Arc::clone(self),
+            consumed: std::array::from_fn(|_| OnceLock::new()),
+            produced: std::array::from_fn(|_| OnceLock::new()),
+            handling: self.handling.get_or_create(&StageLabel { stage }).clone(),
+            in_flight: self.in_flight.get_or_create(&StageLabel { stage }).clone(),
+        }
     }
 }
 
@@ -245,9 +417,10 @@ mod tests {
 
     #[test]
     fn series_are_named_by_convention_and_labelled_from_closed_sets() {
-        let m = Metrics::default();
-        m.consumed("intent", Topic::Prompts);
-        m.consumed("intent", Topic::Prompts);
+        let m = Arc::new(Metrics::default());
+        let (intent, replies) = (m.stage("intent"), m.stage("reply"));
+        intent.consumed(Topic::Prompts);
+        intent.consumed(Topic::Prompts);
         let reply = |topic| Emit {
             topic,
             record: Record::Reply(schemas::Reply {
@@ -270,15 +443,14 @@ mod tests {
             partition: None,
         };
         // Counted by topic; the person's reply timed, the gateway's copy not.
-        m.emitted("intent", &[reply(Topic::Intents)], 0);
-        m.emitted(
-            "reply",
+        intent.emitted(&[reply(Topic::Intents)], 0);
+        replies.emitted(
             &[reply(Topic::Replies), reply(Topic::GatewayReplies)],
             1_250,
         );
         m.dead_letter("intent", "undecodable");
-        m.handled("intent", Duration::from_millis(12));
-        m.in_flight("intent", 3);
+        intent.handled(Duration::from_millis(12));
+        intent.in_flight(3);
         m.restored("coupon", Duration::from_millis(250));
         let text = m.encode();
         for line in [
@@ -292,6 +464,9 @@ mod tests {
             "chatcart_end_to_end_seconds_count 1",
             "chatcart_end_to_end_seconds_sum 0.25",
             "chatcart_records_produced_total{stage=\"reply\",topic=\"chat.gateway.replies\"} 1",
+            // One reply to a person: not the gateway's copy, nor a record
+            // on another topic.
+            "chatcart_replies_total{outcome=\"order_placed\",reason=\"none\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -214,7 +214,7 @@ mod tests {
         );
         assert!(ask(&addr, &get("/livez")).await.starts_with("HTTP/1.1 200"));
         // The metrics, as Prometheus reads them.
-        ops.metrics.consumed("intent", stages::Topic::Prompts);
+        ops.metrics.stage("intent").consumed(stages::Topic::Prompts);
         let scraped = ask(&addr, &get("/metrics")).await;
         assert!(
             scraped.contains("application/openmetrics-text"),
@@ -251,6 +251,38 @@ mod tests {
         // It sends nothing; past the idle limit the server hangs up.
         let read = tokio::time::timeout(Duration::from_secs(10), quiet.read(&mut buf)).await;
         assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_wait_for_one_to_close() {
+        let ops = Ops {
+            health: Arc::default(),
+            metrics: Arc::default(),
+            ready: Arc::default(),
+            stages: 0,
+            lag: None,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(Bounded::new(listener, 2, Some(IDLE)), router(ops)).await
+        });
+        // Two clients hold the two places, sending nothing.
+        let held = [
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+            tokio::net::TcpStream::connect(addr).await.unwrap(),
+        ];
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let third = tokio::spawn(async move { ask(&addr.to_string(), &get("/livez")).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!third.is_finished(), "a third connection was served");
+        drop(held);
+        let answer = tokio::time::timeout(Duration::from_secs(5), third)
+            .await
+            .expect("served once a place was free")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         server.abort();
     }
 }

@@ -44,6 +44,8 @@ pub(super) async fn restore<S: Stage>(
     );
     let started = Instant::now();
     tokio::task::spawn_blocking(move || {
+        let mut replayed = 0u64;
+        let mut from_image = false;
         let timeout = Duration::from_secs(ctx.runtime.restore_timeout_secs);
         if let Some(replay) = replay {
             let topic = ctx.topics.name(replay.input);
@@ -76,6 +78,8 @@ pub(super) async fn restore<S: Stage>(
                     let _ = stage.restore(state, Restore::Input(&record));
                 }
             })?;
+            replayed = read;
+            from_image = !from_checkpoint.is_empty();
             tracing::info!(
                 stage = name,
                 topic,
@@ -91,6 +95,7 @@ pub(super) async fn restore<S: Stage>(
             for (p, state) in &mut states {
                 if let Some(manifest) = checkpoint::resume(&*stage, &ctx, *p, state, timeout)? {
                     from.insert(*p, manifest.covers);
+                    from_image = true;
                 }
             }
         }
@@ -127,6 +132,7 @@ pub(super) async fn restore<S: Stage>(
                 "skipped undecodable records while restoring"
             );
         }
+        ctx.metrics.restore_read(name, replayed + read, from_image);
         tracing::info!(
             stage = name,
             topic,

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use connectors::kafka;
@@ -26,8 +26,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use stages::progress::{Progress, Storable, Ticket, Undelivered};
 use stages::{Batch, Collector, Plan, Stage, TICK};
+use tracing::Instrument as _;
 
 use super::checkpoint::run_checkpointer;
+use super::metrics::StageMetrics;
 use super::produce::{DeadLetter, dead_letter, produce};
 use super::rebalance::Rebalances;
 use super::restore::{checkpoints, committed, restore, unrestored};
@@ -69,6 +71,10 @@ pub async fn run_stage<S: Stage>(
     }
 
     let max_in_flight = ctx.runtime.max_in_flight;
+    ctx.metrics.in_flight_limit(name, max_in_flight);
+    // The last consume error, while it keeps the stage not ready: until a
+    // record arrives, or a while passes without another.
+    let mut consume_failed: Option<Instant> = None;
     let mut states: HashMap<i32, S::State> = HashMap::new();
     let mut progress = Progress::default();
     let mut acks: Acks = FuturesUnordered::new();
@@ -76,7 +82,9 @@ pub async fn run_stage<S: Stage>(
     let wakeup = plan.wakeup.clone().unwrap_or_default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let metrics = ctx.metrics.stage(name);
     let run = Run {
+        metrics: &metrics,
         stage: &stage,
         plan: &plan,
         ctx: &ctx,
@@ -90,20 +98,39 @@ pub async fn run_stage<S: Stage>(
             () = shutdown.wait() => break,
             Some((ticket, delivered)) = acks.next(), if !acks.is_empty() => {
                 settle(&consumer, &ctx, &mut progress, ticket, delivered)?;
-                ctx.metrics.in_flight(name, progress.in_flight());
+                metrics.in_flight(progress.in_flight());
             }
             () = wakeup.notified(), if polls => {
                 run.poll(&mut states, &mut progress, &mut acks).await?;
             }
-            _ = tick.tick(), if polls => {
-                run.poll(&mut states, &mut progress, &mut acks).await?;
+            _ = tick.tick() => {
+                if consume_failed.is_some_and(|at| at.elapsed() >= CONSUME_RECOVERED) {
+                    // librdkafka reports a lost broker once, not for as long
+                    // as it stays lost: ready again only if it answers.
+                    let topic = ctx.topics.name(plan.inputs[0]);
+                    if consumer.fetch_metadata(Some(topic), BROKER_PROBE).is_ok() {
+                        consume_failed = None;
+                        ctx.health.ready(name);
+                    } else {
+                        consume_failed = Some(Instant::now());
+                    }
+                }
+                if polls {
+                    run.poll(&mut states, &mut progress, &mut acks).await?;
+                }
             }
             received = consumer.recv(), if progress.in_flight() < max_in_flight => match received {
                 Ok(message) => {
+                    if consume_failed.take().is_some() {
+                        ctx.health.ready(name);
+                    }
                     run.process(&message, &mut states, &mut progress, &mut acks).await?;
                 }
                 Err(e) => {
                     tracing::warn!(stage = name, error = %e, "consume error; retrying");
+                    ctx.metrics.consume_error(name);
+                    ctx.health.not_ready(name, format!("consume error: {e}"));
+                    consume_failed = Some(Instant::now());
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -133,6 +160,27 @@ pub async fn run_stage<S: Stage>(
     tracing::info!(stage = name, "stopped");
     Ok(())
 }
+
+/// An id from a record as a log field: ids are set by front-ends, so one
+/// that is long or holds anything but letters, digits and `-_.:` is logged
+/// as `invalid` rather than written into the log as it came.
+fn loggable(id: &str) -> &str {
+    let plain = id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if plain && id.len() <= 128 {
+        id
+    } else {
+        "invalid"
+    }
+}
+
+/// A stage is ready again this long after its last consume error, if no
+/// record came in between to show it reads again and the broker answers.
+const CONSUME_RECOVERED: Duration = Duration::from_secs(5);
+/// How long the runner's loop waits for that answer (it blocks the loop, so
+/// briefly, and only after a consume error).
+const BROKER_PROBE: Duration = Duration::from_secs(1);
 
 /// Closes the group consumer of a drained process, within
 /// [`kafka::CLOSE_TIMEOUT`] (see [`kafka::close_within`]).
@@ -171,6 +219,7 @@ pub type Acks = FuturesUnordered<BoxFuture<'static, (Ticket, Result<(), KafkaErr
 
 /// What processing one record needs, borrowed from [`run_stage`].
 struct Run<'a, S: Stage> {
+    metrics: &'a StageMetrics,
     stage: &'a Arc<S>,
     plan: &'a Plan,
     ctx: &'a Context,
@@ -212,7 +261,7 @@ impl<S: Stage> Run<'_, S> {
                 Some(replay) => committed(self.consumer, ctx.topics.name(replay.input), &missing)?,
                 None => Vec::new(),
             };
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             ctx.health
                 .not_ready(name, format!("restoring partitions {missing:?}"));
             let restored = restore(self.stage, self.plan, ctx, missing, resume).await;
@@ -220,8 +269,8 @@ impl<S: Stage> Run<'_, S> {
             ctx.metrics.restored(name, started.elapsed());
             states.extend(restored?);
         }
-        let started = std::time::Instant::now();
-        ctx.metrics.consumed(name, topic);
+        let started = Instant::now();
+        self.metrics.consumed(topic);
         let Some(state) = states.get_mut(&partition) else {
             anyhow::bail!("{name}: partition {partition} has no state after restore");
         };
@@ -229,16 +278,30 @@ impl<S: Stage> Run<'_, S> {
         let ticket = progress.begin(partition, Some((topic, offset)));
         let deliveries = match self.stage.decode(&ctx.codec, topic, payload) {
             Ok(record) => {
+                // Every line logged while the record is handled carries its
+                // trace, so one request can be followed across stages. At
+                // debug (RUST_LOG=chatcart_runtime::runner=debug): with the
+                // JSON logs a span costs about 1 µs a record, more than all
+                // of its metrics (docs/operations.md).
+                let span = tracing::debug_span!(
+                    "record",
+                    stage = name,
+                    partition,
+                    offset,
+                    trace_id = loggable(record.trace_id()),
+                );
                 let mut out = Collector::new();
-                self.stage.handle(state, record, now_ms(), &mut out);
+                span.in_scope(|| self.stage.handle(state, record, now_ms(), &mut out));
                 if out.finished_count() > 0 {
                     anyhow::bail!("{name}: handle finished a parked record; only poll may");
                 }
                 if out.is_parked() {
                     progress.park(ticket);
                 }
-                ctx.metrics.emitted(name, out.emits(), now_ms());
-                produce(self.producer, ctx, partition, out.emits()).await?
+                self.metrics.emitted(out.emits(), now_ms());
+                produce(self.producer, ctx, partition, out.emits())
+                    .instrument(span)
+                    .await?
             }
             Err(error) => {
                 tracing::warn!(
@@ -254,9 +317,9 @@ impl<S: Stage> Run<'_, S> {
                 vec![dead_letter(self.producer, ctx, name, &DeadLetter::of(message), &error).await?]
             }
         };
-        ctx.metrics.handled(name, started.elapsed());
+        self.metrics.handled(started.elapsed());
         track(progress, acks, ticket, deliveries);
-        ctx.metrics.in_flight(name, progress.in_flight());
+        self.metrics.in_flight(progress.in_flight());
         store(self.consumer, ctx, progress.storable_in(partition));
         Ok(())
     }
@@ -292,12 +355,12 @@ impl<S: Stage> Run<'_, S> {
                         (ticket, emits)
                     }
                 };
-                self.ctx.metrics.emitted(name, emits, now_ms());
+                self.metrics.emitted(emits, now_ms());
                 let deliveries = produce(self.producer, self.ctx, partition, emits).await?;
                 track(progress, acks, ticket, deliveries);
             }
         }
-        self.ctx.metrics.in_flight(name, progress.in_flight());
+        self.metrics.in_flight(progress.in_flight());
         store(self.consumer, self.ctx, progress.storable());
         Ok(())
     }
@@ -405,5 +468,18 @@ fn drop_revoked<St>(
     states.retain(|p, _| !revoked.contains(p));
     for p in revoked {
         progress.abandon(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn only_plain_short_ids_reach_the_log() {
+        assert_eq!(loggable("req-42_a.b:c"), "req-42_a.b:c");
+        assert_eq!(loggable("x\ny"), "invalid", "a forged log line");
+        assert_eq!(loggable("13800138000 张三"), "invalid");
+        assert_eq!(loggable(&"a".repeat(129)), "invalid");
     }
 }

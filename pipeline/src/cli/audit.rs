@@ -11,10 +11,21 @@ pub struct Args {
     /// Give up reading a topic after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Also check the analytics sink's rows in ClickHouse: every record
+    /// of every topic it copies stored once, from the topic's start, with
+    /// no gap (records it has not reached yet are not a failure).
+    #[arg(long)]
+    clickhouse: bool,
 }
 
 pub async fn run(args: Args, config: &Config) -> anyhow::Result<ExitCode> {
-    let report = tools::audit::run(&config.settings()?, Duration::from_secs(args.timeout)).await?;
+    let settings = config.settings()?;
+    let mut report = tools::audit::run(&settings, Duration::from_secs(args.timeout)).await?;
+    if args.clickhouse {
+        report
+            .checks
+            .push(tools::audit::stored::run(&settings).await?);
+    }
     println!("{report}");
     Ok(if report.clean() {
         ExitCode::SUCCESS

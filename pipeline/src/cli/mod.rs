@@ -10,7 +10,8 @@
 //! - `migrate`, `report`, `audit`: the analytics tables, a campaign's
 //!   figures, and the check of every promise.
 //! - `config`: load the configuration and show it, secrets redacted;
-//!   `health`: ask a running process whether it is healthy.
+//!   `health`: ask a running process whether it is healthy; `lag`: every
+//!   consumer group's lag and status.
 
 mod audit;
 mod bench;
@@ -19,6 +20,7 @@ mod demo;
 mod extract;
 mod gateway;
 mod health;
+mod lag;
 mod migrate;
 mod relay;
 mod report;
@@ -72,6 +74,11 @@ enum Command {
     /// Ask a chatcart process's health endpoint (runtime.health_listen);
     /// exit 0 when it is healthy, 1 otherwise (for container healthchecks).
     Health(health::Args),
+    /// Print every chatcart consumer group's lag per partition and its
+    /// status (OK, WARN, REWIND, STALL, STOP by Burrow's rules) over a
+    /// window of readings; the analytics sink's position is read from
+    /// ClickHouse.
+    Lag(lag::Args),
     /// Run one or more stages in this process until SIGINT/SIGTERM.
     Run(run::Args),
     /// Serve the HTTP front door for chat front-ends until SIGINT/SIGTERM:
@@ -124,7 +131,8 @@ impl Cli {
             | Command::Surge(_)
             | Command::Bench(_)
             | Command::Config { .. }
-            | Command::Health(_) => "warn",
+            | Command::Health(_)
+            | Command::Lag(_) => "warn",
             _ => "info",
         }
     }
@@ -136,6 +144,7 @@ impl Cli {
             Command::Topics { action } => topics::run(action, &config).await,
             Command::Config { action } => config::run(action, &config),
             Command::Health(args) => health::run(args).await,
+            Command::Lag(args) => lag::run(args, &config).await,
             Command::Run(args) => run::run(args, &config).await,
             Command::Gateway(args) => gateway::run(args, &config).await,
             Command::Send(args) => send::run(args, &config).await,

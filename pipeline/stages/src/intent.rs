@@ -9,13 +9,21 @@
 //! LLM can slow no prompt down by more than its timeout and never stops the
 //! stage. A redelivered prompt yields an intent that later stages recognise
 //! by request id.
+//!
+//! The pipeline owns its partitioning from here on: every intent goes to
+//! the `commerce.intents` partition of its person ([`shard_of`] their
+//! `user_id`), whichever partition of `chat.prompts` the prompt came in on.
+//! Front-ends with different partitioners, or none, cannot put one person's
+//! requests on two partitions, where the per-person limit would be counted
+//! twice. The same prompt always goes to the same partition, so redelivery
+//! stays safe.
 
 use std::collections::VecDeque;
 
 use schemas::{Codec, CodecError, IntentEvent, IntentOutcome, Prompt, Record};
 
-use crate::Topic;
-use crate::{Collector, Emit, Plan, Stage, StageId, StatePlan};
+use crate::topic::shard_of;
+use crate::{Collector, Emit, Plan, Stage, StageId, StatePlan, Topic};
 use extract::{self, Confidence, Extraction, Extractor, RawOrder};
 use llm::{Answer, Attempt, Llm, Pending};
 use schemas::reason::{EXPIRED, Rejection, is_expired};
@@ -26,6 +34,9 @@ pub struct IntentStage {
     max_quantity: i32,
     default_campaign: String,
     llm: Option<Llm>,
+    /// Partitions of `commerce.intents`, when intents are routed by person
+    /// (as the pipeline runs); none keeps each on its prompt's partition.
+    partitions: Option<i32>,
 }
 
 /// Prompts of one partition waiting for the LLM, oldest first (at most the
@@ -48,6 +59,24 @@ impl IntentStage {
             max_quantity,
             default_campaign,
             llm: None,
+            partitions: None,
+        }
+    }
+
+    /// Routes every intent to its person's partition of `partitions`.
+    pub fn with_partitions(mut self, partitions: i32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// `event` as an output, on its person's partition when routing.
+    fn emit(&self, event: IntentEvent) -> Emit {
+        match self.partitions {
+            Some(n) => {
+                let p = shard_of(event.user_id.as_bytes(), n);
+                Emit::to_partition(Topic::Intents, p, Record::Intent(event))
+            }
+            None => Emit::new(Topic::Intents, Record::Intent(event)),
         }
     }
 
@@ -171,10 +200,6 @@ pub fn locale(given: Option<&str>, text: &str) -> &'static str {
     }
 }
 
-fn emit(event: IntentEvent) -> Emit {
-    Emit::new(Topic::Intents, Record::Intent(event))
-}
-
 impl Stage for IntentStage {
     type State = IntentState;
 
@@ -201,7 +226,7 @@ impl Stage for IntentStage {
         };
         tracing::debug!(request_id = %prompt.request_id, text = %prompt.text, "prompt");
         if is_expired(prompt.deadline_ms, now_ms) {
-            out.extend([emit(self.expired(prompt, now_ms))]);
+            out.extend([self.emit(self.expired(prompt, now_ms))]);
             return;
         }
         let rules = self.extractor.extract(self.max_quantity, &prompt.text);
@@ -210,7 +235,7 @@ impl Stage for IntentStage {
             .as_ref()
             .filter(|_| rules.confidence() == Confidence::Low)
         else {
-            out.extend([emit(self.event(prompt, rules, now_ms))]);
+            out.extend([self.emit(self.event(prompt, rules, now_ms))]);
             return;
         };
         let extraction = match llm.try_extract(&prompt.text) {
@@ -226,7 +251,7 @@ impl Stage for IntentStage {
             Attempt::Cached(answer) => self.checked(answer).unwrap_or(rules),
             Attempt::Busy | Attempt::BreakerOpen | Attempt::NotSent(_) => rules,
         };
-        out.extend([emit(self.event(prompt, extraction, now_ms))]);
+        out.extend([self.emit(self.event(prompt, extraction, now_ms))]);
     }
 
     fn poll(&self, st: &mut IntentState, now_ms: i64, out: &mut Collector) {
@@ -246,7 +271,7 @@ impl Stage for IntentStage {
                     rules
                 }
             };
-            out.finish_parked([emit(self.concluded(prompt, extraction, now_ms))]);
+            out.finish_parked([self.emit(self.concluded(prompt, extraction, now_ms))]);
         }
     }
 }
@@ -272,6 +297,34 @@ mod tests {
 
     fn stage() -> IntentStage {
         IntentStage::new(Extractor::built_in(), 50, "spring-festival".into())
+    }
+
+    #[test]
+    fn intents_go_to_their_persons_partition_whatever_the_prompts() {
+        use crate::stage::Calls as _;
+        let routed = stage().with_partitions(12);
+        let mut st = IntentState::default();
+        for user in ["u1", "alice", "张三", ""] {
+            let mut p = prompt("帮我买2杯奶茶");
+            p.user_id = user.into();
+            let want = Some(shard_of(user.as_bytes(), 12));
+            // Every kind of intent: extracted, rejected, expired.
+            for (text, deadline) in [
+                ("帮我买2杯奶茶", None),
+                ("hello", None),
+                ("帮我买2杯奶茶", Some(1)),
+            ] {
+                let mut p = p.clone();
+                p.text = text.into();
+                p.deadline_ms = deadline;
+                let out = routed.handled(&mut st, Record::Prompt(p), 2_000);
+                assert_eq!(out.emits().len(), 1);
+                assert_eq!(out.emits()[0].partition, want, "{user} {text}");
+            }
+        }
+        // Unrouted (a stage's own tests, the simulation): the input's.
+        let out = stage().handled(&mut st, Record::Prompt(prompt("帮我买2杯奶茶")), 2_000);
+        assert_eq!(out.emits()[0].partition, None);
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! `chatcart audit`: reads every topic from the beginning and runs the
-//! ledger's auditor ([`ledger::audit`]) over what it read.
+//! ledger's auditor ([`ledger::audit`]) over what it read; with
+//! `--clickhouse`, also checks the analytics sink's rows ([`stored`]).
+
+pub mod stored;
 
 use std::time::Duration;
 

@@ -10,6 +10,7 @@
 //! - [`bench`](mod@bench): the repeatable benchmark of the broker, a no-op
 //!   relay and the pipeline, and its relay.
 //! - [`report`]: a campaign's figures from ClickHouse, as text or HTML.
+//! - [`lag`]: every consumer group's lag and status, for operators.
 //! - [`audit`]: re-fold every topic and check the pipeline's promises
 //!   (the checks themselves are `chatcart_ledger::audit`).
 //! - [`demo`]: the whole pipeline in-process on a mock cluster.
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod bench;
 pub mod demo;
 pub mod gateway_client;
+pub mod lag;
 pub mod procs;
 pub mod report;
 pub mod send;

@@ -71,23 +71,23 @@ pub async fn send(
             reply: None,
         });
     };
-    let start = starts.get(partition as usize).copied().unwrap_or(0);
+    // The reply is on the person's partition, which the intent stage
+    // chose, whatever partition the prompt went to.
+    let on = stages::topic::shard_of(prompt.user_id.as_bytes(), partitions);
+    let start = starts.get(on as usize).copied().unwrap_or(0);
     let kafka = settings.kafka.clone();
     let request_id = prompt.request_id.clone();
     let reply = tokio::task::spawn_blocking(move || {
         let mut found = None;
-        scan(
-            &kafka,
-            &[(replies, partition, start)],
-            wait,
-            |m| match codec.decode(m.payload().unwrap_or_default()) {
+        scan(&kafka, &[(replies, on, start)], wait, |m| {
+            match codec.decode(m.payload().unwrap_or_default()) {
                 Ok(Record::Reply(r)) if r.request_id == request_id => {
                     found = Some(r);
                     ControlFlow::Break(())
                 }
                 _ => ControlFlow::Continue(()),
-            },
-        )?;
+            }
+        })?;
         anyhow::Ok(found)
     })
     .await??;

@@ -325,6 +325,7 @@ impl Sink {
         let mut backoff = Duration::from_millis(200);
         let mut paused = false;
         let mut retry = false;
+        let started = Instant::now();
         loop {
             let attempt = if retry { self.prune().await } else { Ok(()) };
             let result = match attempt {
@@ -340,6 +341,7 @@ impl Sink {
             }
             if !paused {
                 paused = true;
+                self.ctx.metrics.sink.paused(true);
                 if let Err(e) = consumer.assignment().and_then(|a| consumer.pause(&a)) {
                     tracing::debug!(error = %e, "pause");
                 }
@@ -359,8 +361,11 @@ impl Sink {
             backoff = (backoff * 2).min(MAX_BACKOFF);
             retry = true;
         }
-        if paused && let Err(e) = consumer.assignment().and_then(|a| consumer.resume(&a)) {
-            tracing::debug!(error = %e, "resume");
+        if paused {
+            self.ctx.metrics.sink.paused(false);
+            if let Err(e) = consumer.assignment().and_then(|a| consumer.resume(&a)) {
+                tracing::debug!(error = %e, "resume");
+            }
         }
         if self.batch.is_empty() {
             // Abandoned after a rebalance: nothing of it is ours to store.
@@ -373,6 +378,7 @@ impl Sink {
             }
         }
         self.ctx.health.healthy(PART);
+        self.count_inserted(&positions, started.elapsed());
         self.inserts += 1;
         if self.faults.abort_after_inserts == Some(self.inserts) {
             tracing::warn!(
@@ -389,6 +395,28 @@ impl Sink {
         }
         tracing::debug!(rows = self.batch.len(), "batch inserted");
         self.batch.clear();
+    }
+
+    /// Counts the batch just inserted, and the positions it made durable.
+    fn count_inserted(&self, positions: &HashMap<(String, i32), i64>, took: Duration) {
+        let base = |topic: &str| self.ctx.topics.topic_of(topic).map(Topic::base_name);
+        let mut rows: Vec<(&'static str, u64)> = Vec::new();
+        for r in &self.batch {
+            let Some(topic) = base(&r.topic) else {
+                continue;
+            };
+            match rows.iter_mut().find(|(t, _)| *t == topic) {
+                Some((_, n)) => *n += 1,
+                None => rows.push((topic, 1)),
+            }
+        }
+        let sink = &self.ctx.metrics.sink;
+        sink.inserted(&rows, took.as_secs_f64());
+        for ((topic, partition), offset) in positions {
+            if let Some(topic) = base(topic) {
+                sink.position(topic, *partition, *offset);
+            }
+        }
     }
 
     /// The highest offset ClickHouse holds per (topic, partition).
