@@ -331,7 +331,7 @@ fn report_shows_what_the_front_door_admitted_shed_and_promised() {
         .output()
         .expect("running chatcart demo");
     let summary = succeeded("chatcart demo --via-gateway", &demo);
-    // `front door  offered 600, admitted 470 (… queued first), shed 0, refused […], …`
+    // `front door  offered 600, admitted 470 (… queued first, … resumed), shed 0, refused […], …`
     let line = summary
         .lines()
         .find_map(|l| l.trim().strip_prefix("front door"))

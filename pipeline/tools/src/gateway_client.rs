@@ -1,6 +1,7 @@
 //! A client of `chatcart gateway`: posts a prompt and reads the answer, an
 //! event stream (`queued`, `final`, `pending`) or a JSON body, noting when
-//! each part arrived. Used by `chatcart surge --via-gateway` and the tests.
+//! each part arrived, and follows a stream that ended before its final
+//! event. Used by `chatcart surge --via-gateway` and the tests.
 
 use std::time::{Duration, Instant};
 
@@ -134,6 +135,66 @@ pub async fn request(
     Ok(Answered::Stream(events))
 }
 
+/// The most times [`follow`] asks for one request again: each answer may
+/// stream for the gateway's whole `max_stream_secs`, so a few cover any
+/// timeout worth setting.
+pub const MAX_RESUMES: u32 = 16;
+
+/// The pause before asking again after `409 request_being_admitted` or
+/// `503` (the gateway's request slots were full): both pass.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Follows an admitted request as a chat front-end should: while its stream
+/// has ended without a `final` event (the gateway's `pending` at its stream
+/// limit, or a cut connection), asks again at `resume_url` and adds what
+/// each answer streams, until the final answer, a lasting refusal,
+/// `deadline` or [`MAX_RESUMES`]. Returns how many times it asked.
+pub async fn follow(
+    client: &reqwest::Client,
+    resume_url: &str,
+    answered: &mut Result<Answered, reqwest::Error>,
+    deadline: Instant,
+) -> u32 {
+    let mut resumes = 0;
+    while resumes < MAX_RESUMES {
+        // A refusal or an empty stream was never admitted: nothing to follow.
+        let Ok(Answered::Stream(events)) = answered else {
+            break;
+        };
+        if events.is_empty() || events.iter().any(|e| e.name == "final") {
+            break;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        resumes += 1;
+        match request(client, resume_url, None, left).await {
+            Ok(Answered::Stream(more)) => events.extend(more),
+            Ok(Answered::Body {
+                status: 409 | 503, ..
+            }) => tokio::time::sleep(RETRY_PAUSE.min(left)).await,
+            Ok(Answered::Body { .. }) | Err(_) => break,
+        }
+    }
+    resumes
+}
+
+/// `endpoint/request_id`, the id escaped as one path segment: where a
+/// request posted to `endpoint` is asked for again.
+pub fn resume_url(endpoint: &str, request_id: &str) -> String {
+    match reqwest::Url::parse(endpoint) {
+        Ok(mut url) => {
+            if let Ok(mut path) = url.path_segments_mut() {
+                path.push(request_id);
+            }
+            url.into()
+        }
+        // Not a URL: posting to it fails the same way.
+        Err(_) => format!("{endpoint}/{request_id}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +218,13 @@ mod tests {
             ]
         );
         assert!(p.push(&[b'x'; 100]).is_err(), "bounded");
+    }
+
+    #[test]
+    fn a_request_is_asked_for_again_at_its_own_escaped_url() {
+        assert_eq!(
+            resume_url("http://127.0.0.1:8080/v1/prompts", "run 1/7"),
+            "http://127.0.0.1:8080/v1/prompts/run%201%2F7"
+        );
     }
 }

@@ -29,6 +29,9 @@ pub enum Heard {
         final_ms: Option<u64>,
         /// The final answer was `expired`: on time, but nothing done.
         expired: bool,
+        /// Times the client asked again at the request's URL because a
+        /// stream ended before its final event.
+        resumes: u32,
     },
     /// Refused with `status` (429: shed) after `ms`.
     Refused { status: u16, ms: u64 },
@@ -45,6 +48,8 @@ pub struct FrontDoor {
     expired: u64,
     refused: BTreeMap<u16, u64>,
     lost: u64,
+    /// Admitted requests that needed at least one resume.
+    resumed: u64,
     first: Histogram<u64>,
     /// How much later than promised the final answer came (0 when on time).
     over_promise: Histogram<u64>,
@@ -69,6 +74,7 @@ impl FrontDoor {
             expired: 0,
             refused: BTreeMap::new(),
             lost: 0,
+            resumed: 0,
             first: histogram(),
             over_promise: histogram(),
             implicit_promise_ms,
@@ -83,8 +89,10 @@ impl FrontDoor {
                 promised_ms,
                 final_ms,
                 expired,
+                resumes,
             } => {
                 self.admitted += 1;
+                self.resumed += u64::from(resumes > 0);
                 if expired && final_ms.is_some() {
                     self.expired += 1;
                 }
@@ -120,6 +128,7 @@ impl FrontDoor {
             shed: self.refused.get(&429).copied().unwrap_or(0),
             refused: self.refused.clone(),
             lost: self.lost,
+            resumed: self.resumed,
             finals: self.finals,
             expired: self.expired,
             unanswered_admitted: self.admitted - self.finals,
@@ -144,6 +153,9 @@ pub struct FrontDoorReport {
     pub refused: BTreeMap<u16, u64>,
     /// Requests that got no answer at all.
     pub lost: u64,
+    /// Admitted requests whose stream ended before the final answer and
+    /// that were asked for again at their URL.
+    pub resumed: u64,
     /// Admitted requests with their `final` event.
     pub finals: u64,
     /// Of those, answered `expired`.
@@ -193,10 +205,11 @@ impl fmt::Display for FrontDoorReport {
             .collect();
         writeln!(
             f,
-            "  front door        offered {}, admitted {} ({} queued first), shed {}, refused [{}], no answer {}",
+            "  front door        offered {}, admitted {} ({} queued first, {} resumed), shed {}, refused [{}], no answer {}",
             self.offered,
             self.admitted,
             self.queued,
+            self.resumed,
             self.shed,
             refused.join(", "),
             self.lost
@@ -251,12 +264,14 @@ mod tests {
             promised_ms: Some(5_000),
             final_ms: Some(4_000),
             expired: false,
+            resumes: 0,
         });
         t.record(Heard::Admitted {
             first_ms: 30,
             promised_ms: None,
             final_ms: Some(4_500),
             expired: false,
+            resumes: 0,
         });
         let r = t.report(1.0, Some(2.0));
         assert_eq!(
@@ -281,15 +296,17 @@ mod tests {
             promised_ms: Some(1),
             final_ms: None,
             expired: false,
+            resumes: 0,
         });
         t.record(Heard::Admitted {
             first_ms: 10,
             promised_ms: Some(1_000),
             final_ms: Some(900),
             expired: true,
+            resumes: 1,
         });
         let r = t.report(1.0, None);
-        assert_eq!(r.unanswered_admitted, 1);
+        assert_eq!((r.unanswered_admitted, r.resumed), (1, 1));
         assert_eq!(
             (r.finals, r.expired, r.goodput_per_sec),
             (3, 1, 2.0),

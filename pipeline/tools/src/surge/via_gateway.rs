@@ -7,6 +7,11 @@
 //! At most `max_open` requests are open at once (each holds a connection);
 //! when they are all taken the sender waits, and the requests it sends late
 //! still count from when they were due.
+//!
+//! Like a chat front-end, the sender follows a stream that ends before its
+//! `final` event (the gateway's `pending`, or a cut connection) by asking
+//! again at the request's URL within the request's timeout
+//! ([`follow`]); the front-door tally counts the requests that needed it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ use tokio::task::JoinSet;
 use super::front_door::{FrontDoor, Heard};
 use super::tally::{SeenAnswer, Tally};
 use super::traffic::{Delivery, Kind};
-use crate::gateway_client::{Answered, request};
+use crate::gateway_client::{Answered, follow, request, resume_url};
 
 /// Where and how to reach the gateway.
 #[derive(Debug, Clone)]
@@ -96,11 +101,13 @@ impl Sender {
             Arc::clone(&self.front),
             self.timeout,
         );
+        let resume_at = resume_url(&url, &p.request_id);
         self.tasks.spawn(async move {
             let sent = Instant::now();
-            let answered = request(&client, &url, Some(body), timeout).await;
+            let mut answered = request(&client, &url, Some(body), timeout).await;
+            let resumes = follow(&client, &resume_at, &mut answered, sent + timeout).await;
             drop(permit);
-            let (heard, reply) = heard(answered, due, sent);
+            let (heard, reply) = heard(answered, due, sent, resumes);
             front
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -134,6 +141,7 @@ fn heard(
     answered: Result<Answered, reqwest::Error>,
     due: Instant,
     sent: Instant,
+    resumes: u32,
 ) -> (Heard, Option<Reply>) {
     let since = |from: Instant, at: Instant| at.saturating_duration_since(from).as_millis() as u64;
     match answered {
@@ -155,6 +163,7 @@ fn heard(
                 expired: reply
                     .as_ref()
                     .is_some_and(|r| r.outcome == schemas::ReplyOutcome::Expired),
+                resumes,
             };
             (heard, reply)
         }
