@@ -15,6 +15,7 @@
 //! - [`checks`]: the auditor's verdict, one reply per request, ClickHouse's
 //!   rows.
 //! - [`private_clickhouse`]: a ClickHouse server of one test's own.
+//! - [`slow_link`]: a proxy that holds back ClickHouse's answers to inserts.
 //!
 //! Everything is re-exported here, so a test reads `t::publish(…)`.
 
@@ -26,6 +27,7 @@ pub mod namespace;
 pub mod pipeline;
 pub mod private_clickhouse;
 pub mod services;
+pub mod slow_link;
 pub mod topics;
 
 pub use checks::*;
@@ -36,4 +38,5 @@ pub use namespace::*;
 pub use pipeline::*;
 pub use private_clickhouse::*;
 pub use services::*;
+pub use slow_link::*;
 pub use topics::*;

@@ -49,6 +49,9 @@ struct Faults {
     /// `CHATCART_FAULT_SINK_TRUSTS_KAFKA=1`: resume from the committed
     /// offset instead of what ClickHouse holds, to show the tests notice.
     trusts_kafka: bool,
+    /// `CHATCART_FAULT_SINK_RETRIES_BLIND=1`: retry a failed insert with
+    /// all its rows, without asking what of it ClickHouse already holds.
+    retries_blind: bool,
 }
 
 impl Faults {
@@ -58,8 +61,10 @@ impl Faults {
                 .ok()
                 .and_then(|v| v.parse().ok()),
             trusts_kafka: std::env::var("CHATCART_FAULT_SINK_TRUSTS_KAFKA").is_ok_and(|v| v == "1"),
+            retries_blind: std::env::var("CHATCART_FAULT_SINK_RETRIES_BLIND")
+                .is_ok_and(|v| v == "1"),
         };
-        if faults.abort_after_inserts.is_some() || faults.trusts_kafka {
+        if faults.abort_after_inserts.is_some() || faults.trusts_kafka || faults.retries_blind {
             tracing::warn!(?faults, "analytics sink running with injected faults");
         }
         faults
@@ -327,7 +332,11 @@ impl Sink {
         let mut retry = false;
         let started = Instant::now();
         loop {
-            let attempt = if retry { self.prune().await } else { Ok(()) };
+            let attempt = if retry && !self.faults.retries_blind {
+                self.prune().await
+            } else {
+                Ok(())
+            };
             let result = match attempt {
                 Ok(()) => self.write().await,
                 Err(e) => Err(e),
