@@ -133,10 +133,11 @@ pub fn admit(
                 retry_after: Duration::from_secs(1),
             };
         };
-        if keeping_up(lag, progress, busy_share(lags, stage)) {
+        let share = busy_share(lags, stage);
+        if keeping_up(lag, progress, share) {
             continue;
         }
-        let rate = progress.rate.min(fair_share(lags, stage));
+        let rate = progress.rate.min(fair_share(lags, stage, share));
         let queued = (lag as f64 - rate * COMMIT_INTERVAL_SECS).max(0.0);
         wait += queued / rate.max(f64::MIN_POSITIVE);
         behind = true;
@@ -198,15 +199,15 @@ fn busy_share(lags: &Lags, stage: usize) -> f64 {
 /// on. One partition's own rate is noisy (a stage works its partitions in
 /// bursts), and admitting where the noise happens to be high would promise
 /// too little; the share is steadier, and the lower of the two is used.
-fn fair_share(lags: &Lags, stage: usize) -> f64 {
-    let share = busy_share(lags, stage);
+/// `busy` is the stage's [`busy_share`].
+fn fair_share(lags: &Lags, stage: usize, busy: f64) -> f64 {
     let (mut total, mut behind) = (0.0, 0usize);
     for p in 0..lags.partitions() {
         let Some(progress) = lags.progress(stage, p) else {
             continue;
         };
         total += progress.rate;
-        if !keeping_up(lags.lag(stage, p), progress, share) {
+        if !keeping_up(lags.lag(stage, p), progress, busy) {
             behind += 1;
         }
     }
