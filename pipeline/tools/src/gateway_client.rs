@@ -76,7 +76,8 @@ impl SseParser {
 }
 
 /// Posts `body` to `url` (or gets `url` when `body` is `None`) and reads
-/// the answer until it ends or `within` has passed.
+/// the answer until it ends or `within` has passed. An error is returned
+/// only before a stream's first event; a stream cut later ends there.
 pub async fn request(
     client: &reqwest::Client,
     url: &str,
@@ -118,6 +119,9 @@ pub async fn request(
         let chunk = match tokio::time::timeout(left, response.chunk()).await {
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) | Err(_) => break,
+            // Cut after it started, a stream is what arrived of it: the
+            // caller can resume it ([`follow`]).
+            Ok(Err(_)) if !events.is_empty() => break,
             Ok(Err(e)) => return Err(e),
         };
         let at = Instant::now();
@@ -146,7 +150,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Follows an admitted request as a chat front-end should: while its stream
 /// has ended without a `final` event (the gateway's `pending` at its stream
-/// limit, or a cut connection), asks again at `resume_url` and adds what
+/// limit, or a connection cut after the first event), asks again at `resume_url` and adds what
 /// each answer streams, until the final answer, a lasting refusal,
 /// `deadline` or [`MAX_RESUMES`]. Returns how many times it asked.
 pub async fn follow(

@@ -9,9 +9,10 @@
 //! still count from when they were due.
 //!
 //! Like a chat front-end, the sender follows a stream that ends before its
-//! `final` event (the gateway's `pending`, or a cut connection) by asking
-//! again at the request's URL within the request's timeout
-//! ([`follow`]); the front-door tally counts the requests that needed it.
+//! `final` event (the gateway's `pending`, or a connection cut after the
+//! first event) by asking again at the request's URL within the request's
+//! timeout ([`follow`]); the front-door tally counts the requests that
+//! needed it.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
