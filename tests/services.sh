@@ -76,6 +76,14 @@ svc_have() {
     command -v "$1" >/dev/null 2>&1
 }
 
+# Installs Debian packages PKG... (named by the first in what is said).
+svc_apt_install() {
+    svc_say "installing $1 with apt-get"
+    svc_as_root apt-get update >&2
+    svc_as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends "$@" >&2
+}
+
 svc_as_root() {
     if [[ $(id -u) -eq 0 ]]; then
         "$@"
@@ -150,10 +158,7 @@ svc_ensure_clickhouse() {
         return 0
     fi
     svc_have apt-get || svc_die "clickhouse-server is not installed and apt-get is not available"
-    svc_say "installing clickhouse-server with apt-get"
-    svc_as_root apt-get update >&2
-    svc_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends clickhouse-server clickhouse-client >&2
+    svc_apt_install clickhouse-server clickhouse-client
     svc_clickhouse_bin >/dev/null || svc_die "apt-get finished but clickhouse-server was not found"
 }
 
@@ -177,10 +182,7 @@ svc_ensure_stunnel() {
         return 0
     fi
     svc_have apt-get || svc_die "stunnel is not installed and apt-get is not available"
-    svc_say "installing stunnel4 with apt-get"
-    svc_as_root apt-get update >&2
-    svc_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends stunnel4 >&2
+    svc_apt_install stunnel4
     svc_have stunnel || svc_die "apt-get finished but stunnel was not found"
 }
 
@@ -314,12 +316,9 @@ svc_ensure_prometheus() {
         return 0
     fi
     svc_have apt-get || svc_die "prometheus is not installed and apt-get is not available (set CHATCART_TEST_PROMETHEUS_BIN)"
-    svc_say "installing prometheus with apt-get"
-    svc_as_root apt-get update >&2
     # Its postinst starts a system service where there is an init system to
     # ask; the binary is all the tests need, so only its absence is an error.
-    svc_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends prometheus >&2 || true
+    svc_apt_install prometheus || true
     svc_prometheus_bin >/dev/null || svc_die "apt-get finished but prometheus was not found"
 }
 
@@ -421,10 +420,7 @@ svc_ensure_chromium() {
         return 0
     fi
     svc_have apt-get || svc_die "chromium is not installed and apt-get is not available (set CHATCART_TEST_CHROMIUM to a Chromium binary)"
-    svc_say "installing chromium with apt-get"
-    svc_as_root apt-get update >&2
-    svc_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends chromium >&2
+    svc_apt_install chromium
     svc_chromium_bin >/dev/null || svc_die "apt-get finished but chromium was not found"
 }
 

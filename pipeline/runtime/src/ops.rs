@@ -139,19 +139,24 @@ mod tests {
         out
     }
 
+    /// The endpoint's state for `stages` stages: nothing ready, no lag probe.
+    fn ops_of(stages: usize) -> Ops {
+        Ops {
+            health: Arc::default(),
+            metrics: Arc::default(),
+            ready: Arc::default(),
+            stages,
+            lag: None,
+        }
+    }
+
     fn get(path: &str) -> String {
         format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
     }
 
     #[tokio::test]
     async fn the_endpoint_answers_each_path_with_the_state() {
-        let ops = Ops {
-            health: Arc::default(),
-            metrics: Arc::default(),
-            ready: Arc::default(),
-            stages: 1,
-            lag: None,
-        };
+        let ops = ops_of(1);
         let (trigger, shutdown) = Shutdown::new();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -233,13 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_idle_connection_is_closed() {
-        let ops = Ops {
-            health: Arc::default(),
-            metrics: Arc::default(),
-            ready: Arc::default(),
-            stages: 0,
-            lag: None,
-        };
+        let ops = ops_of(0);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -256,13 +255,7 @@ mod tests {
 
     #[tokio::test]
     async fn connections_beyond_the_cap_wait_for_one_to_close() {
-        let ops = Ops {
-            health: Arc::default(),
-            metrics: Arc::default(),
-            ready: Arc::default(),
-            stages: 0,
-            lag: None,
-        };
+        let ops = ops_of(0);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
