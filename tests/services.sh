@@ -84,6 +84,20 @@ svc_apt_install() {
         apt-get install -y --no-install-recommends "$@" >&2
 }
 
+# Installs the PyPI package PACKAGE with pip unless MODULE imports
+# already, into CHATCART_TEST_PYTHON (python3); WHAT names it in what is
+# said (default PACKAGE).
+svc_pip_ensure() {
+    local module=$1 package=$2 what=${3:-$2}
+    local python=${CHATCART_TEST_PYTHON:-python3}
+    if "$python" -c "import $module" 2>/dev/null; then
+        return 0
+    fi
+    svc_say "installing $what with pip"
+    "$python" -m pip install --quiet --disable-pip-version-check "$package" >&2 ||
+        svc_die "pip could not install $package"
+}
+
 svc_as_root() {
     if [[ $(id -u) -eq 0 ]]; then
         "$@"
@@ -167,12 +181,7 @@ svc_ensure_clickhouse() {
 svc_ensure_chdb() {
     local python=${CHATCART_TEST_PYTHON:-python3}
     svc_have "$python" || svc_die "$python is needed to check the schema on a current ClickHouse"
-    if "$python" -c 'import chdb' 2>/dev/null; then
-        return 0
-    fi
-    svc_say "installing chdb (a current ClickHouse engine, about 150 MB) with pip"
-    "$python" -m pip install --quiet --disable-pip-version-check chdb >&2 ||
-        svc_die "pip could not install chdb"
+    svc_pip_ensure chdb chdb "chdb (a current ClickHouse engine, about 150 MB)"
 }
 
 # stunnel: the TLS terminator in front of ClickHouse for the https tests
@@ -374,25 +383,13 @@ svc_start_prometheus() {
 # kafka-python: tests/tests/partitioning.rs publishes with it, a Kafka
 # client that shares no code (nor default partitioner) with librdkafka.
 svc_ensure_kafka_python() {
-    local python=${CHATCART_TEST_PYTHON:-python3}
-    if "$python" -c 'import kafka' 2>/dev/null; then
-        return 0
-    fi
-    svc_say "installing kafka-python with pip"
-    "$python" -m pip install --quiet --disable-pip-version-check kafka-python >&2 ||
-        svc_die "pip could not install kafka-python"
+    svc_pip_ensure kafka kafka-python
 }
 
 # PyYAML: tests/tests/compose.rs reads docker/compose.yml with it (anchors
 # and merge keys included) to check each service's configuration.
 svc_ensure_pyyaml() {
-    local python=${CHATCART_TEST_PYTHON:-python3}
-    if "$python" -c 'import yaml' 2>/dev/null; then
-        return 0
-    fi
-    svc_say "installing PyYAML with pip"
-    "$python" -m pip install --quiet --disable-pip-version-check pyyaml >&2 ||
-        svc_die "pip could not install PyYAML"
+    svc_pip_ensure yaml pyyaml PyYAML
 }
 
 # The report test (tests/tests/report.rs) opens the HTML report in headless
