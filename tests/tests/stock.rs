@@ -2,10 +2,13 @@
 //! twelve partitions sells exactly its stock, everyone else hears it sold
 //! out and gets their credit back; then every record is delivered to a
 //! second run of the whole pipeline from offset 0, which must create no
-//! second order and no second reply.
+//! second order and no second reply. And stock comes back: what idle
+//! partitions did not sell returns to the treasury, where later demand on
+//! another partition buys all of it.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use chatcart_tests::{self as t, Running};
 use runtime::Topic;
@@ -136,4 +139,125 @@ async fn stock_of_fifty_sells_fifty_and_a_replay_from_zero_changes_nothing() {
     assert_eq!(after, before, "(orders, replies) after the replay");
     let (report, _) = t::audit_exactly_once(&settings, &requests).await;
     println!("after the replay: {report}");
+}
+
+/// Per orders partition, the latte units leased to it and not sold; and
+/// what the treasury holds back of the stock (never leased, or returned).
+async fn stock_where(settings: &runtime::Settings) -> (BTreeMap<i32, i64>, i64) {
+    let campaigns = Arc::new(settings.campaigns().expect("campaigns"));
+    let codec = schemas::Codec::new();
+    let mut folds: BTreeMap<i32, ledger::StockFold> = BTreeMap::new();
+    for raw in t::read_topic(settings, Topic::Orders).await {
+        let record = codec.decode(&raw.payload).expect("orders decode");
+        folds
+            .entry(raw.partition)
+            .or_insert_with(|| ledger::StockFold::new(Arc::clone(&campaigns)))
+            .apply(&record);
+    }
+    let mut treasury = ledger::TreasuryFold::new(Arc::clone(&campaigns), settings.kafka.partitions);
+    for record in t::records(settings, Topic::Treasury).await {
+        if let Record::Treasury(r) = record {
+            treasury.apply(&r);
+        }
+    }
+    let id = &settings.campaigns[0].id;
+    let unused = folds
+        .iter()
+        .map(|(p, f)| (*p, f.unused_of(id, "stock:latte")))
+        .collect();
+    let remaining = treasury
+        .resource(id, "stock:latte")
+        .map_or(0, |a| a.remaining());
+    (unused, remaining)
+}
+
+/// `n` prompts, `text` each, from people whose prompts land on orders
+/// partition `partition` (all of them when `None`), numbered from `first`.
+fn people_on(
+    partition: Option<i32>,
+    partitions: i32,
+    first: usize,
+    n: usize,
+    text: &str,
+) -> Vec<Prompt> {
+    (first..)
+        .map(|i| format!("returning-{i}"))
+        .filter(|user| {
+            partition.is_none_or(|p| stages::topic::shard_of(user.as_bytes(), partitions) == p)
+        })
+        .take(n)
+        .enumerate()
+        .map(|(i, user)| t::prompt(format!("{user}-{first}-{i}"), &user, text))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unsold_stock_goes_back_to_the_treasury_and_later_demand_sells_all_of_it() {
+    const LATTES: i64 = 100;
+    let mut settings = t::settings("stock-returns", 4);
+    settings.clickhouse.url.clear();
+    let c = &mut settings.campaigns[0];
+    c.budget_cents = 1_000 * c.credit.unit_cents();
+    c.stock.insert("latte".into(), LATTES);
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3_600);
+    c.ends_at = Some(humantime::format_rfc3339_seconds(in_an_hour).to_string());
+    // The whole campaign counts as near its end: an idle partition hands
+    // back what it holds two seconds after its last order.
+    settings.fulfillment.return_before_end_secs = 7_200;
+    t::create_topics(&settings).await;
+    let all = [
+        StageName::Intent,
+        StageName::Coupon,
+        StageName::Fulfillment,
+        StageName::Reply,
+    ];
+    let running = Running::start(&settings, &all);
+    running.ready().await;
+
+    // Demand below the stock: eight lattes over all four partitions. Each
+    // partition leases a share of a hundred, more than it sells.
+    let first = people_on(None, 4, 0, 8, "one latte please");
+    t::publish(&settings, &first).await;
+    t::await_all_replies(&settings, &first, Duration::from_secs(120)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let (unused, remaining) = loop {
+        let (unused, remaining) = stock_where(&settings).await;
+        if unused.values().all(|u| *u == 0) || tokio::time::Instant::now() > deadline {
+            break (unused, remaining);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!("after the first wave: unused per partition {unused:?}, treasury holds {remaining}");
+    assert!(
+        unused.values().all(|u| *u == 0),
+        "unsold stock left in partitions: {unused:?}"
+    );
+    assert_eq!(
+        remaining,
+        LATTES - 8,
+        "every unsold unit is back in the treasury"
+    );
+
+    // Demand above the stock, all on partition 0: fifty orders of two.
+    // Only what the other partitions gave back lets it sell every unit.
+    let second = people_on(Some(0), 4, 1_000, 50, "two lattes please");
+    t::publish(&settings, &second).await;
+    t::await_all_replies(&settings, &second, Duration::from_secs(180)).await;
+    t::await_caught_up(&settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+    t::await_caught_up(&settings, "reply", Topic::Orders, Duration::from_secs(60)).await;
+    running.stop().await.expect("drained");
+
+    let requests: Vec<Prompt> = first.iter().chain(&second).cloned().collect();
+    let (report, replies) = t::audit_exactly_once(&settings, &requests).await;
+    println!("{report}");
+    let placed: usize = replies
+        .iter()
+        .filter(|r| r.outcome == ReplyOutcome::OrderPlaced)
+        .count();
+    assert_eq!(placed, 8 + (LATTES as usize - 8) / 2, "every unit sold");
+    let sold_out = replies
+        .iter()
+        .filter(|r| r.reason.as_deref() == Some("out_of_stock"))
+        .count();
+    assert_eq!(sold_out, 50 - (LATTES as usize - 8) / 2);
 }

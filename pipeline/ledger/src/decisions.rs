@@ -17,7 +17,7 @@ use std::sync::Arc;
 use schemas::{CouponDecision, DecisionOutcome, Record, TreasuryRecord};
 
 use super::recent::Recent;
-use super::{Fault, Moved, fault, fold_movement};
+use super::{Fault, Moved, fault, fold_movement, stock_sku};
 use crate::campaign::Campaigns;
 use schemas::reason::{ALREADY_USED, BUDGET_EXHAUSTED, NOT_ELIGIBLE};
 
@@ -232,6 +232,10 @@ impl DecisionsFold {
     }
 
     fn apply_movement(&mut self, t: &TreasuryRecord) -> Effect {
+        // Stock moves on the orders log; a stock record here is no budget.
+        if stock_sku(&t.resource).is_some() {
+            return Effect::Ignored;
+        }
         let accounts = &mut self.accounts;
         let moved = fold_movement(t, &mut self.movements, || {
             let a = accounts.entry(t.campaign_id.clone()).or_default();
@@ -399,5 +403,14 @@ mod tests {
         assert_eq!(f.recent.len(), DEDUP_WINDOW);
         assert!(!f.is_decided("r0"));
         assert!(f.is_decided(&format!("r{}", DEDUP_WINDOW + 9)));
+    }
+
+    #[test]
+    fn stock_movements_are_not_budget() {
+        let mut f = fold(1, 1_000);
+        let stock = crate::fixtures::stock("s1", TreasuryKind::LeaseCredit, "latte", 5);
+        assert_eq!(f.apply(&stock), Effect::Ignored);
+        assert_eq!(f.account("c").allowance, 1_000);
+        assert!(!f.has_movement("s1"));
     }
 }

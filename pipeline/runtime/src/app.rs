@@ -299,13 +299,16 @@ pub async fn run(
             StageName::Fulfillment => {
                 let close_ms =
                     i64::try_from(s.fulfillment.close_after_end_secs)?.saturating_mul(1_000);
+                let return_ms =
+                    i64::try_from(s.fulfillment.return_before_end_secs)?.saturating_mul(1_000);
                 let stage = FulfillmentStage::new(
                     Arc::clone(&campaigns),
                     catalog,
                     treasury(&mut tasks, &ctx, &campaigns, &shutdown),
                     s.kafka.partitions,
                     close_ms,
-                );
+                )
+                .with_return_before_end_ms(return_ms);
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Reply => {

@@ -95,12 +95,16 @@ pub struct FulfillmentConfig {
     /// backlog) are ordered; later ones fail `campaign_closed` and their
     /// credit is released.
     pub close_after_end_secs: u64,
+    /// This long before a campaign ends, idle partitions return unused
+    /// stock to the treasury so busier ones can sell it.
+    pub return_before_end_secs: u64,
 }
 
 impl Default for FulfillmentConfig {
     fn default() -> Self {
         Self {
             close_after_end_secs: 3_600,
+            return_before_end_secs: 300,
         }
     }
 }
@@ -290,11 +294,19 @@ impl Settings {
                 "must be at most 2592000 (30 days)",
             ));
         }
-        if self.fulfillment.close_after_end_secs > 30 * 86_400 {
-            return Err(invalid(
+        for (key, secs) in [
+            (
                 "fulfillment.close_after_end_secs",
-                "must be at most 2592000 (30 days)",
-            ));
+                self.fulfillment.close_after_end_secs,
+            ),
+            (
+                "fulfillment.return_before_end_secs",
+                self.fulfillment.return_before_end_secs,
+            ),
+        ] {
+            if secs > 30 * 86_400 {
+                return Err(invalid(key, "must be at most 2592000 (30 days)"));
+            }
         }
         if !(1..=10_000).contains(&self.intent.max_quantity) {
             return Err(invalid(

@@ -1,5 +1,5 @@
 //! Restoring a partition's state when the partition is assigned, as the
-//! stage's [`Plan`] says: replay an input up to the committed offset (from
+//! stage's [`Plan`] says: replay its inputs up to the committed offsets (from
 //! another stage's checkpoint where there is one), then fold the stage's own
 //! output (from its newest checkpoint, or only its newest records when the
 //! state is a window). One read covers every partition taken over at once.
@@ -19,15 +19,17 @@ use super::Context;
 use super::checkpoint;
 use super::rebalance::Rebalances;
 
-/// Rebuilds the state of `partitions` by folding the stage's own output, in
-/// one pass over all of them, so taking over many partitions costs one read
-/// rather than one per partition.
+/// Rebuilds the state of `partitions` by replaying the plan's inputs (up to
+/// `resume`: per replayed input, the committed offset of each partition) and
+/// folding the stage's own output, in one pass over all of them per topic,
+/// so taking over many partitions costs one read rather than one per
+/// partition.
 pub(super) async fn restore<S: Stage>(
     stage: &Arc<S>,
     plan: &Plan,
     ctx: &Context,
     partitions: Vec<i32>,
-    resume: Vec<(i32, i64)>,
+    resume: Vec<Vec<(i32, i64)>>,
 ) -> anyhow::Result<HashMap<i32, S::State>> {
     let mut states: HashMap<i32, S::State> = partitions
         .iter()
@@ -36,7 +38,7 @@ pub(super) async fn restore<S: Stage>(
     let Some(own) = plan.state.own_output else {
         return Ok(states);
     };
-    let (stage, ctx, replay, name) = (
+    let (stage, ctx, replays, name) = (
         Arc::clone(stage),
         ctx.clone(),
         plan.state.replay,
@@ -47,11 +49,11 @@ pub(super) async fn restore<S: Stage>(
         let mut replayed = 0u64;
         let mut from_image = false;
         let timeout = Duration::from_secs(ctx.runtime.restore_timeout_secs);
-        if let Some(replay) = replay {
+        for (replay, resume) in replays.iter().zip(&resume) {
             let topic = ctx.topics.name(replay.input);
             let mut ranges = Vec::with_capacity(resume.len());
             let mut from_checkpoint: HashMap<i32, i64> = HashMap::new();
-            for (p, end) in &resume {
+            for (p, end) in resume {
                 let start = match (replay.from_checkpoints_of, states.get_mut(p)) {
                     // Nothing to replay (a group's first start) needs no lookup.
                     (Some(writer), Some(state)) if checkpoints_on(&ctx) && *end > 0 => {
@@ -78,8 +80,8 @@ pub(super) async fn restore<S: Stage>(
                     let _ = stage.restore(state, Restore::Input(&record));
                 }
             })?;
-            replayed = read;
-            from_image = !from_checkpoint.is_empty();
+            replayed += read;
+            from_image |= !from_checkpoint.is_empty();
             tracing::info!(
                 stage = name,
                 topic,

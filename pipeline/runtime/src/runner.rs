@@ -257,10 +257,13 @@ impl<S: Stage> Run<'_, S> {
                 ?missing,
                 "first record of an unrestored partition"
             );
-            let resume = match self.plan.state.replay {
-                Some(replay) => committed(self.consumer, ctx.topics.name(replay.input), &missing)?,
-                None => Vec::new(),
-            };
+            let resume = self
+                .plan
+                .state
+                .replay
+                .iter()
+                .map(|r| committed(self.consumer, ctx.topics.name(r.input), &missing))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let started = Instant::now();
             ctx.health
                 .not_ready(name, format!("restoring partitions {missing:?}"));

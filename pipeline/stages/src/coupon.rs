@@ -313,7 +313,7 @@ impl Stage for CouponStage {
                     window: None,
                     checkpoints: true,
                 }),
-                replay: None,
+                replay: &[],
             },
             wakeup: Some(self.treasury.changed()),
         }

@@ -16,6 +16,11 @@
 //! failed order goes to the coupon stage, which releases its credit, and to
 //! the reply stage.
 //!
+//! Idle partitions hand unused stock back near a campaign's end or once
+//! the treasury has none of a SKU left, as the coupon stage does with
+//! budget; the reply stage, which folds the orders log, forwards the
+//! returns the log accepts.
+//!
 //! Returns of unused budget reach the treasury through this stage, not
 //! straight from the coupon stage: the treasury cannot check a return, but
 //! this stage folds the decisions log in order and forwards only returns
@@ -35,6 +40,10 @@ use ledger::campaign::Campaigns;
 use ledger::{DecisionsFold, Effect, ImageError, StockFold, TreasuryFold, stock_resource};
 use schemas::reason::{CAMPAIGN_CLOSED, EXPIRED, OUT_OF_STOCK, SKU_UNAVAILABLE, is_expired};
 
+/// How long before a campaign's end idle partitions return unused stock,
+/// unless configured (`fulfillment.return_before_end_secs`).
+pub const DEFAULT_RETURN_BEFORE_END_MS: i64 = 300_000;
+
 /// Creates orders for valid grants.
 pub struct FulfillmentStage {
     campaigns: Arc<Campaigns>,
@@ -42,6 +51,7 @@ pub struct FulfillmentStage {
     treasury: Arc<TreasuryView>,
     partitions: i32,
     close_after_end_ms: i64,
+    return_before_end_ms: i64,
     nonce: u64,
 }
 
@@ -89,7 +99,44 @@ impl FulfillmentStage {
             treasury,
             partitions,
             close_after_end_ms,
+            return_before_end_ms: DEFAULT_RETURN_BEFORE_END_MS,
             nonce,
+        }
+    }
+
+    /// Idle partitions return their unused stock this long before a
+    /// campaign ends (as well as once the treasury has none of a SKU left).
+    pub fn with_return_before_end_ms(mut self, ms: i64) -> Self {
+        self.return_before_end_ms = ms;
+        self
+    }
+
+    /// Hands back the stock an idle partition does not use, near a
+    /// campaign's end or once the treasury has none of the SKU left, so
+    /// busier partitions can sell it. This is also where the units an
+    /// all-or-nothing order gathered before it failed go back. The reply
+    /// stage forwards each return the orders fold accepts to the treasury.
+    fn return_unused(
+        &self,
+        st: &mut FulfillmentState,
+        t: &TreasuryFold,
+        now_ms: i64,
+        out: &mut Vec<Emit>,
+    ) {
+        if !st.parked.is_empty() {
+            return;
+        }
+        for campaign in self.campaigns.iter() {
+            let near_end = now_ms >= campaign.ends_ms.saturating_sub(self.return_before_end_ms);
+            for sku in campaign.stock.keys() {
+                let resource = stock_resource(sku);
+                st.leases.give_back(
+                    &mut st.stock,
+                    ResourceAt::new(t, &campaign.id, &resource, now_ms),
+                    near_end,
+                    out,
+                );
+            }
         }
     }
 
@@ -263,10 +310,10 @@ impl Stage for FulfillmentStage {
                     window: None,
                     checkpoints: false,
                 }),
-                replay: Some(Replay {
+                replay: &[Replay {
                     input: Topic::Decisions,
                     from_checkpoints_of: Some(StageId::Coupon),
-                }),
+                }],
             },
             wakeup: Some(self.treasury.changed()),
         }
@@ -330,13 +377,15 @@ impl Stage for FulfillmentStage {
             }
             let d = d.clone();
             let Some(o) = self.decide(st, &t, &d, now_ms, &mut emits) else {
-                out.extend(emits);
+                out.extend(emits.drain(..));
                 break;
             };
             st.parked.pop_front();
             emits.push(Emit::new(Topic::Orders, Record::Order(o)));
             out.finish_parked(emits.drain(..));
         }
+        self.return_unused(st, &t, now_ms, &mut emits);
+        out.extend(emits);
     }
 }
 

@@ -292,3 +292,65 @@ fn an_order_of_more_units_than_a_lease_gathers_leases_until_it_fits() {
     );
     assert_eq!(st.stock.account("c", "latte").sold, 5);
 }
+
+/// Every output of a poll: its own and those of the records it finished.
+fn everything(step: Collector) -> Vec<Emit> {
+    let (mut emits, finished) = step.split();
+    emits.extend(finished.into_iter().flatten());
+    emits
+}
+
+#[test]
+fn near_the_end_an_idle_partition_returns_the_stock_it_does_not_sell() {
+    let s = stage(&[("latte", 400)], 1, |c| {
+        c.ends_at = Some("1970-01-01T00:10:00Z".into())
+    });
+    let mut st = state(&s, 0, 1_000_000);
+    // The first order waits for a lease, which covers more than it needs.
+    let step = s.handled(&mut st, granted("r1", "u1", latte(1)), 0);
+    deliver(&s, step.emits());
+    let emits = everything(s.polled(&mut st, 1));
+    assert_eq!(orders(&emits).len(), 1);
+    let unused = st.stock.unused_of("c", "stock:latte");
+    assert!(unused > 0, "the lease left units over");
+    assert!(
+        s.polled(&mut st, 200_000).is_empty(),
+        "not near the end yet"
+    );
+    // Waiting for stock keeps the partition from returning any.
+    let step = s.handled(
+        &mut st,
+        granted("r2", "u2", latte(i32::try_from(unused).unwrap() + 1)),
+        560_000,
+    );
+    assert!(orders(step.emits()).is_empty(), "it waits for a lease");
+    let emits = everything(s.polled(&mut st, 570_000));
+    assert!(
+        !emits.iter().any(
+            |e| matches!(&e.record, Record::Treasury(t) if t.kind == TreasuryKind::LeaseReturn)
+        ),
+        "returned stock a waiting order needs"
+    );
+    deliver(&s, &emits);
+    let emits = everything(s.polled(&mut st, 570_001));
+    assert_eq!(orders(&emits).len(), 1, "the lease arrived");
+    let left = st.stock.unused_of("c", "stock:latte");
+    assert!(left > 0);
+    // Idle for two seconds near the end: what is left goes back, through
+    // the orders log (the reply stage forwards it).
+    let emits = everything(s.polled(&mut st, 572_001));
+    let returned: Vec<i64> = emits
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Treasury(t)
+                if t.kind == TreasuryKind::LeaseReturn && e.topic == Topic::Orders =>
+            {
+                Some(t.amount)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(returned, [left]);
+    assert_eq!(st.stock.unused_of("c", "stock:latte"), 0);
+    assert!(s.polled(&mut st, 573_000).is_empty(), "nothing left");
+}

@@ -5,7 +5,15 @@
 //! Every request ends in exactly one terminal record: a rejected intent, a
 //! denial (as written, or a grant the ledger's fold refused), or an order,
 //! placed or failed. So answering terminal records, each once, answers every
-//! request once. Which requests were answered lately is restored from the
+//! request once.
+//!
+//! The stage is also the reader of the orders log, as fulfillment is of the
+//! decisions log. It folds each `commerce.orders` partition with the stock
+//! fold, so a placed order the fold refuses (a zombie fulfillment instance
+//! sold units its partition no longer held) is answered as failed
+//! `out_of_stock` and its credit released, and it forwards to the treasury
+//! exactly the stock returns the fold accepted: fulfillment cannot judge
+//! its own returns, a zombie's view may be stale. Which requests were answered lately is restored from the
 //! newest [`REPLY_WINDOW`] records of the stage's own output partition, so a
 //! redelivery or a restart never produces a second reply, and a restore
 //! reads a bounded amount however long the campaign has run.
@@ -13,7 +21,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schemas::{DecisionOutcome, IntentOutcome, Item, OrderOutcome, Record, Reply, ReplyOutcome};
+use schemas::{
+    CouponDecision, DecisionOutcome, IntentOutcome, Item, OrderEvent, OrderOutcome, Record, Reply,
+    ReplyOutcome, TreasuryKind, TreasuryRecord,
+};
 use serde::Deserialize;
 
 use crate::Topic;
@@ -21,8 +32,8 @@ use crate::{Collector, Emit, OwnOutput, Plan, Replay, Restore, Stage, StageId, S
 use extract::catalog::Catalog;
 use ledger::campaign::{Campaigns, yuan};
 use ledger::recent::Recent;
-use ledger::{DecisionsFold, Effect, ImageError};
-use schemas::reason::EXPIRED;
+use ledger::{DecisionsFold, Effect, ImageError, StockEffect, StockFold, stock_sku};
+use schemas::reason::{EXPIRED, OUT_OF_STOCK};
 
 /// How many of the newest answered requests a partition remembers. A
 /// redelivered terminal record is younger than this: redelivery starts at
@@ -314,6 +325,9 @@ pub struct ReplyState {
     /// The decisions partition, folded up to the record being handled, so
     /// a grant the ledger refused is answered as the denial it is.
     pub fold: DecisionsFold,
+    /// The orders partition, folded up to the record being handled, so an
+    /// order beyond the partition's stock is answered as failed.
+    pub stock: StockFold,
 }
 
 impl Stage for ReplyStage {
@@ -329,10 +343,16 @@ impl Stage for ReplyStage {
                     window: u64::try_from(REPLY_WINDOW).ok(),
                     checkpoints: false,
                 }),
-                replay: Some(Replay {
-                    input: Topic::Decisions,
-                    from_checkpoints_of: Some(StageId::Coupon),
-                }),
+                replay: &[
+                    Replay {
+                        input: Topic::Decisions,
+                        from_checkpoints_of: Some(StageId::Coupon),
+                    },
+                    Replay {
+                        input: Topic::Orders,
+                        from_checkpoints_of: None,
+                    },
+                ],
             },
             wakeup: None,
         }
@@ -342,6 +362,7 @@ impl Stage for ReplyStage {
         ReplyState {
             answered: Recent::new(REPLY_WINDOW),
             fold: DecisionsFold::new(Arc::clone(&self.campaigns)),
+            stock: StockFold::new(Arc::clone(&self.campaigns)),
         }
     }
 
@@ -350,8 +371,10 @@ impl Stage for ReplyStage {
             Restore::Output(Record::Reply(reply)) => {
                 st.answered.insert(&reply.request_id);
             }
+            // Each fold ignores the other log's records.
             Restore::Input(record) => {
                 st.fold.apply(record);
+                st.stock.apply(record);
             }
             Restore::InputImage(image) => {
                 st.fold = DecisionsFold::from_image(Arc::clone(&self.campaigns), image)?;
@@ -363,6 +386,16 @@ impl Stage for ReplyStage {
 
     fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64, out: &mut Collector) {
         let record = match record {
+            Record::Treasury(t) if stock_sku(&t.resource).is_some() => {
+                let effect = st.stock.apply(&Record::Treasury(t.clone()));
+                if let StockEffect::Returned(amount) = effect {
+                    out.emit(
+                        Topic::Treasury,
+                        Record::Treasury(forward_return(t, amount, now_ms)),
+                    );
+                }
+                return;
+            }
             Record::Decision(_) | Record::Treasury(_) => match (st.fold.apply(&record), record) {
                 (Effect::Denied(refused), Record::Decision(mut d)) => {
                     if let Some(reason) = refused {
@@ -371,6 +404,16 @@ impl Stage for ReplyStage {
                         d.reason = Some(reason.to_owned());
                     }
                     Record::Decision(d)
+                }
+                _ => return,
+            },
+            Record::Order(o) => match st.stock.apply(&Record::Order(o.clone())) {
+                StockEffect::Placed | StockEffect::Failed => Record::Order(o),
+                StockEffect::Refused => {
+                    if o.credit_cents > 0 {
+                        out.emit(Topic::Decisions, Record::Decision(release(&o, now_ms)));
+                    }
+                    Record::Order(refused(o))
                 }
                 _ => return,
             },
@@ -389,6 +432,51 @@ impl Stage for ReplyStage {
             }
             out.emit(Topic::Replies, Record::Reply(reply));
         }
+    }
+}
+
+/// A stock return the orders fold accepted, on its way to the treasury with
+/// the amount the fold took.
+fn forward_return(t: TreasuryRecord, amount: i64, now_ms: i64) -> TreasuryRecord {
+    TreasuryRecord {
+        kind: TreasuryKind::LeaseReturn,
+        amount,
+        event_time_ms: now_ms,
+        ..t
+    }
+}
+
+/// A placed order the stock fold refused, as the failed order it counts as.
+fn refused(o: OrderEvent) -> OrderEvent {
+    OrderEvent {
+        outcome: OrderOutcome::Failed,
+        to_pay_cents: 0,
+        reason: Some(OUT_OF_STOCK.to_owned()),
+        ..o
+    }
+}
+
+/// The release of the credit of a refused order's grant. The coupon stage
+/// writes the release of an order failed as written; this one only the
+/// orders fold can see. The decisions fold counts one release per grant,
+/// so a redelivered refused order releases nothing twice.
+fn release(o: &OrderEvent, now_ms: i64) -> CouponDecision {
+    CouponDecision {
+        reply_partition: o.reply_partition,
+        deadline_ms: None,
+        request_id: o.request_id.clone(),
+        session_id: o.session_id.clone(),
+        user_id: o.user_id.clone(),
+        campaign_id: o.campaign_id.clone(),
+        trace_id: o.trace_id.clone(),
+        event_time_ms: now_ms,
+        prompt_time_ms: o.prompt_time_ms,
+        locale: o.locale.clone(),
+        outcome: DecisionOutcome::Released,
+        items: o.items.clone(),
+        total_cents: o.total_cents,
+        credit_cents: o.credit_cents,
+        reason: Some(OUT_OF_STOCK.to_owned()),
     }
 }
 

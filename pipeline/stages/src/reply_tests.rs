@@ -165,7 +165,7 @@ fn an_expired_request_is_answered_expired_with_nothing_charged() {
         ledger::fixtures::campaigns_limited(1),
     );
     let mut answered = Recent::new(REPLY_WINDOW);
-    let failed = schemas::OrderEvent {
+    let failed = OrderEvent {
         reply_partition: None,
         request_id: "r1".into(),
         session_id: "s".into(),
@@ -246,4 +246,60 @@ fn a_routed_request_gets_a_copy_of_its_reply_on_its_gateway_partition() {
     let mut out = Collector::new();
     stage.handle(&mut st, rejected("r1", Some(3)), 10, &mut out);
     assert!(out.is_empty());
+}
+
+/// The stock returns the orders fold accepts go on to the treasury, once,
+/// with the amount the fold took; one beyond the partition's unused units
+/// (a zombie's, from a stale view) does not, nor does one folded while the
+/// partition was restored.
+#[test]
+fn only_the_stock_returns_the_orders_log_accepts_reach_the_treasury() {
+    use crate::stage::Calls;
+    use ledger::fixtures::{campaigns_stocked, item, order, stock};
+    use schemas::TreasuryKind::{LeaseCredit, LeaseReturn};
+    let stage = ReplyStage::new(
+        Catalog::built_in(),
+        Templates::built_in(),
+        campaigns_stocked(&[("latte", 10)]),
+    );
+    let mut st = stage.new_state(0);
+    let forwarded = |st: &mut ReplyState, record: Record| -> Vec<i64> {
+        stage
+            .handled(st, record, 7)
+            .into_emits()
+            .into_iter()
+            .filter(|e| e.topic == Topic::Treasury)
+            .filter_map(|e| match e.record {
+                Record::Treasury(t) if t.kind == LeaseReturn => Some(t.amount),
+                _ => None,
+            })
+            .collect()
+    };
+    let credit = stock("l1", LeaseCredit, "latte", 5);
+    stage
+        .restore(&mut st, Restore::Input(&credit))
+        .expect("a record folds");
+    let restored_return = stock("x0", LeaseReturn, "latte", 1);
+    stage
+        .restore(&mut st, Restore::Input(&restored_return))
+        .expect("a record folds");
+    assert_eq!(forwarded(&mut st, restored_return), Vec::<i64>::new());
+    let placed = order("r1", OrderOutcome::Placed, vec![item("latte", 2)]);
+    assert_eq!(forwarded(&mut st, placed), Vec::<i64>::new());
+    // 5 credited, 1 returned, 2 sold: 2 unused.
+    assert_eq!(
+        forwarded(&mut st, stock("x1", LeaseReturn, "latte", 3)),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        forwarded(&mut st, stock("x2", LeaseReturn, "latte", 2)),
+        [2]
+    );
+    assert_eq!(
+        forwarded(&mut st, stock("x2", LeaseReturn, "latte", 2)),
+        Vec::<i64>::new()
+    );
+    // A budget return on the decisions log is fulfillment's to forward.
+    let budget = ledger::fixtures::movement("b1", LeaseReturn, 100);
+    assert_eq!(forwarded(&mut st, budget), Vec::<i64>::new());
 }

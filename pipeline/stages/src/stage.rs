@@ -57,11 +57,12 @@ pub struct StatePlan {
     /// The stage's own output, folded back ([`Restore::Output`]): the log is
     /// the ledger.
     pub own_output: Option<OwnOutput>,
-    /// An input whose records before the group's committed offset are
-    /// folded ([`Restore::Input`]), for state that is a fold of the input
-    /// itself (the decisions fold of fulfillment and reply). Every input
-    /// record is then folded exactly once: on restore or when handled.
-    pub replay: Option<Replay>,
+    /// Inputs whose records before the group's committed offset are folded
+    /// ([`Restore::Input`]), for state that is a fold of the inputs
+    /// themselves (the decisions fold of fulfillment and reply, the reply
+    /// stage's stock fold). Every input record is then folded exactly once:
+    /// on restore or when handled.
+    pub replay: &'static [Replay],
 }
 
 /// Restoring from the stage's own output.

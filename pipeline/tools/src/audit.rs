@@ -68,11 +68,7 @@ fn read_logs(
                         logs.order_log.push((m.partition(), r));
                     }
                     Some(Record::Treasury(r)) => logs.treasury.push(r),
-                    Some(Record::Order(r)) => {
-                        logs.order_log
-                            .push((m.partition(), Record::Order(r.clone())));
-                        logs.orders.push(r);
-                    }
+                    Some(r @ Record::Order(_)) => logs.order_log.push((m.partition(), r)),
                     Some(Record::Reply(r)) => logs.replies.push(r),
                     _ => {}
                 }

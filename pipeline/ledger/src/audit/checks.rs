@@ -7,13 +7,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use schemas::reason::EXPIRED;
-use schemas::{IntentOutcome, OrderOutcome, Record, ReplyOutcome};
+use schemas::{IntentOutcome, Record, ReplyOutcome};
 
+use super::orders::{check_stock, fold_orders};
 use super::{AuditReport, Check, Logs};
 use crate::campaign::{Campaigns, yuan};
-use crate::{
-    DecisionsFold, Effect, StockEffect, StockFold, TreasuryEffect, TreasuryFold, stock_resource,
-};
+use crate::{DecisionsFold, Effect, OrderStatus, TreasuryEffect, TreasuryFold};
 
 /// Up to three examples, for a failing check's detail.
 fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
@@ -30,7 +29,7 @@ fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     }
 }
 
-fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Check {
+pub(super) fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Check {
     if bad.is_empty() {
         Check {
             name,
@@ -118,6 +117,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         }
     }
     let f = fold_decisions(&campaigns, logs);
+    let o = fold_orders(&campaigns, logs);
     let mut checks = Vec::new();
     let mut figures = Vec::new();
 
@@ -178,14 +178,18 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         .filter(|(p, c, id, amount)| leased.get(&(*c, *id)) != Some(&(*p, *amount)))
         .map(|(_, _, id, _)| *id)
         .collect();
+    // A budget return was accepted in a decisions partition, a stock
+    // return in an orders partition.
+    let accepted = |id: &str| {
+        f.returns
+            .get(id)
+            .map(|(p, _, amount)| (*p, *amount))
+            .or_else(|| o.returns.get(id).copied())
+    };
     unbacked.extend(
         treasury_returns
             .iter()
-            .filter(|(id, p, amount)| {
-                f.returns
-                    .get(id)
-                    .is_none_or(|(rp, _, ra)| (rp, ra) != (p, amount))
-            })
+            .filter(|(id, p, amount)| accepted(id) != Some((*p, *amount)))
             .map(|(id, _, _)| *id),
     );
     checks.push(check(
@@ -202,13 +206,18 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
     let stuck: Vec<&str> = f
         .returns
         .keys()
+        .chain(o.returns.keys())
         .filter(|id| !forwarded.contains(*id))
         .copied()
         .collect();
     checks.push(check(
         "returns reached the treasury",
         &stuck,
-        format!("{} returns", f.returns.len()),
+        format!(
+            "{} returns of budget, {} of stock",
+            f.returns.len(),
+            o.returns.len()
+        ),
         "returns not forwarded to the treasury",
     ));
 
@@ -236,14 +245,13 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         "users above the limit",
     ));
 
-    // 4. Every valid grant has exactly one order, and a failed order
-    // exactly one release; no order without a valid grant.
-    let mut orders: HashMap<&str, Vec<OrderOutcome>> = HashMap::new();
+    // 4. Every valid grant has exactly one order (its first order record,
+    // as the stock fold decides it), and a failed order exactly one
+    // release; no order without a valid grant.
     let mut expired: HashSet<&str> = HashSet::new();
-    for o in &logs.orders {
-        orders.entry(&o.request_id).or_default().push(o.outcome);
-        if o.reason.as_deref() == Some(EXPIRED) {
-            expired.insert(&o.request_id);
+    for order in logs.orders() {
+        if order.reason.as_deref() == Some(EXPIRED) {
+            expired.insert(&order.request_id);
         }
     }
     let unsettled: Vec<&str> = f
@@ -252,8 +260,8 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         .filter(|r| {
             let released = f.releases.get(*r).copied().unwrap_or(0);
             !matches!(
-                (orders.get(*r).map(Vec::as_slice), released),
-                (Some([OrderOutcome::Placed]), 0) | (Some([OrderOutcome::Failed]), 1)
+                (o.status.get(*r), released),
+                (Some(OrderStatus::Placed), 0) | (Some(OrderStatus::Failed), 1)
             )
         })
         .copied()
@@ -268,7 +276,8 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         ),
         "valid grants without exactly one order (and one release if it failed)",
     ));
-    let orphans: Vec<&str> = orders
+    let orphans: Vec<&str> = o
+        .status
         .keys()
         .filter(|r| !f.grants.contains_key(*r))
         .copied()
@@ -276,7 +285,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
     checks.push(check(
         "orders backed by grants",
         &orphans,
-        format!("{} orders, each for a valid grant", orders.len()),
+        format!("{} orders, each for a valid grant", o.status.len()),
         "orders without a valid grant",
     ));
 
@@ -333,10 +342,10 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
                 Some((ReplyOutcome::Expired, Some(EXPIRED)))
             } else if rejected.contains(id) {
                 Some((ReplyOutcome::Rejected, None))
-            } else if let Some([o]) = orders.get(id).map(Vec::as_slice) {
-                Some(match o {
-                    OrderOutcome::Placed => (ReplyOutcome::OrderPlaced, None),
-                    OrderOutcome::Failed => (ReplyOutcome::OrderFailed, None),
+            } else if let Some(status) = o.status.get(id) {
+                Some(match status {
+                    OrderStatus::Placed => (ReplyOutcome::OrderPlaced, None),
+                    OrderStatus::Failed => (ReplyOutcome::OrderFailed, None),
                 })
             } else {
                 f.denied
@@ -439,7 +448,7 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         "campaigns whose demand exceeded the budget that denied for budget with more than 0.01% (or one credit) not granted",
     ));
 
-    let (stock, stock_lines) = check_stock(&campaigns, &treasury, logs);
+    let (stock, stock_lines) = check_stock(&campaigns, &treasury, &o);
     checks.push(stock);
 
     let mut by_outcome: BTreeMap<String, usize> = BTreeMap::new();
@@ -468,86 +477,4 @@ pub fn audit(campaigns: &Campaigns, partitions: i32, logs: &Logs) -> AuditReport
         figures,
         totals,
     }
-}
-
-/// Check 9, never oversold: per campaign and limited SKU, the units of placed
-/// orders (each request's first order) stay within the stock; every placed
-/// order is valid by the stock fold (it fit the partition's leases); and
-/// every stock lease credited in an orders partition is one the treasury
-/// granted that partition, with the same amount. Returns the check and a
-/// figure line per SKU.
-fn check_stock(
-    campaigns: &Arc<Campaigns>,
-    treasury: &TreasuryFold,
-    logs: &Logs,
-) -> (Check, Vec<String>) {
-    let mut folds: BTreeMap<i32, StockFold> = BTreeMap::new();
-    let mut bad: Vec<String> = Vec::new();
-    let mut placed: HashMap<(&str, &str), i64> = HashMap::new();
-    let mut first: HashSet<&str> = HashSet::new();
-    for (p, record) in &logs.order_log {
-        let fold = folds
-            .entry(*p)
-            .or_insert_with(|| StockFold::new(Arc::clone(campaigns)));
-        let effect = fold.apply(record);
-        match record {
-            Record::Order(o) => {
-                if !first.insert(&o.request_id) || o.outcome != OrderOutcome::Placed {
-                    continue;
-                }
-                for item in &o.items {
-                    *placed.entry((&o.campaign_id, &item.sku)).or_default() +=
-                        i64::from(item.quantity.max(0));
-                }
-                if effect == StockEffect::Refused {
-                    bad.push(format!("order {} beyond its partition's stock", o.order_id));
-                }
-            }
-            Record::Treasury(t) if effect != StockEffect::Ignored => {
-                let granted = treasury
-                    .resource(&t.campaign_id, &t.resource)
-                    .is_some_and(|a| {
-                        a.leases(*p)
-                            .iter()
-                            .any(|(id, n)| *id == t.request_id && *n == t.amount)
-                    });
-                if t.kind == schemas::TreasuryKind::LeaseCredit && !granted {
-                    bad.push(format!(
-                        "stock credit {} not granted by the treasury",
-                        t.request_id
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut lines = Vec::new();
-    for c in campaigns.iter() {
-        for (sku, units) in &c.stock {
-            let sold = placed
-                .get(&(c.id.as_str(), sku.as_str()))
-                .copied()
-                .unwrap_or(0);
-            if sold > *units {
-                bad.push(format!("{}: {sku} sold {sold} of {units}", c.id));
-            }
-            let leased = treasury
-                .resource(&c.id, &stock_resource(sku))
-                .map_or(0, |a| a.leased - a.returned);
-            lines.push(format!(
-                "{}: {sku} {sold} sold, {leased} leased, of {units}",
-                c.id
-            ));
-        }
-    }
-    let refs: Vec<&str> = bad.iter().map(String::as_str).collect();
-    let ok = if lines.is_empty() {
-        "no SKU has a limited stock".to_owned()
-    } else {
-        format!("{} limited SKUs, none oversold", lines.len())
-    };
-    (
-        check("stock", &refs, ok, "oversold SKUs or invalid stock records"),
-        lines,
-    )
 }

@@ -6,10 +6,13 @@
 //! # Layout
 //! - `checks`: the checks, each promise one; grant and lease validity come
 //!   from the ledger's folds, folded exactly as the stages fold them.
+//! - `orders`: the orders log through the stock fold (which order decides
+//!   a request, stock returns) and the stock check.
 //! - `totals`: the figures per campaign the analytics views must match.
 //! - here: the logs and the printed table.
 
 mod checks;
+mod orders;
 mod totals;
 
 use std::fmt;
@@ -30,7 +33,6 @@ pub struct Logs {
     /// `(partition, record)`: decisions and lease movements, in log order
     /// within each partition.
     pub decisions: Vec<(i32, Record)>,
-    pub orders: Vec<OrderEvent>,
     /// `(partition, record)`: all of `commerce.orders`, orders and stock
     /// lease movements, in log order within each partition, for the stock
     /// fold.
@@ -38,6 +40,16 @@ pub struct Logs {
     pub replies: Vec<Reply>,
     /// `campaign.treasury`, in log order.
     pub treasury: Vec<TreasuryRecord>,
+}
+
+impl Logs {
+    /// Every order record of `commerce.orders`, repeats included.
+    pub fn orders(&self) -> impl Iterator<Item = &OrderEvent> {
+        self.order_log.iter().filter_map(|(_, r)| match r {
+            Record::Order(o) => Some(o),
+            _ => None,
+        })
+    }
 }
 
 /// One checked promise.

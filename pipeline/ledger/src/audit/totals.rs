@@ -86,7 +86,7 @@ pub(super) fn totals<'a>(
                 .or_default() += 1;
         }
     }
-    for o in &logs.orders {
+    for o in logs.orders() {
         if !first("order", &o.request_id, code(o.outcome)) {
             continue;
         }

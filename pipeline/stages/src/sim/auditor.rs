@@ -9,6 +9,9 @@ use crate::sim;
 use ledger::audit::{AuditReport, Logs, audit};
 use ledger::campaign::Campaigns;
 use ledger::{Fault, with_fault};
+use std::sync::Arc;
+
+use crate::Topic;
 
 /// A seed whose run has grants, releases after failed orders, denials for
 /// budget and demand above the budget, with no zombies.
@@ -66,9 +69,9 @@ fn an_honest_run_is_clean_and_exercises_every_outcome() {
 #[test]
 fn an_order_without_a_valid_grant_is_caught() {
     let (mut logs, campaigns, partitions) = honest();
-    let mut order = logs.orders[0].clone();
+    let mut order = logs.orders().next().unwrap().clone();
     order.request_id = "no-such-grant".into();
-    logs.orders.push(order);
+    logs.order_log.push((0, Record::Order(order)));
     assert_eq!(
         check(&logs, &campaigns, partitions),
         ["orders backed by grants"]
@@ -79,11 +82,11 @@ fn an_order_without_a_valid_grant_is_caught() {
 fn a_lost_order_or_release_is_caught() {
     let (mut logs, campaigns, partitions) = honest();
     let placed = logs
-        .orders
+        .order_log
         .iter()
-        .position(|o| o.outcome == OrderOutcome::Placed)
+        .position(|(_, r)| matches!(r, Record::Order(o) if o.outcome == OrderOutcome::Placed))
         .unwrap();
-    logs.orders.remove(placed);
+    logs.order_log.remove(placed);
     assert!(check(&logs, &campaigns, partitions).contains(&"grants settled once"));
 
     let (mut logs, campaigns, partitions) = honest();
@@ -229,8 +232,9 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
     // told it ran out. (Released grants count as granted, so the run's
     // grants add up to more than the budget; fifteen takes it below.)
     let granted: Vec<String> = logs
-        .orders
-        .iter()
+        .orders()
+        .collect::<Vec<_>>()
+        .into_iter()
         .rev()
         .take(15)
         .map(|o| o.request_id.clone())
@@ -248,7 +252,8 @@ fn budget_left_ungranted_while_demand_was_denied_is_caught() {
     logs.decisions.retain(|(_, r)| {
         !matches!(r, Record::Decision(d) if d.outcome == DecisionOutcome::Released && granted.contains(&d.request_id))
     });
-    logs.orders.retain(|o| !granted.contains(&o.request_id));
+    logs.order_log
+        .retain(|(_, r)| !matches!(r, Record::Order(o) if granted.contains(&o.request_id)));
     for r in logs
         .replies
         .iter_mut()
@@ -282,7 +287,7 @@ fn stock_check(order_log: Vec<(i32, Record)>) -> ledger::audit::Check {
 }
 
 #[test]
-fn oversold_stock_and_unbacked_stock_credits_are_caught() {
+fn unbacked_stock_credits_are_caught() {
     use ledger::fixtures::{item, order, stock};
     let latte = || vec![item("latte", 1)];
     let mut log = vec![
@@ -296,16 +301,6 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
     let clean = stock_check(log.clone());
     assert!(clean.ok, "{}", clean.detail);
 
-    let mut oversold = log.clone();
-    oversold.push((0, order("r4", OrderOutcome::Placed, latte())));
-    let caught = stock_check(oversold);
-    assert!(!caught.ok);
-    assert!(
-        caught.detail.contains("latte sold 3 of 2"),
-        "{}",
-        caught.detail
-    );
-
     log.insert(0, (0, stock("s9", TreasuryKind::LeaseCredit, "latte", 5)));
     let caught = stock_check(log);
     assert!(
@@ -316,18 +311,16 @@ fn oversold_stock_and_unbacked_stock_credits_are_caught() {
 }
 
 /// Runs a fulfillment stage over one partition with lattes limited to 2
-/// units, for three one-latte grants, and returns what the auditor's stock
-/// check makes of its logs (checked without any fault).
-fn fulfil_three_lattes() -> ledger::audit::Check {
+/// units, for three one-latte grants; returns the campaigns and the logs
+/// it wrote (the decisions log holds the budget credit and the grants).
+fn fulfil_three_lattes() -> (Arc<Campaigns>, Logs) {
     use crate::FulfillmentStage;
     use crate::Stage;
-    use crate::Topic;
     use crate::leases::TreasuryView;
     use crate::stage::Calls;
     use extract::catalog::Catalog;
     use ledger::fixtures::movement;
     use ledger::fixtures::{campaigns_stocked as campaigns, item};
-    use std::sync::Arc;
 
     let campaigns = campaigns(&[("latte", 2)]);
     let fold = ledger::TreasuryFold::new(Arc::clone(&campaigns), 1);
@@ -344,6 +337,7 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
     s.restore(&mut st, Restore::Input(&lease))
         .expect("a record folds");
     let mut logs = Logs::default();
+    logs.decisions.push((0, lease));
     let mut emitted = Vec::new();
     for i in 0..3 {
         let grant = Record::Decision(schemas::CouponDecision {
@@ -363,15 +357,12 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
             credit_cents: 1_000,
             reason: None,
         });
+        logs.decisions.push((0, grant.clone()));
         emitted.extend_from_slice(s.handled(&mut st, grant, 0).emits());
         // Let every lease request reach the treasury before the next poll.
         for _ in 0..3 {
             treasury.deliver(&emitted);
-            logs.treasury
-                .extend(emitted.iter().filter_map(|e| match &e.record {
-                    Record::Treasury(t) if e.topic == Topic::Treasury => Some(t.clone()),
-                    _ => None,
-                }));
+            logs.treasury.extend(treasury_records(&emitted));
             emitted.retain(|e| e.topic != Topic::Treasury);
             emitted.extend_from_slice(s.polled(&mut st, 1).emits());
         }
@@ -381,20 +372,129 @@ fn fulfil_three_lattes() -> ledger::audit::Check {
         .filter(|e| e.topic == Topic::Orders)
         .map(|e| (0, e.record))
         .collect();
-    ledger::without_fault(|| audit(&campaigns, 1, &logs))
-        .checks
-        .into_iter()
-        .find(|c| c.name == "stock")
-        .expect("a stock check")
+    (campaigns, logs)
 }
 
+fn treasury_records(emits: &[crate::Emit]) -> impl Iterator<Item = schemas::TreasuryRecord> + '_ {
+    emits.iter().filter_map(|e| match &e.record {
+        Record::Treasury(t) if e.topic == Topic::Treasury => Some(t.clone()),
+        _ => None,
+    })
+}
+
+/// Settles and answers `logs` as the pipeline does: the coupon stage's
+/// release for each order failed as written, then the real reply stage
+/// over the decisions and the orders, whose replies, releases and
+/// forwarded returns join the logs.
+fn settle_and_answer(campaigns: &Arc<Campaigns>, logs: &mut Logs) {
+    use crate::stage::Calls;
+    use crate::{ReplyStage, Stage};
+    for (_, r) in &logs.order_log {
+        if let Record::Order(o) = r
+            && o.outcome == OrderOutcome::Failed
+        {
+            let release = ledger::fixtures::decision(
+                &o.request_id,
+                &o.user_id,
+                DecisionOutcome::Released,
+                o.credit_cents,
+            );
+            logs.decisions.push((0, release));
+        }
+    }
+    let reply = ReplyStage::new(
+        extract::catalog::Catalog::built_in(),
+        crate::reply::Templates::built_in(),
+        Arc::clone(campaigns),
+    );
+    let mut st = reply.new_state(0);
+    let inputs: Vec<Record> = logs
+        .decisions
+        .iter()
+        .chain(&logs.order_log)
+        .map(|(_, r)| r.clone())
+        .collect();
+    for record in inputs {
+        for emit in reply.handled(&mut st, record, 0).into_emits() {
+            match (emit.topic, emit.record) {
+                (Topic::Replies, Record::Reply(r)) => logs.replies.push(r),
+                (Topic::Decisions, d) => logs.decisions.push((0, d)),
+                (Topic::Treasury, Record::Treasury(t)) => logs.treasury.push(t),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The details of the checks among `names` that failed.
+fn failing(campaigns: &Campaigns, logs: &Logs, names: &[&str]) -> Vec<String> {
+    audit(campaigns, 1, logs)
+        .checks
+        .into_iter()
+        .filter(|c| names.contains(&c.name) && !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect()
+}
+
+const SETTLED: [&str; 3] = ["grants settled once", "replies match outcomes", "stock"];
+
 #[test]
-fn fulfillment_that_ignores_stock_is_caught() {
-    let honest = fulfil_three_lattes();
-    assert!(honest.ok, "{}", honest.detail);
-    let faulty = with_fault(Fault::IgnoreStock, fulfil_three_lattes);
-    assert!(!faulty.ok);
-    // Three orders placed without the leases to back them, and 3 of 2 sold.
-    assert!(faulty.detail.starts_with("4 "), "{}", faulty.detail);
-    assert!(faulty.detail.contains("beyond its partition's stock"));
+fn an_order_beyond_its_partitions_stock_is_answered_failed_and_its_credit_released() {
+    let (campaigns, mut honest) = fulfil_three_lattes();
+    settle_and_answer(&campaigns, &mut honest);
+    assert_eq!(failing(&campaigns, &honest, &SETTLED), Vec::<String>::new());
+    let outcomes: Vec<ReplyOutcome> = honest.replies.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ReplyOutcome::OrderPlaced,
+            ReplyOutcome::OrderPlaced,
+            ReplyOutcome::OrderFailed
+        ]
+    );
+
+    // A fulfillment that ignores stock (as a zombie with a stale view
+    // does) places all three orders beyond its partition's stock.
+    let (campaigns, mut zombie) = with_fault(Fault::IgnoreStock, fulfil_three_lattes);
+    settle_and_answer(&campaigns, &mut zombie);
+    assert_eq!(failing(&campaigns, &zombie, &SETTLED), Vec::<String>::new());
+    let refused = zombie
+        .replies
+        .iter()
+        .filter(|r| {
+            r.outcome == ReplyOutcome::OrderFailed && r.reason.as_deref() == Some("out_of_stock")
+        })
+        .count();
+    assert!(refused >= 1, "{:?}", zombie.replies);
+    let report = audit(&campaigns, 1, &zombie);
+    assert!(
+        report
+            .figures
+            .iter()
+            .any(|(_, line)| line.contains("beyond their partition's stock")),
+        "{report}"
+    );
+
+    // Had the reply stage not released their credit, or answered them as
+    // placed, the audit says so.
+    let mut unreleased = zombie.clone();
+    unreleased.decisions.retain(
+        |(_, r)| !matches!(r, Record::Decision(d) if d.reason.as_deref() == Some("out_of_stock")),
+    );
+    let caught = failing(&campaigns, &unreleased, &SETTLED);
+    assert!(
+        caught.iter().any(|c| c.starts_with("grants settled once")),
+        "{caught:?}"
+    );
+    let mut as_placed = zombie;
+    for r in &mut as_placed.replies {
+        r.outcome = ReplyOutcome::OrderPlaced;
+    }
+    let caught = failing(&campaigns, &as_placed, &SETTLED);
+    assert!(
+        caught
+            .iter()
+            .any(|c| c.starts_with("replies match outcomes")),
+        "{caught:?}"
+    );
 }

@@ -781,10 +781,6 @@ impl World {
             }
             logs.decisions
                 .extend(self.decisions[p].iter().map(|r| (p as i32, r.clone())));
-            logs.orders.extend(orders.iter().filter_map(|r| match r {
-                Record::Order(o) => Some(o.clone()),
-                _ => None,
-            }));
             logs.order_log
                 .extend(orders.iter().map(|r| (p as i32, r.clone())));
         }
