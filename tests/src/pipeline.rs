@@ -9,6 +9,14 @@ use runtime::shutdown::Trigger;
 use runtime::{Ready, Settings, Shutdown};
 use tokio::task::JoinHandle;
 
+/// The four stages of the pipeline, without the analytics sink.
+pub const STAGES: [StageName; 4] = [
+    StageName::Intent,
+    StageName::Coupon,
+    StageName::Fulfillment,
+    StageName::Reply,
+];
+
 /// Stages running in this process, as one `chatcart run` would.
 pub struct Running {
     trigger: Trigger,

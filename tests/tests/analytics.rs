@@ -26,14 +26,6 @@ fn seed() -> u64 {
     seed
 }
 
-/// Every stage but the sink.
-const PIPELINE: &[StageName] = &[
-    StageName::Intent,
-    StageName::Coupon,
-    StageName::Fulfillment,
-    StageName::Reply,
-];
-
 async fn query(settings: &runtime::Settings, sql: &str) -> anyhow::Result<()> {
     Ok(settings.clickhouse.client().query(sql).execute().await?)
 }
@@ -148,7 +140,7 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
     t::write_config(&short_sessions(&settings), &config);
     println!("sink logs: {}", dir.display());
 
-    let pipeline = Running::start(&settings, PIPELINE);
+    let pipeline = Running::start(&settings, &t::STAGES);
     pipeline.ready().await;
     // About 120 s of traffic, as long as the twenty lives take.
     let requests = t::prompts(16_000, rng.u64(1..));
@@ -296,7 +288,7 @@ async fn the_audit_finds_a_hole_in_the_stored_rows() {
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
-    let pipeline = Running::start(&settings, PIPELINE);
+    let pipeline = Running::start(&settings, &t::STAGES);
     pipeline.ready().await;
     let requests = t::prompts(200, 11);
     t::publish(&settings, &requests).await;
@@ -392,7 +384,7 @@ async fn sink_waits_out_a_sixty_second_clickhouse_outage() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
 
-    let pipeline = Running::start(&settings, PIPELINE);
+    let pipeline = Running::start(&settings, &t::STAGES);
     pipeline.ready().await;
     let mut sink = ChildProcess::spawn("sink", &config, &["run", "analytics"]);
     sink.holds_partitions().await;

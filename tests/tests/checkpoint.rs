@@ -102,12 +102,7 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
     settings.campaigns[0].budget_cents = 300 * 2_200;
     t::create_topics(&settings).await;
     let ctx = context(&settings);
-    let stages = [
-        StageName::Intent,
-        StageName::Coupon,
-        StageName::Fulfillment,
-        StageName::Reply,
-    ];
+    let stages = t::STAGES;
 
     let first = prompts(0, 600, 400);
     let running = Running::start(&settings, &stages);
@@ -214,10 +209,16 @@ async fn checkpoints_plus_their_tail_fold_to_the_whole_partition() {
         "the fulfillment and reply process did not drain:\n{downstream_log}"
     );
     others.stop().await.expect("stages drained");
+    // (The reply stage also replays its orders partitions, from the first
+    // record: the coupon stage's checkpoints are of the decisions fold.)
     for stage in ["fulfillment", "reply"] {
         let replayed: Vec<&str> = downstream_log
             .lines()
-            .filter(|l| l.contains("input replayed") && l.contains(stage))
+            .filter(|l| {
+                l.contains("input replayed")
+                    && l.contains(stage)
+                    && l.contains("commerce.decisions")
+            })
             .collect();
         assert!(
             !replayed.is_empty()

@@ -13,13 +13,6 @@ use runtime::app::StageName;
 use schemas::{DecisionOutcome, Record};
 use serde_json::json;
 
-const STAGES: [StageName; 4] = [
-    StageName::Intent,
-    StageName::Coupon,
-    StageName::Fulfillment,
-    StageName::Reply,
-];
-
 /// Request ids on each partition of `chat.gateway.replies`.
 async fn copies_by_partition(settings: &runtime::Settings) -> HashMap<i32, Vec<String>> {
     let mut by = HashMap::<i32, Vec<String>>::new();
@@ -44,7 +37,7 @@ async fn published(settings: &runtime::Settings) -> HashMap<String, usize> {
 async fn two_instances_each_read_only_their_own_replies() {
     let settings = t::settings("gateway-two", 4);
     t::create_topics(&settings).await;
-    let stages = Running::start(&settings, &STAGES);
+    let stages = Running::start(&settings, &t::STAGES);
     let (a, b) = (
         GatewayUnderTest::start(&settings, 0).await,
         GatewayUnderTest::start(&settings, 2).await,
@@ -90,7 +83,7 @@ async fn two_instances_each_read_only_their_own_replies() {
 async fn a_repeat_or_a_resume_publishes_nothing_twice() {
     let settings = t::settings("gateway-repeat", 2);
     t::create_topics(&settings).await;
-    let stages = Running::start(&settings, &STAGES);
+    let stages = Running::start(&settings, &t::STAGES);
     let gw = GatewayUnderTest::start(&settings, 1).await;
     stages.ready().await;
     let body = t::prompt_body("rep-1", "carol", "two iced lattes");
@@ -347,7 +340,7 @@ async fn a_sold_out_campaign_is_said_at_once_and_the_final_answer_follows() {
     let unit = settings.campaigns[0].credit.unit_cents();
     settings.campaigns[0].budget_cents = 2 * unit;
     t::create_topics(&settings).await;
-    let stages = Running::start(&settings, &STAGES);
+    let stages = Running::start(&settings, &t::STAGES);
     let gw = GatewayUnderTest::start(&settings, 0).await;
     stages.ready().await;
     // Spend the budget.
@@ -435,7 +428,7 @@ async fn a_killed_gateways_successor_answers_what_it_accepted_without_a_second_o
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
-    let stages = Running::start(&settings, &STAGES);
+    let stages = Running::start(&settings, &t::STAGES);
     stages.ready().await;
     let spawn = |name: &str, port: u16| {
         let listen = format!("127.0.0.1:{port}");

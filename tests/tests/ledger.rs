@@ -645,15 +645,7 @@ async fn utilisation_at_ten_times_demand() {
         budget as f64 / 100.0
     );
     t::create_topics(&settings).await;
-    let pipeline = Running::start(
-        &settings,
-        &[
-            StageName::Intent,
-            StageName::Coupon,
-            StageName::Fulfillment,
-            StageName::Reply,
-        ],
-    );
+    let pipeline = Running::start(&settings, &t::STAGES);
     pipeline.ready().await;
     t::publish(&settings, &requests).await;
     t::await_all_replies(&settings, &requests, Duration::from_secs(90)).await;

@@ -15,17 +15,9 @@ use std::time::Duration;
 
 use chatcart_tests::{self as t, Running};
 use runtime::Settings;
-use runtime::app::StageName;
 use runtime::topics::TopicNames;
 use schemas::Prompt;
 use stages::Topic;
-
-const STAGES: [StageName; 4] = [
-    StageName::Intent,
-    StageName::Coupon,
-    StageName::Fulfillment,
-    StageName::Reply,
-];
 
 /// Publishes `prompts` as JSON with kafka-python, keyed by user or not.
 fn publish_with_kafka_python(settings: &Settings, prompts: &[Prompt], keyed: bool) {
@@ -69,7 +61,7 @@ producer.flush(30)
 async fn one_persons_prompts_meet_whatever_partitioner_sent_them() {
     let settings = t::settings("partitioning", 4);
     t::create_topics(&settings).await;
-    let stages = Running::start(&settings, &STAGES);
+    let stages = Running::start(&settings, &t::STAGES);
     stages.ready().await;
 
     // Each of 40 people asks three times, once through each front-end.

@@ -12,7 +12,6 @@ use std::time::{Duration, SystemTime};
 
 use chatcart_tests::{self as t, Running};
 use runtime::Topic;
-use runtime::app::StageName;
 use schemas::{DecisionOutcome, OrderOutcome, Prompt, Record, ReplyOutcome};
 
 const STOCK: i64 = 50;
@@ -53,12 +52,7 @@ async fn stock_of_fifty_sells_fifty_and_a_replay_from_zero_changes_nothing() {
     c.budget_cents = 10 * REQUESTS as i64 * c.credit.unit_cents();
     c.stock.insert("latte".into(), STOCK);
     t::create_topics(&settings).await;
-    let all = [
-        StageName::Intent,
-        StageName::Coupon,
-        StageName::Fulfillment,
-        StageName::Reply,
-    ];
+    let all = t::STAGES;
     let first = Running::start(&settings, &all);
     first.ready().await;
     let requests = latte_orders(REQUESTS);
@@ -205,12 +199,7 @@ async fn unsold_stock_goes_back_to_the_treasury_and_later_demand_sells_all_of_it
     // back what it holds two seconds after its last order.
     settings.fulfillment.return_before_end_secs = 7_200;
     t::create_topics(&settings).await;
-    let all = [
-        StageName::Intent,
-        StageName::Coupon,
-        StageName::Fulfillment,
-        StageName::Reply,
-    ];
+    let all = t::STAGES;
     let running = Running::start(&settings, &all);
     running.ready().await;
 

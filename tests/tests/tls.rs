@@ -218,15 +218,7 @@ fn error_line(said: &str) -> &str {
 /// are each answered.
 async fn every_request_answered(settings: &runtime::Settings, count: usize) {
     t::create_topics(settings).await;
-    let running = Running::start(
-        settings,
-        &[
-            StageName::Intent,
-            StageName::Coupon,
-            StageName::Fulfillment,
-            StageName::Reply,
-        ],
-    );
+    let running = Running::start(settings, &t::STAGES);
     running.ready().await;
     let requests = t::prompts(count, 11);
     t::publish(settings, &requests).await;

@@ -5,7 +5,10 @@
 //! Every request ends in exactly one terminal record: a rejected intent, a
 //! denial (as written, or a grant the ledger's fold refused), or an order,
 //! placed or failed. So answering terminal records, each once, answers every
-//! request once.
+//! request once. Which requests were answered lately is restored from the
+//! newest [`REPLY_WINDOW`] records of the stage's own output partition, so a
+//! redelivery or a restart never produces a second reply, and a restore
+//! reads a bounded amount however long the campaign has run.
 //!
 //! The stage is also the reader of the orders log, as fulfillment is of the
 //! decisions log. It folds each `commerce.orders` partition with the stock
@@ -13,10 +16,7 @@
 //! sold units its partition no longer held) is answered as failed
 //! `out_of_stock` and its credit released, and it forwards to the treasury
 //! exactly the stock returns the fold accepted: fulfillment cannot judge
-//! its own returns, a zombie's view may be stale. Which requests were answered lately is restored from the
-//! newest [`REPLY_WINDOW`] records of the stage's own output partition, so a
-//! redelivery or a restart never produces a second reply, and a restore
-//! reads a bounded amount however long the campaign has run.
+//! its own returns, as a zombie's view may be stale.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -387,12 +387,12 @@ impl Stage for ReplyStage {
     fn handle(&self, st: &mut ReplyState, record: Record, now_ms: i64, out: &mut Collector) {
         let record = match record {
             Record::Treasury(t) if stock_sku(&t.resource).is_some() => {
-                let effect = st.stock.apply(&Record::Treasury(t.clone()));
-                if let StockEffect::Returned(amount) = effect {
-                    out.emit(
-                        Topic::Treasury,
-                        Record::Treasury(forward_return(t, amount, now_ms)),
-                    );
+                let record = Record::Treasury(t);
+                if let (StockEffect::Returned(amount), Record::Treasury(t)) =
+                    (st.stock.apply(&record), record)
+                {
+                    let forward = forward_return(t, amount, now_ms);
+                    out.emit(Topic::Treasury, Record::Treasury(forward));
                 }
                 return;
             }
@@ -407,9 +407,9 @@ impl Stage for ReplyStage {
                 }
                 _ => return,
             },
-            Record::Order(o) => match st.stock.apply(&Record::Order(o.clone())) {
-                StockEffect::Placed | StockEffect::Failed => Record::Order(o),
-                StockEffect::Refused => {
+            Record::Order(_) => match (st.stock.apply(&record), record) {
+                (StockEffect::Placed | StockEffect::Failed, order) => order,
+                (StockEffect::Refused, Record::Order(o)) => {
                     if o.credit_cents > 0 {
                         out.emit(Topic::Decisions, Record::Decision(release(&o, now_ms)));
                     }

@@ -10,40 +10,9 @@ use schemas::reason::EXPIRED;
 use schemas::{IntentOutcome, Record, ReplyOutcome};
 
 use super::orders::{check_stock, fold_orders};
-use super::{AuditReport, Check, Logs};
+use super::{AuditReport, Check, Logs, check};
 use crate::campaign::{Campaigns, yuan};
 use crate::{DecisionsFold, Effect, OrderStatus, TreasuryEffect, TreasuryFold};
-
-/// Up to three examples, for a failing check's detail.
-fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    let all: Vec<&str> = items.into_iter().collect();
-    let shown: Vec<&str> = all.iter().take(3).copied().collect();
-    if all.len() > shown.len() {
-        format!(
-            "{} (and {} more)",
-            shown.join(", "),
-            all.len() - shown.len()
-        )
-    } else {
-        shown.join(", ")
-    }
-}
-
-pub(super) fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Check {
-    if bad.is_empty() {
-        Check {
-            name,
-            ok: true,
-            detail: ok_detail,
-        }
-    } else {
-        Check {
-            name,
-            ok: false,
-            detail: format!("{} {what}: {}", bad.len(), examples(bad.iter().copied())),
-        }
-    }
-}
 
 /// A valid grant, as the decisions fold saw it.
 struct Granted<'a> {

@@ -22,6 +22,37 @@ use schemas::{IntentEvent, OrderEvent, Prompt, Record, Reply, TreasuryRecord};
 pub use checks::audit;
 pub use totals::Totals;
 
+/// Up to three examples, for a failing check's detail.
+fn examples<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let all: Vec<&str> = items.into_iter().collect();
+    let shown: Vec<&str> = all.iter().take(3).copied().collect();
+    if all.len() > shown.len() {
+        format!(
+            "{} (and {} more)",
+            shown.join(", "),
+            all.len() - shown.len()
+        )
+    } else {
+        shown.join(", ")
+    }
+}
+
+fn check(name: &'static str, bad: &[&str], ok_detail: String, what: &str) -> Check {
+    if bad.is_empty() {
+        Check {
+            name,
+            ok: true,
+            detail: ok_detail,
+        }
+    } else {
+        Check {
+            name,
+            ok: false,
+            detail: format!("{} {what}: {}", bad.len(), examples(bad.iter().copied())),
+        }
+    }
+}
+
 /// Every record of the pipeline's topics, each partition in log order.
 #[derive(Debug, Clone, Default)]
 pub struct Logs {

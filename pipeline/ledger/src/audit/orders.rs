@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 use schemas::Record;
 
-use super::Check;
-use super::Logs;
-use super::checks::check;
+use super::{Check, Logs, check};
 use crate::campaign::Campaigns;
 use crate::{OrderStatus, StockEffect, StockFold, TreasuryFold, stock_resource};
 
