@@ -309,6 +309,16 @@ pub async fn run(
                     close_ms,
                 )
                 .with_return_before_end_ms(return_ms);
+                // A fault for tests (tests/tests/zombie.rs): order beyond
+                // the partition's stock, as a zombie with a stale view does.
+                let stage = if std::env::var("CHATCART_FAULT_FULFILLMENT_IGNORES_STOCK")
+                    .is_ok_and(|v| v == "1")
+                {
+                    tracing::warn!("fault injected: fulfillment orders without checking stock");
+                    stage.ignoring_stock()
+                } else {
+                    stage
+                };
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Reply => {

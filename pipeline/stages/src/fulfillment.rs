@@ -52,6 +52,8 @@ pub struct FulfillmentStage {
     partitions: i32,
     close_after_end_ms: i64,
     return_before_end_ms: i64,
+    /// Off only to inject a fault (see [`FulfillmentStage::ignoring_stock`]).
+    checks_stock: bool,
     nonce: u64,
 }
 
@@ -100,6 +102,7 @@ impl FulfillmentStage {
             partitions,
             close_after_end_ms,
             return_before_end_ms: DEFAULT_RETURN_BEFORE_END_MS,
+            checks_stock: true,
             nonce,
         }
     }
@@ -108,6 +111,15 @@ impl FulfillmentStage {
     /// campaign ends (as well as once the treasury has none of a SKU left).
     pub fn with_return_before_end_ms(mut self, ms: i64) -> Self {
         self.return_before_end_ms = ms;
+        self
+    }
+
+    /// A fault for tests: orders every grant without asking the stock fold
+    /// whether it fits, as a zombie acting on a stale view of its
+    /// partition's stock does. The log's fold refuses what does not fit,
+    /// and the reply stage answers it failed and releases its credit.
+    pub fn ignoring_stock(mut self) -> Self {
+        self.checks_stock = false;
         self
     }
 
@@ -197,7 +209,11 @@ impl FulfillmentStage {
         let c = d.campaign_id.as_str();
         let mut reason = self.refusal(d, now_ms);
         if reason.is_none() {
-            let short = st.stock.shortfall(c, &d.items);
+            let short = if self.checks_stock {
+                st.stock.shortfall(c, &d.items)
+            } else {
+                Vec::new()
+            };
             for (resource, _) in &short {
                 st.leases.demand(c, resource, now_ms);
             }
