@@ -311,10 +311,7 @@ pub async fn run(
                 .with_return_before_end_ms(return_ms);
                 // A fault for tests (tests/tests/zombie.rs): order beyond
                 // the partition's stock, as a zombie with a stale view does.
-                let stage = if std::env::var("CHATCART_FAULT_FULFILLMENT_IGNORES_STOCK")
-                    .is_ok_and(|v| v == "1")
-                {
-                    tracing::warn!("fault injected: fulfillment orders without checking stock");
+                let stage = if fault_on("CHATCART_FAULT_FULFILLMENT_IGNORES_STOCK") {
                     stage.ignoring_stock()
                 } else {
                     stage
@@ -324,6 +321,12 @@ pub async fn run(
             StageName::Reply => {
                 let stage = ReplyStage::new(catalog, Templates::built_in(), Arc::clone(&campaigns))
                     .with_gateway_partitions(s.kafka.partitions);
+                // A fault for tests (tests/tests/storm.rs).
+                let stage = if fault_on("CHATCART_FAULT_REPLY_FORGETS_ANSWERS") {
+                    stage.forgetting_answers()
+                } else {
+                    stage
+                };
                 tasks.spawn(run_stage(stage, ctx, shutdown))
             }
             StageName::Analytics => {
@@ -466,4 +469,14 @@ pub async fn follow_treasury(
         .with_context(|| format!("following {topic}"))
     })
     .await?
+}
+
+/// Whether the fault named by the environment variable `name` is injected
+/// (set to `1`); says so in the log when it is.
+fn fault_on(name: &str) -> bool {
+    let on = std::env::var(name).is_ok_and(|v| v == "1");
+    if on {
+        tracing::warn!(fault = name, "fault injected");
+    }
+    on
 }

@@ -151,6 +151,8 @@ pub struct ReplyStage {
     /// Partitions of `chat.gateway.replies`: a route outside them is
     /// ignored (the reply is still on `chat.replies`).
     gateway_partitions: i32,
+    /// Off only to inject a fault (see [`ReplyStage::forgetting_answers`]).
+    restores_answers: bool,
 }
 
 impl ReplyStage {
@@ -160,7 +162,16 @@ impl ReplyStage {
             templates,
             campaigns,
             gateway_partitions: 0,
+            restores_answers: true,
         }
+    }
+
+    /// A fault for tests: a restored partition does not know which
+    /// requests it answered, so a redelivered terminal record is answered
+    /// again (`tests/tests/storm.rs` shows it caught).
+    pub fn forgetting_answers(mut self) -> Self {
+        self.restores_answers = false;
+        self
     }
 
     /// Copies the replies of requests that name a reply partition below
@@ -368,7 +379,7 @@ impl Stage for ReplyStage {
 
     fn restore(&self, st: &mut ReplyState, from: Restore<'_>) -> Result<(), ImageError> {
         match from {
-            Restore::Output(Record::Reply(reply)) => {
+            Restore::Output(Record::Reply(reply)) if self.restores_answers => {
                 st.answered.insert(&reply.request_id);
             }
             // Each fold ignores the other log's records.
