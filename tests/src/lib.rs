@@ -15,6 +15,7 @@
 //! - [`checks`]: the auditor's verdict, one reply per request, ClickHouse's
 //!   rows.
 //! - [`private_clickhouse`]: a ClickHouse server of one test's own.
+//! - [`own_broker`]: a Tansu broker of one test's own, to kill and restart.
 //! - [`slow_link`]: a proxy that holds back ClickHouse's answers to inserts.
 //!
 //! Everything is re-exported here, so a test reads `t::publish(…)`.
@@ -24,6 +25,7 @@ pub mod child;
 pub mod fixtures;
 pub mod gateway;
 pub mod namespace;
+pub mod own_broker;
 pub mod pipeline;
 pub mod private_clickhouse;
 pub mod services;
@@ -35,6 +37,7 @@ pub use child::*;
 pub use fixtures::*;
 pub use gateway::*;
 pub use namespace::*;
+pub use own_broker::*;
 pub use pipeline::*;
 pub use private_clickhouse::*;
 pub use services::*;

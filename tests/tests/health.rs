@@ -141,30 +141,6 @@ async fn a_stage_is_alive_while_it_waits_ready_once_it_holds_partitions_and_coun
     intent.terminate(Duration::from_secs(30));
 }
 
-/// A Tansu of the test's own on `port`, so the test can take it away.
-fn own_broker(dir: &std::path::Path, port: u16) -> std::process::Child {
-    let bin = std::env::var("CHATCART_TEST_TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
-    let listener = format!("tcp://127.0.0.1:{port}");
-    Command::new(bin)
-        .current_dir(dir)
-        .env_remove("SCHEMA_REGISTRY")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env("RUST_LOG", "warn")
-        .args(["broker", "--listener-url", &listener])
-        .args(["--advertised-listener-url", &listener])
-        .args([
-            "--storage-engine",
-            "memory://tansu/",
-            "--cluster-id",
-            "chatcart-test",
-        ])
-        .arg("--silent")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("starting tansu (CHATCART_TEST_TANSU_BIN)")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_is_unready_while_its_broker_is_gone_and_alive_all_along() {
     let mut settings = t::settings("health-broker", 1);
@@ -172,15 +148,7 @@ async fn a_stage_is_unready_while_its_broker_is_gone_and_alive_all_along() {
     settings.kafka.bootstrap_servers = format!("127.0.0.1:{broker_port}");
     settings.runtime.health_listen = format!("127.0.0.1:{port}");
     let dir = t::scratch_dir(&settings);
-    let mut broker = own_broker(&dir, broker_port);
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", broker_port))
-        .await
-        .is_err()
-    {
-        assert!(std::time::Instant::now() < deadline, "tansu did not start");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let mut broker = t::OwnBroker::start(&dir, broker_port, "memory://tansu/").await;
     t::create_topics(&settings).await;
     let config = dir.join("chatcart.toml");
     t::write_config(&settings, &config);
@@ -206,8 +174,7 @@ async fn a_stage_is_unready_while_its_broker_is_gone_and_alive_all_along() {
     };
     until(true, "/readyz").await;
 
-    broker.kill().expect("stopping the broker");
-    broker.wait().expect("the broker exits");
+    broker.kill();
     let said = until(false, "/readyz").await;
     assert!(said.contains("intent: consume error"), "{said}");
     // Still running its loop: not a process to restart.
