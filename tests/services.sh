@@ -195,6 +195,17 @@ svc_ensure_stunnel() {
     svc_have stunnel || svc_die "apt-get finished but stunnel was not found"
 }
 
+# ip: the network namespaces of the partition test (tests/tests/partition.rs),
+# from Debian's iproute2 package.
+svc_ensure_iproute2() {
+    if svc_have ip; then
+        return 0
+    fi
+    svc_have apt-get || svc_die "ip is not installed and apt-get is not available"
+    svc_apt_install iproute2
+    svc_have ip || svc_die "apt-get finished but ip was not found"
+}
+
 svc_tls_ready() {
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
@@ -750,6 +761,7 @@ svc_start() {
     svc_ensure_pyyaml
     svc_ensure_kafka_python
     svc_ensure_stunnel
+    svc_ensure_iproute2
     svc_ensure_chromium
     if [[ -z ${CHATCART_TEST_PROMETHEUS:-} ]]; then
         svc_ensure_prometheus

@@ -109,8 +109,24 @@ impl ChildProcess {
         Self::spawn_with_env(name, config, args, &[])
     }
 
+    /// [`ChildProcess::spawn`] inside the network namespace `netns`.
+    pub fn spawn_in(netns: &crate::Netns, name: &str, config: &Path, args: &[&str]) -> Self {
+        let dir = config.parent().expect("the configuration's directory");
+        Self::spawn_exe(&netns.wrap(dir, &chatcart_bin()), name, config, args, &[])
+    }
+
     /// [`ChildProcess::spawn`] with extra environment variables.
     pub fn spawn_with_env(name: &str, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn_exe(&chatcart_bin(), name, config, args, env)
+    }
+
+    fn spawn_exe(
+        exe: &Path,
+        name: &str,
+        config: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = config.parent().expect("the configuration's directory");
         let log = dir.join(format!("{name}.log"));
         // The supervisor appends; a new child of the same name starts a
@@ -121,7 +137,7 @@ impl ChildProcess {
             .unwrap_or_else(|_| "info".to_owned());
         let mut env = env.to_vec();
         env.push(("RUST_LOG", &filter));
-        let process = Process::spawn_with_env(name, &chatcart_bin(), config, args, &log, &env)
+        let process = Process::spawn_with_env(name, exe, config, args, &log, &env)
             .unwrap_or_else(|e| panic!("starting chatcart {args:?}: {e:#}"));
         Self(process)
     }

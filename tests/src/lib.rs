@@ -16,6 +16,7 @@
 //!   rows.
 //! - [`private_clickhouse`]: a ClickHouse server of one test's own.
 //! - [`own_broker`]: a Tansu broker of one test's own, to kill and restart.
+//! - [`netns`]: a network namespace to cut a process off the broker.
 //! - [`slow_link`]: a proxy that holds back ClickHouse's answers to inserts.
 //!
 //! Everything is re-exported here, so a test reads `t::publish(…)`.
@@ -25,6 +26,7 @@ pub mod child;
 pub mod fixtures;
 pub mod gateway;
 pub mod namespace;
+pub mod netns;
 pub mod own_broker;
 pub mod pipeline;
 pub mod private_clickhouse;
@@ -37,6 +39,7 @@ pub use child::*;
 pub use fixtures::*;
 pub use gateway::*;
 pub use namespace::*;
+pub use netns::*;
 pub use own_broker::*;
 pub use pipeline::*;
 pub use private_clickhouse::*;

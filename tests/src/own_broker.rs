@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 /// A broker process the test owns.
 pub struct OwnBroker {
     dir: PathBuf,
+    host: String,
     port: u16,
     storage: String,
     child: Option<Child>,
@@ -19,8 +20,15 @@ impl OwnBroker {
     /// `memory://tansu/`, or `sqlite://tansu.db`, a file in `dir`, which
     /// outlives the process), and waits until it accepts connections.
     pub async fn start(dir: &Path, port: u16, storage: &str) -> Self {
+        Self::start_on(dir, "127.0.0.1", port, storage).await
+    }
+
+    /// [`OwnBroker::start`] listening on the address `host` (say the host's
+    /// end of a [`crate::Netns`] link).
+    pub async fn start_on(dir: &Path, host: &str, port: u16, storage: &str) -> Self {
         let mut broker = Self {
             dir: dir.to_owned(),
+            host: host.to_owned(),
             port,
             storage: storage.to_owned(),
             child: None,
@@ -31,7 +39,7 @@ impl OwnBroker {
 
     /// `host:port` for `kafka.bootstrap_servers`.
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// SIGKILL: the broker dies with whatever it had not written.
@@ -46,7 +54,7 @@ impl OwnBroker {
     pub async fn restart(&mut self) {
         self.kill();
         let bin = std::env::var("CHATCART_TEST_TANSU_BIN").unwrap_or_else(|_| "tansu".to_owned());
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let listener = format!("tcp://{}:{}", self.host, self.port);
         let child = Command::new(bin)
             .current_dir(&self.dir)
             .env_remove("SCHEMA_REGISTRY")
@@ -62,7 +70,7 @@ impl OwnBroker {
             .expect("starting tansu (CHATCART_TEST_TANSU_BIN)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+        while tokio::net::TcpStream::connect((self.host.as_str(), self.port))
             .await
             .is_err()
         {
