@@ -53,3 +53,20 @@ pub fn scratch_dir(settings: &Settings) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("creating the scratch directory");
     dir
 }
+
+/// `settings` with a consumer session of `session` (and a heartbeat a fifth
+/// of it), so a killed or frozen member leaves its group that soon. Less
+/// than 4 s is not reliable on Tansu 0.6 (see tests/ledger.rs).
+pub fn short_sessions(settings: &Settings, session: std::time::Duration) -> Settings {
+    let mut s = settings.clone();
+    for (k, v) in [
+        ("session.timeout.ms", session.as_millis().to_string()),
+        (
+            "heartbeat.interval.ms",
+            (session / 5).as_millis().to_string(),
+        ),
+    ] {
+        s.kafka.properties.insert(k.into(), v);
+    }
+    s
+}

@@ -194,6 +194,17 @@ pub async fn await_all_replies(settings: &Settings, requests: &[Prompt], timeout
     );
 }
 
+/// Waits until the reply stage has handled every terminal record (every
+/// intent, decision and order) and the coupon stage every order (the
+/// releases of failed ones), redeliveries included: what a test waits for
+/// before its closing checks.
+pub async fn await_settled(settings: &Settings) {
+    for topic in [Topic::Intents, Topic::Decisions, Topic::Orders] {
+        await_caught_up(settings, "reply", topic, Duration::from_secs(60)).await;
+    }
+    await_caught_up(settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+}
+
 /// Waits until stage `stage`'s consumer group has committed every record of
 /// `topic` (each partition up to its end); fails the test after `timeout`.
 /// How a test knows a stage has handled everything, redeliveries included.

@@ -210,14 +210,7 @@ async fn sink_aborted_twenty_times_between_insert_and_commit_stores_each_record_
 const SESSION: Duration = Duration::from_secs(4);
 
 fn short_sessions(settings: &runtime::Settings) -> runtime::Settings {
-    let mut s = settings.clone();
-    for (k, v) in [
-        ("session.timeout.ms", SESSION.as_millis().to_string()),
-        ("heartbeat.interval.ms", "800".to_owned()),
-    ] {
-        s.kafka.properties.insert(k.into(), v);
-    }
-    s
+    t::short_sessions(settings, SESSION)
 }
 
 /// SIGABRT, which `std::process::abort` raises.

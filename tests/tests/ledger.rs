@@ -392,17 +392,11 @@ async fn coupon_processes_sigkilled_twenty_times_stay_exactly_once() {
     // never got partitions, at 3 s healthy members were expelled again and
     // again.)
     let session = Duration::from_secs(4);
-    let mut coupon_settings = settings.clone();
+    let mut coupon_settings = t::short_sessions(&settings, session);
     // Checkpoints every hundred-odd decisions of a partition, so most
     // restores after a kill start from a checkpoint a crash may have cut.
     coupon_settings.runtime.checkpoint_min_records = 100;
     coupon_settings.runtime.checkpoint_chunk_bytes = 4096;
-    for (k, v) in [
-        ("session.timeout.ms", session.as_millis().to_string()),
-        ("heartbeat.interval.ms", "800".to_owned()),
-    ] {
-        coupon_settings.kafka.properties.insert(k.into(), v);
-    }
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&coupon_settings, &config);

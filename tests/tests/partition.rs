@@ -9,7 +9,6 @@
 use std::time::{Duration, Instant};
 
 use chatcart_tests::{self as t, ChildProcess, Running};
-use runtime::Topic;
 use runtime::app::StageName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -29,13 +28,7 @@ async fn a_coupon_process_cut_off_for_thirty_seconds_counts_nothing_twice() {
     settings.kafka.bootstrap_servers = broker.bootstrap();
     t::create_topics(&settings).await;
     let session = Duration::from_secs(6);
-    let mut coupon_settings = settings.clone();
-    for (k, v) in [
-        ("session.timeout.ms", session.as_millis().to_string()),
-        ("heartbeat.interval.ms", "1000".to_owned()),
-    ] {
-        coupon_settings.kafka.properties.insert(k.into(), v);
-    }
+    let coupon_settings = t::short_sessions(&settings, session);
     let config = dir.join("chatcart.toml");
     t::write_config(&coupon_settings, &config);
 
@@ -61,10 +54,7 @@ async fn a_coupon_process_cut_off_for_thirty_seconds_counts_nothing_twice() {
     println!("{:>5.1} s  link healed", started.elapsed().as_secs_f64());
     publisher.await.expect("publisher");
     t::await_all_replies(&settings, &requests, Duration::from_secs(180)).await;
-    for topic in [Topic::Intents, Topic::Decisions, Topic::Orders] {
-        t::await_caught_up(&settings, "reply", topic, Duration::from_secs(60)).await;
-    }
-    t::await_caught_up(&settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+    t::await_settled(&settings).await;
     println!(
         "{:>5.1} s  every request answered",
         started.elapsed().as_secs_f64()

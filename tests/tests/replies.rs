@@ -35,13 +35,7 @@ async fn reply_processes_sigkilled_twenty_times_answer_each_request_once() {
     // A killed member is out of the group after 4 s (see tests/ledger.rs
     // for why not less on Tansu 0.6).
     let session = Duration::from_secs(4);
-    let mut reply_settings = settings.clone();
-    for (k, v) in [
-        ("session.timeout.ms", session.as_millis().to_string()),
-        ("heartbeat.interval.ms", "800".to_owned()),
-    ] {
-        reply_settings.kafka.properties.insert(k.into(), v);
-    }
+    let reply_settings = t::short_sessions(&settings, session);
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&reply_settings, &config);

@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use chatcart_tests::{self as t, Running};
-use runtime::Topic;
 use runtime::app::StageName;
 
 /// How long the storm lasts, and how often it scales.
@@ -75,10 +74,7 @@ async fn coupon_and_reply_scaled_one_to_four_and_back_every_three_seconds() {
     }
     publisher.await.expect("publisher");
     t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
-    for topic in [Topic::Intents, Topic::Decisions, Topic::Orders] {
-        t::await_caught_up(&settings, "reply", topic, Duration::from_secs(60)).await;
-    }
-    t::await_caught_up(&settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+    t::await_settled(&settings).await;
     println!(
         "{:>5.1} s  every request answered",
         started.elapsed().as_secs_f64()

@@ -53,13 +53,7 @@ async fn a_frozen_fulfillment_process_thawed_as_a_zombie_oversells_nothing() {
     t::create_topics(&settings).await;
 
     let session = Duration::from_secs(4);
-    let mut child_settings = settings.clone();
-    for (k, v) in [
-        ("session.timeout.ms", session.as_millis().to_string()),
-        ("heartbeat.interval.ms", "800".to_owned()),
-    ] {
-        child_settings.kafka.properties.insert(k.into(), v);
-    }
+    let child_settings = t::short_sessions(&settings, session);
     let dir = t::scratch_dir(&settings);
     let config = dir.join("chatcart.toml");
     t::write_config(&child_settings, &config);
@@ -99,10 +93,7 @@ async fn a_frozen_fulfillment_process_thawed_as_a_zombie_oversells_nothing() {
     );
     publisher.await.expect("publisher");
     t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
-    for topic in [Topic::Decisions, Topic::Orders] {
-        t::await_caught_up(&settings, "reply", topic, Duration::from_secs(60)).await;
-    }
-    t::await_caught_up(&settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+    t::await_settled(&settings).await;
     for child in [zombie, successor] {
         let (name, log) = (child.name().to_owned(), child.log().to_owned());
         let status = child.terminate(Duration::from_secs(40));
@@ -174,10 +165,7 @@ async fn orders_beyond_the_stock_are_answered_sold_out_and_their_credit_released
         t::publish_paced(&settings, requests.clone(), 50, Duration::from_millis(100));
     publisher.await.expect("publisher");
     t::await_all_replies(&settings, &requests, Duration::from_secs(120)).await;
-    for topic in [Topic::Decisions, Topic::Orders] {
-        t::await_caught_up(&settings, "reply", topic, Duration::from_secs(60)).await;
-    }
-    t::await_caught_up(&settings, "coupon", Topic::Orders, Duration::from_secs(60)).await;
+    t::await_settled(&settings).await;
     let status = faulty.terminate(Duration::from_secs(40));
     assert!(status.success(), "fulfillment did not drain ({status})");
     others.stop().await.expect("stages drained");
